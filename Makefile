@@ -1,0 +1,45 @@
+# Xypr — the two commands are `make run` and `make test`; both go through `make install`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: install run test test-fast lint typecheck services bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@uv sync --frozen --python python3 --quiet
+	@touch $@
+
+## Run the whole system in one process on embedded backends with the sandbox.
+run: install
+	@$(VENV)/bin/xypr run --sandbox
+
+## Install everything, start the local services the tests need, run the whole suite.
+test: install
+	@bash scripts/services.sh
+	@$(VENV)/bin/ruff check src tests bench
+	@$(VENV)/bin/ruff format --check src tests bench
+	@$(VENV)/bin/mypy
+	@$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test-fast: install
+	@$(VENV)/bin/pytest -q -m "not services and not browser"
+
+lint: install
+	@$(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench
+
+typecheck: install
+	@$(VENV)/bin/mypy
+
+services:
+	@bash scripts/services.sh
+
+bench: install
+	@bash scripts/services.sh
+	@$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .xypr-data .pytest_cache .mypy_cache .ruff_cache

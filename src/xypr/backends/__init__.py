@@ -1,0 +1,1 @@
+"""Backends: one interface per concern (db, broker, cache, storage), production and embedded implementations."""

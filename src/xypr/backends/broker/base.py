@@ -1,0 +1,125 @@
+"""The broker interface: durable publish (confirmed) and ordered, at-least-once consumption.
+
+Contract shared by both implementations (RabbitMQ and the embedded SQLite queue):
+
+- `publish` returns only once every message is durable (publisher confirm / committed row);
+  otherwise it raises `BrokerUnavailable`, so a webhook can answer 503 and the sender retries.
+- Messages with the same `key` travel through the same partition and are delivered to one
+  consumer at a time, in publish order. Different keys may be delivered concurrently.
+- A delivery stays owned until `ack()` or `dead_letter()`; if the consumer dies first it is
+  delivered again (at-least-once). `delivery_count` counts earlier deliveries.
+- `dead_letter(error)` moves the message, with the error, to the dead-letter store, from which
+  `dead_letters()` lists and `replay()` publishes it again to its original queue.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "Broker",
+    "BrokerUnavailable",
+    "Consumer",
+    "DeadLetter",
+    "Delivery",
+    "Handler",
+    "OutgoingMessage",
+]
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not take the message durably (down, refused, confirm timed out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message to publish; `key` orders it (same key, same order)."""
+
+    body: bytes
+    key: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be processed, with its last error."""
+
+    id: str
+    queue: str
+    key: str
+    body: bytes
+    headers: Mapping[str, str]
+    error: str
+    dead_at: datetime
+
+
+class Delivery(abc.ABC):
+    """One delivered message; settle it exactly once with `ack` or `dead_letter`."""
+
+    queue: str
+    body: bytes
+    key: str
+    headers: Mapping[str, str]
+    delivery_count: int
+
+    @abc.abstractmethod
+    async def ack(self) -> None:
+        """Done: remove the message for good."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, error: str) -> None:
+        """Give up: store the message with `error` in the dead-letter store, then drop it here."""
+
+    @abc.abstractmethod
+    async def release(self) -> None:
+        """Hand the message back untouched (shutdown); it is delivered again, in order."""
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(abc.ABC):
+    """A running subscription; `stop` stops taking new deliveries and waits for none."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop consuming; unsettled deliveries return to the queue."""
+
+
+class Broker(abc.ABC):
+    """A durable, partitioned message broker."""
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open connections and declare the topology of every queue in `xypr.topology.QUEUES`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close connections."""
+
+    @abc.abstractmethod
+    async def publish(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish durably; returns after all are confirmed, else raises `BrokerUnavailable`."""
+
+    @abc.abstractmethod
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Consumer:
+        """Deliver messages of `queue` to `handler`, at most `prefetch` unsettled at once."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The dead-lettered messages, oldest first."""
+
+    @abc.abstractmethod
+    async def replay(self, dead_letter_id: str) -> bool:
+        """Publish a dead letter again to its original queue and remove it; False if unknown."""
+
+    @abc.abstractmethod
+    async def depth(self, queue: str) -> int:
+        """Messages waiting in `queue` (all partitions), for metrics and tests."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the broker is reachable (for `/ready`)."""

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: logging, security, errors, HTTP client, retry policy."""

@@ -1,0 +1,9 @@
+"""Imports every ORM model so `Base.metadata` is complete (migrations, tests)."""
+
+__all__ = ["load_all"]
+
+
+def load_all() -> None:
+    """Register every table on `Base.metadata`."""
+    import xypr.state.models
+    import xypr.tenants.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Conversation state: customer ↔ conversation mapping and message tracking (both ids, direction, status)."""

@@ -1,0 +1,58 @@
+"""Conversation mapping and message tracking tables; every row carries `tenant_id`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from xypr.backends.db.base import Base, new_id, utcnow
+
+__all__ = ["Conversation", "Message"]
+
+
+class Conversation(Base):
+    """One bridged conversation (our *portal*): a WhatsApp customer of a tenant ↔ a Genesys conversation."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("tenant_id", "wa_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The customer key: the phone-based wa_id, or the BSUID for users known only by username.
+    wa_id: Mapped[str] = mapped_column(String(64))
+    bsuid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    customer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    genesys_conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """One tracked message: its WhatsApp id, its Genesys id, its direction and latest status."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "direction", "wamid"),
+        UniqueConstraint("tenant_id", "direction", "genesys_message_id"),
+        Index("ix_messages_tenant_conversation", "tenant_id", "conversation_id", "created_at"),
+        Index("ix_messages_tenant_wamid", "tenant_id", "wamid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=True
+    )
+    direction: Mapped[str] = mapped_column(String(8))  # inbound (customer → agent) | outbound
+    wamid: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    genesys_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # received → sent (upstream accepted) → delivered → read | failed
+    status: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Tenants: one organisation = one Genesys org + one WhatsApp Business number; secrets sealed at rest."""

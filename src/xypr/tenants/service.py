@@ -1,0 +1,197 @@
+"""Tenant operations: create from a tenant file, look up by routing key, open sealed secrets."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from xypr.backends.db import Database
+from xypr.backends.db.base import new_id
+from xypr.core.errors import BadRequest, Conflict
+from xypr.core.secretbox import SecretBox
+from xypr.tenants.models import SECRET_FIELDS, Tenant
+from xypr.tenants.schemas import TenantFile, TenantView
+
+__all__ = ["TenantDirectory", "TenantRuntime", "create_tenant", "parse_tenant_file", "tenant_view"]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRuntime:
+    """A tenant with its secrets opened, for the pipeline; secrets are kept out of `repr`."""
+
+    id: str
+    name: str
+    status: str
+    genesys_region: str
+    genesys_client_id: str
+    genesys_integration_id: str
+    wa_waba_id: str
+    wa_phone_number_id: str
+    wa_display_phone_number: str
+    settings: dict[str, Any]
+    genesys_client_secret: str = field(repr=False)
+    genesys_webhook_secret: str = field(repr=False)
+    wa_access_token: str = field(repr=False)
+    wa_app_secret: str = field(repr=False)
+    wa_verify_token: str = field(repr=False)
+
+    @property
+    def active(self) -> bool:
+        """Only active tenants are processed."""
+        return self.status == "active"
+
+
+def parse_tenant_file(raw: Any) -> TenantFile:
+    """Validate a tenant file; the error names the first offending field (`genesys.webhook_secret`)."""
+    try:
+        return TenantFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "tenant"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "is required"
+        elif first["type"] == "string_too_short" and "secret" in where:
+            message = f"must be at least {first['ctx']['min_length']} characters"
+        elif first["type"] == "extra_forbidden":
+            message = "is not a known field"
+        raise BadRequest(f"{where}: {message}", field=where) from exc
+
+
+def tenant_view(tenant: Tenant) -> TenantView:
+    """The public, secret-free view of a tenant."""
+    return TenantView(
+        id=tenant.id,
+        name=tenant.name,
+        status=tenant.status,
+        genesys={
+            "region": tenant.genesys_region,
+            "client_id": tenant.genesys_client_id,
+            "integration_id": tenant.genesys_integration_id,
+            "org_id": tenant.genesys_org_id,
+        },
+        whatsapp={
+            "waba_id": tenant.wa_waba_id,
+            "phone_number_id": tenant.wa_phone_number_id,
+            "display_phone_number": tenant.wa_display_phone_number,
+        },
+        settings=tenant.settings,
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
+    )
+
+
+async def create_tenant(database: Database, box: SecretBox, spec: TenantFile) -> Tenant:
+    """Insert a tenant with its secrets sealed; a taken phone number or integration is a `Conflict`."""
+    async with database.session() as session:
+        for column, value, where in (
+            (Tenant.wa_phone_number_id, spec.whatsapp.phone_number_id, "whatsapp.phone_number_id"),
+            (Tenant.genesys_integration_id, spec.genesys.integration_id, "genesys.integration_id"),
+            (Tenant.genesys_org_id, spec.genesys.org_id, "genesys.org_id"),
+        ):
+            if value is not None and await session.scalar(select(Tenant.id).where(column == value)):
+                raise Conflict(f"{where}: {value!r} already belongs to another tenant", field=where)
+        tenant = Tenant(
+            name=spec.name,
+            status="active",
+            genesys_region=spec.genesys.region,
+            genesys_client_id=spec.genesys.client_id,
+            genesys_integration_id=spec.genesys.integration_id,
+            genesys_org_id=spec.genesys.org_id,
+            wa_waba_id=spec.whatsapp.waba_id,
+            wa_phone_number_id=spec.whatsapp.phone_number_id,
+            wa_display_phone_number=spec.whatsapp.display_phone_number,
+            settings=spec.settings,
+        )
+        tenant.id = new_id()  # known before sealing: the id is the secrets' associated data
+        for (section, name), column_name in SECRET_FIELDS.items():
+            plaintext = getattr(getattr(spec, section), name)
+            setattr(tenant, column_name, box.seal(plaintext, tenant_id=tenant.id))
+        session.add(tenant)
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent create won the race
+            raise Conflict("phone_number_id or integration_id already belongs to another tenant") from exc
+        await session.refresh(tenant)
+        return tenant
+
+
+class TenantDirectory:
+    """Routing lookups (phone number id, integration id, tenant id) with a short in-process cache."""
+
+    def __init__(self, database: Database, box: SecretBox, *, ttl: float = 30.0) -> None:
+        self._database = database
+        self._box = box
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, TenantRuntime | None]] = {}
+        self._verify_tokens: tuple[float, list[str]] | None = None
+
+    def invalidate(self) -> None:
+        """Forget every cached tenant (after a change)."""
+        self._cache.clear()
+        self._verify_tokens = None
+
+    async def verify_token_matches(self, token: str) -> bool:
+        """True when `token` is the WhatsApp verify token of an active tenant (constant-time compares)."""
+        if not token:
+            return False
+        now = time.monotonic()
+        if self._verify_tokens is None or self._verify_tokens[0] <= now:
+            async with self._database.session() as session:
+                rows = (await session.execute(select(Tenant.id, Tenant.wa_verify_token_sealed))).all()
+            tokens = [self._box.open(sealed, tenant_id=tenant_id) for tenant_id, sealed in rows]
+            self._verify_tokens = (now + self._ttl, tokens)
+        matches = [hmac.compare_digest(token.encode(), known.encode()) for known in self._verify_tokens[1]]
+        return any(matches)
+
+    async def by_phone_number_id(self, phone_number_id: str) -> TenantRuntime | None:
+        """The tenant owning a WhatsApp phone number id."""
+        return await self._lookup("phone", phone_number_id, Tenant.wa_phone_number_id)
+
+    async def by_integration_id(self, integration_id: str) -> TenantRuntime | None:
+        """The tenant owning a Genesys Open Messaging integration id."""
+        return await self._lookup("integration", integration_id, Tenant.genesys_integration_id)
+
+    async def by_id(self, tenant_id: str) -> TenantRuntime | None:
+        """The tenant with this id."""
+        return await self._lookup("id", tenant_id, Tenant.id)
+
+    async def _lookup(self, kind: str, value: str, column: Any) -> TenantRuntime | None:
+        now = time.monotonic()
+        hit = self._cache.get((kind, value))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self._database.session() as session:
+            tenant = await session.scalar(select(Tenant).where(column == value))
+        runtime = self._open(tenant) if tenant is not None else None
+        # Misses are cached briefly too, so a flood for an unknown number does not hammer the database.
+        self._cache[(kind, value)] = (now + (self._ttl if runtime else min(self._ttl, 5.0)), runtime)
+        return runtime
+
+    def _open(self, tenant: Tenant) -> TenantRuntime:
+        def secret(column: str) -> str:
+            return self._box.open(getattr(tenant, column), tenant_id=tenant.id)
+
+        return TenantRuntime(
+            id=tenant.id,
+            name=tenant.name,
+            status=tenant.status,
+            genesys_region=tenant.genesys_region,
+            genesys_client_id=tenant.genesys_client_id,
+            genesys_integration_id=tenant.genesys_integration_id,
+            wa_waba_id=tenant.wa_waba_id,
+            wa_phone_number_id=tenant.wa_phone_number_id,
+            wa_display_phone_number=tenant.wa_display_phone_number,
+            settings=dict(tenant.settings or {}),
+            genesys_client_secret=secret("genesys_client_secret_sealed"),
+            genesys_webhook_secret=secret("genesys_webhook_secret_sealed"),
+            wa_access_token=secret("wa_access_token_sealed"),
+            wa_app_secret=secret("wa_app_secret_sealed"),
+            wa_verify_token=secret("wa_verify_token_sealed"),
+        )

@@ -1,0 +1,1 @@
+"""Integration tests: the backends against real services (or their embedded twins)."""
