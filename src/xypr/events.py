@@ -1,0 +1,59 @@
+"""Pipeline events: the Pydantic bodies that travel through the broker between services."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["GenesysRequest", "InboundWhatsAppEvent", "OutboundGenesysEvent", "WhatsAppRequest", "ordering_key"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    accepted_at: float = Field(description="Unix time the webhook accepted the event (latency metrics)")
+    correlation_id: str
+
+
+def ordering_key(tenant_id: str, customer: str) -> str:
+    """The broker key of a conversation: one tenant's one customer."""
+    return f"{tenant_id}:{customer}"
+
+
+class InboundWhatsAppEvent(_Event):
+    """One item of a Meta webhook (`inbound.whatsapp`)."""
+
+    kind: Literal["message", "status", "error"]
+    waba_id: str
+    phone_number_id: str
+    contact: dict[str, Any] | None = None
+    item: dict[str, Any]
+
+
+class GenesysRequest(_Event):
+    """An Open Messaging inbound call for genesys-api (`send.genesys`)."""
+
+    kind: Literal["message", "receipt", "event", "structured"]
+    body: dict[str, Any]
+    message_id: str | None = Field(default=None, description="our tracking row, when the call delivers one")
+    conversation_id: str | None = None
+    dedupe_key: str | None = Field(default=None, description="once-only key for receipts and events")
+
+
+class OutboundGenesysEvent(_Event):
+    """One Genesys outbound webhook body (`outbound.genesys`)."""
+
+    body: dict[str, Any]
+
+
+class WhatsAppRequest(_Event):
+    """A Graph API send for whatsapp-api (`send.whatsapp`)."""
+
+    kind: Literal["message", "mark_read", "typing"]
+    bodies: list[dict[str, Any]] = Field(description="Graph `/messages` bodies, sent in this order")
+    message_id: str | None = None
+    genesys_message_id: str | None = None
+    customer_id: str
+    customer_id_type: str = "Phone"

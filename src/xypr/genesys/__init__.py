@@ -1,0 +1,1 @@
+"""Genesys Cloud Open Messaging: wire models, webhook signature, OAuth + API client."""

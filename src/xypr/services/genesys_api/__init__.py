@@ -1,0 +1,1 @@
+"""genesys-api: delivers Open Messaging requests to Genesys Cloud."""

@@ -1,0 +1,74 @@
+"""Genesys outbound webhook: base64 signature, tenant by integration id, durable publish before 200."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
+from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.logging import get_logger
+from xypr.core.metrics import WEBHOOKS
+from xypr.events import OutboundGenesysEvent, ordering_key
+from xypr.genesys import signature
+from xypr.genesys.models import GenesysOutbound
+from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.topology import OUTBOUND_GENESYS
+
+__all__ = ["router"]
+
+log = get_logger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook")
+async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Verify and publish one agent message, event or receipt; 200 only once it is durable.
+
+    WhatsApp-side problems never turn into a non-2xx here (that would break the Genesys chat):
+    they are reported later as a `Failed` receipt.
+    """
+    cid = correlation_id(request)
+    raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
+    integration_id = document.get("channel", {}).get("id") if isinstance(document, dict) else None
+    if not isinstance(integration_id, str) or not integration_id:
+        WEBHOOKS.labels("genesys", "malformed").inc()
+        raise BadRequest("channel.id (the integration id) is required")
+    tenant = await runtime.tenants.by_integration_id(integration_id)
+    if tenant is None:
+        WEBHOOKS.labels("genesys", "unknown_tenant").inc()
+        log.warning("webhook.unknown_integration", integration_id=integration_id, correlation_id=cid)
+        raise NotFound("no tenant owns this integration id")
+    header = request.headers.get("x-hub-signature-256")
+    if not header:
+        WEBHOOKS.labels("genesys", "bad_signature").inc()
+        raise Unauthorized("missing X-Hub-Signature-256")
+    if not signature.verify(tenant.genesys_webhook_secret, raw, header):
+        WEBHOOKS.labels("genesys", "bad_signature").inc()
+        log.warning("webhook.bad_signature", source="genesys", tenant_id=tenant.id, correlation_id=cid)
+        raise Forbidden("X-Hub-Signature-256 does not match")
+    try:
+        message = GenesysOutbound.model_validate(document)
+    except ValidationError as exc:
+        WEBHOOKS.labels("genesys", "malformed").inc()
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
+    event = OutboundGenesysEvent(tenant_id=tenant.id, body=document, accepted_at=time.time(), correlation_id=cid)
+    outgoing = OutgoingMessage(
+        body=orjson.dumps(event.model_dump(mode="json")),
+        key=ordering_key(tenant.id, message.channel.to.id),
+        headers={"correlation_id": cid},
+    )
+    try:
+        await runtime.broker.publish(OUTBOUND_GENESYS, [outgoing])
+    except BrokerUnavailable as exc:
+        WEBHOOKS.labels("genesys", "unavailable").inc()
+        log.error("webhook.broker_unavailable", source="genesys", error=str(exc), correlation_id=cid)
+        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+    WEBHOOKS.labels("genesys", "accepted").inc()
+    return JSONResponse({"status": "accepted"}, headers={"X-Request-Id": cid})

@@ -1,0 +1,1 @@
+"""inbound-transformer: Meta webhook items → Open Messaging requests, with state."""

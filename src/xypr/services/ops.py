@@ -1,0 +1,47 @@
+"""`/health`, `/ready` and `/metrics`, mounted on every HTTP service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from xypr.core.metrics import QUEUE_DEPTH
+from xypr.services.deps import RuntimeDep
+from xypr.topology import QUEUES
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: every backend reachable")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """200 when database, broker, cache and object store all answer, else 503 naming the failing ones."""
+    names = ("database", "broker", "cache", "storage")
+    checks = await asyncio.gather(
+        runtime.database.ping(), runtime.broker.ping(), runtime.cache.ping(), runtime.store.ping(),
+        return_exceptions=True,
+    )  # fmt: skip
+    status = {name: ok is True for name, ok in zip(names, checks, strict=True)}
+    ok = all(status.values())
+    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": status}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text format; queue depths are read at scrape time."""
+    for queue in QUEUES:
+        try:
+            QUEUE_DEPTH.labels(queue).set(await runtime.broker.depth(queue))
+        except Exception:  # a scrape must not fail because the broker is away
+            QUEUE_DEPTH.labels(queue).set(float("nan"))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,93 @@
+"""The services of ARCHITECTURE §2: their default ports, HTTP routers and queue stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+
+from xypr.runtime import Runtime
+from xypr.stage import Stage
+
+__all__ = ["SERVICES", "ServiceSpec", "routers_of", "stages_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """One service: where it listens alone, what it routes, what it consumes."""
+
+    name: str
+    port: int | None
+    routers: Callable[[], list[APIRouter]] = field(default=lambda: [])
+    stages: Callable[[Runtime], list[Stage[Any]]] | None = None
+    built: bool = True
+
+
+def _whatsapp_webhook() -> list[APIRouter]:
+    from xypr.services.whatsapp_webhook.router import router
+
+    return [router]
+
+
+def _genesys_webhook() -> list[APIRouter]:
+    from xypr.services.genesys_webhook.router import router
+
+    return [router]
+
+
+def _inbound(runtime: Runtime) -> list[Stage[Any]]:
+    from xypr.services.inbound_transformer.worker import InboundTransformer
+
+    return [InboundTransformer(runtime)]
+
+
+def _outbound(runtime: Runtime) -> list[Stage[Any]]:
+    from xypr.services.outbound_transformer.worker import OutboundTransformer
+
+    return [OutboundTransformer(runtime)]
+
+
+def _genesys_api(runtime: Runtime) -> list[Stage[Any]]:
+    from xypr.services.genesys_api.worker import GenesysApi
+
+    return [GenesysApi(runtime)]
+
+
+def _whatsapp_api(runtime: Runtime) -> list[Stage[Any]]:
+    from xypr.services.whatsapp_api.worker import WhatsAppApi
+
+    return [WhatsAppApi(runtime)]
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    spec.name: spec
+    for spec in (
+        ServiceSpec("api-gateway", 3000),
+        ServiceSpec("whatsapp-webhook", 3009, routers=_whatsapp_webhook),
+        ServiceSpec("genesys-webhook", 3011, routers=_genesys_webhook),
+        ServiceSpec("inbound-transformer", 3002, stages=_inbound),
+        ServiceSpec("outbound-transformer", 3003, stages=_outbound),
+        ServiceSpec("genesys-api", None, stages=_genesys_api),
+        ServiceSpec("whatsapp-api", None, stages=_whatsapp_api),
+        ServiceSpec("auth", 3004, built=False),
+        ServiceSpec("tenant", 3007, built=False),
+        ServiceSpec("state-manager", 3005, built=False),
+        ServiceSpec("admin-dashboard", 3006, built=False),
+        ServiceSpec("agent-widget", 3012, built=False),
+    )
+}
+
+HTTP_SERVICES = ("whatsapp-webhook", "genesys-webhook")
+WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
+
+
+def routers_of(names: list[str]) -> list[APIRouter]:
+    """Every router of the named services (the gateway routes them all)."""
+    return [router for name in names for router in SERVICES[name].routers()]
+
+
+def stages_of(names: list[str], runtime: Runtime) -> list[Stage[Any]]:
+    """Every queue stage of the named services."""
+    return [stage for name in names if (factory := SERVICES[name].stages) for stage in factory(runtime)]

@@ -1,0 +1,151 @@
+"""Meta webhook endpoint: verification handshake, signature, tenant routing, durable publish before 200."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+
+from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
+from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.logging import get_logger
+from xypr.core.metrics import WEBHOOKS
+from xypr.events import InboundWhatsAppEvent, ordering_key
+from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.tenants.service import TenantRuntime
+from xypr.topology import INBOUND_WHATSAPP
+from xypr.whatsapp import signature
+from xypr.whatsapp.models import WebhookPayload, WebhookValue
+
+__all__ = ["router"]
+
+log = get_logger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+
+@router.get("/webhook/whatsapp", response_class=PlainTextResponse, summary="Meta verification handshake")
+async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response:
+    """Answer `hub.challenge` when `hub.verify_token` is the verify token of one of our tenants."""
+    params = request.query_params
+    challenge = params.get("hub.challenge", "")
+    if params.get("hub.mode") != "subscribe" or not challenge:
+        WEBHOOKS.labels("whatsapp", "bad_verification").inc()
+        raise Forbidden("expected hub.mode=subscribe with hub.challenge")
+    if not await runtime.tenants.verify_token_matches(params.get("hub.verify_token", "")):
+        WEBHOOKS.labels("whatsapp", "bad_verification").inc()
+        raise Forbidden("verify token does not match")
+    WEBHOOKS.labels("whatsapp", "verified").inc()
+    return PlainTextResponse(challenge)
+
+
+@router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)")
+async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Verify and publish every message, status and error of the POST; 200 only once all are durable."""
+    cid = correlation_id(request)
+    raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
+    try:
+        payload = WebhookPayload.model_validate(document)
+    except ValidationError as exc:
+        WEBHOOKS.labels("whatsapp", "malformed").inc()
+        raise BadRequest(f"not a WhatsApp webhook body: {exc.errors()[0]['msg']}") from exc
+    if payload.object != "whatsapp_business_account":
+        WEBHOOKS.labels("whatsapp", "malformed").inc()
+        raise BadRequest(f"unexpected object {payload.object!r}")
+
+    values: list[tuple[str, WebhookValue]] = []
+    for entry in payload.entry:
+        for change in entry.changes:
+            if change.field != "messages":
+                continue  # other fields (account updates…) are not ours to bridge
+            try:
+                values.append((entry.id, WebhookValue.model_validate(change.value)))
+            except ValidationError as exc:
+                WEBHOOKS.labels("whatsapp", "malformed").inc()
+                raise BadRequest(f"change value without metadata.phone_number_id: {exc.errors()[0]['msg']}") from exc
+
+    tenants: dict[str, TenantRuntime] = {}
+    unknown: set[str] = set()
+    for _, value in values:
+        number = value.metadata.phone_number_id
+        if number not in tenants and number not in unknown:
+            tenant = await runtime.tenants.by_phone_number_id(number)
+            if tenant is None:
+                unknown.add(number)
+            else:
+                tenants[number] = tenant
+    if unknown:
+        WEBHOOKS.labels("whatsapp", "unknown_tenant").inc()
+        log.warning("webhook.unknown_phone_number", phone_number_ids=sorted(unknown), correlation_id=cid)
+    if not tenants:
+        if values:
+            raise NotFound("no tenant owns the phone_number_id(s) of this webhook")
+        WEBHOOKS.labels("whatsapp", "empty").inc()
+        return JSONResponse({"status": "accepted", "events": 0})
+
+    header = request.headers.get("x-hub-signature-256")
+    if not header:
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        raise Unauthorized("missing X-Hub-Signature-256")
+    trusted = {number for number, tenant in tenants.items() if signature.verify(tenant.wa_app_secret, raw, header)}
+    if not trusted:
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        log.warning("webhook.bad_signature", source="whatsapp", correlation_id=cid)
+        raise Forbidden("X-Hub-Signature-256 does not match")
+
+    now = time.time()
+    messages: list[OutgoingMessage] = []
+    for waba_id, value in values:
+        tenant = tenants.get(value.metadata.phone_number_id)
+        if tenant is None or value.metadata.phone_number_id not in trusted:
+            continue
+        messages.extend(_events(tenant, waba_id, value, accepted_at=now, cid=cid))
+    try:
+        await runtime.broker.publish(INBOUND_WHATSAPP, messages)
+    except BrokerUnavailable as exc:
+        WEBHOOKS.labels("whatsapp", "unavailable").inc()
+        log.error("webhook.broker_unavailable", source="whatsapp", error=str(exc), correlation_id=cid)
+        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+    WEBHOOKS.labels("whatsapp", "accepted").inc()
+    return JSONResponse({"status": "accepted", "events": len(messages)}, headers={"X-Request-Id": cid})
+
+
+def _events(
+    tenant: TenantRuntime, waba_id: str, value: WebhookValue, *, accepted_at: float, cid: str
+) -> list[OutgoingMessage]:
+    """One broker message per message, status and error of a change value, keyed by customer."""
+    by_customer: dict[str, dict[str, Any]] = {}
+    for contact in value.contacts:
+        for key in (contact.get("wa_id"), contact.get("user_id")):
+            if key:
+                by_customer[str(key)] = contact
+    fallback = value.contacts[0] if len(value.contacts) == 1 else None
+    common = {
+        "tenant_id": tenant.id,
+        "waba_id": waba_id,
+        "phone_number_id": value.metadata.phone_number_id,
+        "accepted_at": accepted_at,
+        "correlation_id": cid,
+    }
+    out: list[OutgoingMessage] = []
+    for item in value.messages:
+        customer = str(item.get("from") or item.get("from_user_id") or "_unknown")
+        event = InboundWhatsAppEvent(kind="message", contact=by_customer.get(customer, fallback), item=item, **common)
+        out.append(_outgoing(tenant.id, customer, event))
+    for item in value.statuses:
+        customer = str(item.get("recipient_id") or item.get("recipient_user_id") or "_unknown")
+        out.append(_outgoing(tenant.id, customer, InboundWhatsAppEvent(kind="status", item=item, **common)))
+    for item in value.errors:
+        out.append(_outgoing(tenant.id, "_errors", InboundWhatsAppEvent(kind="error", item=item, **common)))
+    return out
+
+
+def _outgoing(tenant_id: str, customer: str, event: InboundWhatsAppEvent) -> OutgoingMessage:
+    return OutgoingMessage(
+        body=orjson.dumps(event.model_dump(mode="json")),
+        key=ordering_key(tenant_id, customer),
+        headers={"correlation_id": event.correlation_id},
+    )

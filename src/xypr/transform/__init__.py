@@ -1,0 +1,1 @@
+"""Pure transforms between Meta and Genesys wire formats: no I/O, no clock, no globals."""

@@ -1,0 +1,1 @@
+"""Meta WhatsApp Cloud API: wire models, webhook signature, Graph API client."""
