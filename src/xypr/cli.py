@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,13 +39,28 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _serve(settings: Settings, plan: AppPlan, *, host: str, port: int) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling us once its socket is really listening."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_listening is not None:
+            self._on_listening()
+
+
+def _serve(
+    settings: Settings, plan: AppPlan, *, host: str, port: int, on_listening: Callable[[], None] | None = None
+) -> None:
     app = create_app(settings, plan)
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
         access_log=False, lifespan="on", timeout_graceful_shutdown=10,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _Server(config, on_listening)
     server.run()
     if not server.started:  # start-up failed (port taken, backend down): say so with the exit code
         raise typer.Exit(1)
@@ -64,7 +81,24 @@ def run(
         from xypr.sandbox.demo import prepare_sandbox
 
         settings = prepare_sandbox(settings, plan)
-    _serve(settings, plan, host=host, port=port)
+
+    def banner() -> None:
+        url = settings.public_url.rstrip("/")
+        backends = "embedded" if not (settings.database_url or settings.amqp_url) else "configured"
+        lines = [f"Xypr is running on {url} ({backends} backends)"]
+        if sandbox:
+            lines.append(f"  sandbox page  {url}/sandbox   <- play the customer and the agent here")
+        lines += [
+            f"  API docs      {url}/docs",
+            f"  health        {url}/health  {url}/ready",
+            f"  metrics       {url}/metrics",
+            f"  webhooks      {url}/webhook/whatsapp  {url}/webhook/genesys",
+            f"  data folder   {settings.data_dir.resolve()}",
+            "Press Ctrl+C to stop.",
+        ]
+        typer.echo("\n".join(lines))
+
+    _serve(settings, plan, host=host, port=port, on_listening=banner)
 
 
 @cli.command()

@@ -44,7 +44,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s", force=True)
-    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "botocore", "aiobotocore"):
+    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "botocore", "aiobotocore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
