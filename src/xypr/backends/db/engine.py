@@ -84,7 +84,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def migrate(database: Database, revision: str = "head") -> None:
+async def migrate(database: Database, revision: str = "heads") -> None:
     """Bring the schema to `revision` with the Alembic migrations (same files for both databases)."""
     async with database.engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
