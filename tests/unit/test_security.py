@@ -67,5 +67,5 @@ def test_secret_box_detects_tampering() -> None:
 
 @pytest.mark.parametrize("bad", ["", "v1", "v1:" + base64.b64encode(b"short").decode(), "v 1:abc"])
 def test_secret_box_rejects_malformed_master_keys(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"master key|XYPR_MASTER_KEY|base64|Incorrect padding"):
         SecretBox(bad)

@@ -43,7 +43,9 @@ def test_bsuid_only_sender_is_an_opaque_id_named_by_username() -> None:
 
 
 def test_message_without_any_sender_id_is_refused() -> None:
-    message = WaInboundMessage.model_validate({"id": "wamid.X", "timestamp": "1", "type": "text", "text": {"body": "x"}})
+    message = WaInboundMessage.model_validate(
+        {"id": "wamid.X", "timestamp": "1", "type": "text", "text": {"body": "x"}}
+    )
     with pytest.raises(ValueError, match="neither"):
         customer_party(message, None)
 

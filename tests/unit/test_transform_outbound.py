@@ -47,7 +47,9 @@ def test_unbroken_text_is_cut_hard_at_the_limit() -> None:
 
 
 def test_attachment_and_structured_are_refused_until_supported() -> None:
-    attachment = GenesysOutbound.model_validate(contract("genesys/captured-openmessaging-outbound-attachment-image.json"))
+    attachment = GenesysOutbound.model_validate(
+        contract("genesys/captured-openmessaging-outbound-attachment-image.json")
+    )
     with pytest.raises(UnsupportedOutbound):
         to_whatsapp_sends(attachment, to="1", id_type="Phone")
     structured = GenesysOutbound.model_validate(

@@ -50,9 +50,7 @@ class MemoryCache(Cache):
     proportional to the live keys.
     """
 
-    def __init__(
-        self, *, subscriber_buffer: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, subscriber_buffer: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._values: dict[str, _Value] = {}
         self._windows: dict[str, _Window] = {}
         # (deadline, kind, key); entries go stale when a key is rewritten and are skipped when popped.
@@ -89,9 +87,7 @@ class MemoryCache(Cache):
         # Rewriting a key with a TTL leaves its old deadline behind; rebuild before those dominate.
         if len(self._deadlines) > 2 * (len(self._values) + len(self._windows)) + 1024:
             self._deadlines = [
-                (value.expires_at, "value", key)
-                for key, value in self._values.items()
-                if value.expires_at is not None
+                (value.expires_at, "value", key) for key, value in self._values.items() if value.expires_at is not None
             ]
             self._deadlines += [
                 (window.hits[-1] + window.seconds, "window", key)

@@ -113,9 +113,7 @@ class RedisCache(Cache):
         allowed, remaining, retry_us = await self._hit(
             keys=[self._key(key)], args=[max(0, limit), window_us, uuid.uuid4().hex]
         )
-        return RateDecision(
-            allowed=bool(allowed), remaining=int(remaining), retry_after=int(retry_us) / 1_000_000
-        )
+        return RateDecision(allowed=bool(allowed), remaining=int(remaining), retry_after=int(retry_us) / 1_000_000)
 
     async def publish(self, channel: str, message: bytes) -> None:
         """Broadcast `message` to every subscriber of `channel` in every process."""

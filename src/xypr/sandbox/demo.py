@@ -1,0 +1,151 @@
+"""`xypr run --sandbox`: the Meta and Genesys emulators mounted beside Xypr, and a demo tenant wired to them.
+
+The demo credentials below exist only inside the emulators; they are not secrets of anything real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from xypr.app import AppPlan
+from xypr.config import Settings
+from xypr.core.logging import get_logger
+from xypr.core.secretbox import generate_master_key
+from xypr.runtime import Runtime
+from xypr.sandbox.genesys.app import create_genesys_app
+from xypr.sandbox.meta.app import create_meta_app
+from xypr.sandbox.page import create_sandbox_page_router
+from xypr.tenants.models import Tenant
+from xypr.tenants.service import create_tenant, parse_tenant_file
+
+__all__ = ["DEMO_TENANT", "GENESYS_PREFIX", "META_PREFIX", "prepare_sandbox", "register_with_emulators"]
+
+log = get_logger(__name__)
+
+META_PREFIX = "/sandbox/meta"
+GENESYS_PREFIX = "/sandbox/genesys"
+
+DEMO_TENANT: dict[str, Any] = {
+    "name": "Sandbox Demo",
+    "genesys": {
+        "region": "usw2.pure.cloud",
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-client-secret",
+        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+        "webhook_secret": "sandbox-webhook-secret-0123456789",
+        "org_id": "sandbox-org",
+    },
+    "whatsapp": {
+        "waba_id": "100000000000000",
+        "phone_number_id": "100000000000001",
+        "display_phone_number": "+1 555 0100",
+        "access_token": "sandbox-whatsapp-access-token",
+        "app_secret": "sandbox-app-secret",
+        "verify_token": "sandbox-verify-token",
+    },
+}
+
+
+def _master_key(settings: Settings) -> str:
+    """The sandbox keeps its own master key in the data folder when none is configured."""
+    path = settings.data_dir / "sandbox-master.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_master_key() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def register_with_emulators(
+    meta: httpx.AsyncClient, genesys: httpx.AsyncClient, tenant: dict[str, Any], *, public_url: str
+) -> None:
+    """Tell the emulators about a tenant: its number (Meta) and its integration (Genesys)."""
+    wa, gc = tenant["whatsapp"], tenant["genesys"]
+    answer = await meta.post(
+        "/_sandbox/numbers",
+        json={
+            "phone_number_id": wa["phone_number_id"],
+            "display_phone_number": wa["display_phone_number"],
+            "waba_id": wa["waba_id"],
+            "access_token": wa["access_token"],
+            "app_secret": wa["app_secret"],
+            "verify_token": wa["verify_token"],
+            "webhook_url": f"{public_url}/webhook/whatsapp",
+        },
+    )
+    answer.raise_for_status()
+    answer = await genesys.post(
+        "/_sandbox/integrations",
+        json={
+            "integration_id": gc["integration_id"],
+            "name": tenant["name"],
+            "client_id": gc["client_id"],
+            "client_secret": gc["client_secret"],
+            "webhook_url": f"{public_url}/webhook/genesys",
+            "webhook_secret": gc["webhook_secret"],
+            "org_id": gc.get("org_id"),
+        },
+    )
+    answer.raise_for_status()
+
+
+def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
+    """Mount the emulators and the sandbox page into `plan`; returns settings pointing Xypr at them."""
+    public = settings.public_url.rstrip("/")
+    updates: dict[str, Any] = {
+        "meta_graph_url": public + META_PREFIX,
+        "genesys_api_url": public + GENESYS_PREFIX,
+        "genesys_login_url": public + GENESYS_PREFIX,
+    }
+    if not settings.master_key.get_secret_value():
+        from pydantic import SecretStr
+
+        updates["master_key"] = SecretStr(_master_key(settings))
+    settings = settings.model_copy(update=updates)
+
+    meta_app = create_meta_app(base_url=public + META_PREFIX)
+    genesys_app = create_genesys_app(base_url=public + GENESYS_PREFIX)
+    plan.mounts[META_PREFIX] = meta_app
+    plan.mounts[GENESYS_PREFIX] = genesys_app
+    plan.extra_routers.append(
+        create_sandbox_page_router(
+            meta_prefix=META_PREFIX,
+            genesys_prefix=GENESYS_PREFIX,
+            demo={
+                "phone_number_id": DEMO_TENANT["whatsapp"]["phone_number_id"],
+                "integration_id": DEMO_TENANT["genesys"]["integration_id"],
+                "display_phone_number": DEMO_TENANT["whatsapp"]["display_phone_number"],
+                "tenant_name": DEMO_TENANT["name"],
+            },
+        )
+    )
+
+    async def start(app: FastAPI, runtime: Runtime) -> None:
+        await _ensure_demo_tenant(runtime)
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=meta_app), base_url="http://meta") as meta,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=genesys_app), base_url="http://genesys") as gen,
+        ):
+            await register_with_emulators(meta, gen, DEMO_TENANT, public_url=public)
+        log.info("sandbox.ready", page=f"{public}/sandbox", meta=public + META_PREFIX, genesys=public + GENESYS_PREFIX)
+
+    async def stop(_app: FastAPI, _runtime: Runtime) -> None:
+        await meta_app.state.sandbox.aclose()
+        await genesys_app.state.sandbox.aclose()
+
+    plan.on_startup.append(start)
+    plan.on_shutdown.append(stop)
+    return settings
+
+
+async def _ensure_demo_tenant(runtime: Runtime) -> None:
+    number = DEMO_TENANT["whatsapp"]["phone_number_id"]
+    async with runtime.database.session() as session:
+        exists = await session.scalar(select(Tenant.id).where(Tenant.wa_phone_number_id == number))
+    if exists is None:
+        await create_tenant(runtime.database, runtime.box, parse_tenant_file(DEMO_TENANT))
+        runtime.tenants.invalidate()

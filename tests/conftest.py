@@ -1,0 +1,101 @@
+"""Shared fixtures: backend settings for the embedded and the production (real services) variants."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from tests.support.moto import free_port, start_moto_server, stop_moto_server
+from xypr.config import Settings
+from xypr.core.secretbox import generate_master_key
+
+POSTGRES_ADMIN = os.environ.get("XYPR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("XYPR_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("XYPR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 API endpoint: `XYPR_TEST_S3_ENDPOINT`, or a moto server started for this session."""
+    given = os.environ.get("XYPR_TEST_S3_ENDPOINT")
+    if given:
+        yield given
+        return
+    port = free_port()
+    process = start_moto_server(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_moto_server(process)
+
+
+def _admin(statement: str) -> None:
+    async def run() -> None:
+        admin = await asyncpg.connect(POSTGRES_ADMIN)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"xypr_test_{uuid.uuid4().hex[:12]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].split("://", 1)[1]
+    try:
+        yield f"postgresql+asyncpg://{base}/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def embedded_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for the embedded backends (SQLite, SQLite queue, in-process cache, local folder)."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        master_key=SecretStr(generate_master_key()),
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.5,
+        log_level="WARNING",
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def production_settings(tmp_path: Path, *, database_url: str, s3_endpoint: str, **overrides: object) -> Settings:
+    """Settings for the real services: PostgreSQL, RabbitMQ, Redis and S3 (moto), in a unique namespace."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    return embedded_settings(
+        tmp_path,
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        redis_url=REDIS_URL,
+        s3_endpoint=s3_endpoint,
+        s3_bucket=namespace,
+        s3_access_key=SecretStr("testing"),
+        s3_secret_key=SecretStr("testing"),
+        namespace=namespace,
+        **overrides,
+    )
+
+
+@pytest.fixture(params=["embedded", pytest.param("services", marks=pytest.mark.services)])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for each backend variant in turn: embedded, then the real local services."""
+    if request.param == "embedded":
+        return embedded_settings(tmp_path)
+    return production_settings(
+        tmp_path,
+        database_url=request.getfixturevalue("postgres_url"),
+        s3_endpoint=request.getfixturevalue("s3_endpoint"),
+    )
