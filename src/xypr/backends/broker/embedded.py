@@ -1,0 +1,566 @@
+"""The embedded broker: a durable queue in its own SQLite file, shared safely by several processes.
+
+Every message is a row of `broker_messages`. `broker_heads` holds, per (queue, key) with messages
+waiting, the oldest one (the head) and its lease: only a head can be delivered, and only while it
+holds no live lease, so a key has at most one delivery in flight across all processes sharing the
+file, and its messages leave in publish order. Triggers keep the heads right on every insert and
+delete, so publishing and acknowledging are single statements.
+
+- publish: one committed transaction (WAL, `synchronous=FULL`) before returning;
+- claim: one `BEGIN IMMEDIATE` transaction leases up to `prefetch` heads at once (oldest first),
+  preceded by a read-only check so an idle consumer never writes;
+- `release()` clears the lease: the message is still its key's head, so it comes back first;
+- a consumer renews its leases while deliveries are unsettled; when its process dies the leases
+  expire after `lease_seconds` and the messages are delivered again (`delivery_count` + 1);
+- a message already delivered `delivery_limit` + 1 times without being settled (its consumers keep
+  dying on it) is dead-lettered instead, like RabbitMQ's `x-delivery-limit`; a handler that raises
+  instead of settling gets its delivery dead-lettered with the exception as error;
+- publishers wake consumers of the same process at once; other processes poll every
+  `poll_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from xypr.backends.broker.base import (
+    Broker,
+    BrokerUnavailable,
+    Consumer,
+    DeadLetter,
+    Delivery,
+    Handler,
+    OutgoingMessage,
+)
+from xypr.core.logging import get_logger
+from xypr.topology import QUEUES
+
+__all__ = ["DELIVERY_LIMIT", "SqliteQueueBroker"]
+
+DELIVERY_LIMIT: Final = 20
+"""Earlier deliveries after which a message that was never settled is dead-lettered."""
+
+_log = get_logger(__name__)
+
+_BUSY_TIMEOUT_SECONDS: Final = 5.0
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS broker_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    published_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS broker_messages_by_key ON broker_messages (queue, key, id);
+
+CREATE TABLE IF NOT EXISTS broker_heads (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS broker_heads_in_order ON broker_heads (queue, message_id);
+
+CREATE TRIGGER IF NOT EXISTS broker_messages_new_head AFTER INSERT ON broker_messages
+BEGIN
+    INSERT OR IGNORE INTO broker_heads (queue, key, message_id) VALUES (NEW.queue, NEW.key, NEW.id);
+END;
+
+CREATE TRIGGER IF NOT EXISTS broker_messages_next_head AFTER DELETE ON broker_messages
+WHEN EXISTS (
+    SELECT 1 FROM broker_heads WHERE queue = OLD.queue AND key = OLD.key AND message_id = OLD.id
+)
+BEGIN
+    DELETE FROM broker_heads
+    WHERE queue = OLD.queue AND key = OLD.key
+      AND NOT EXISTS (SELECT 1 FROM broker_messages WHERE queue = OLD.queue AND key = OLD.key);
+    UPDATE broker_heads
+    SET message_id = (SELECT MIN(id) FROM broker_messages WHERE queue = OLD.queue AND key = OLD.key),
+        lease_owner = NULL,
+        lease_until = 0
+    WHERE queue = OLD.queue AND key = OLD.key AND message_id = OLD.id;
+END;
+
+CREATE TABLE IF NOT EXISTS broker_dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    error TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+"""
+
+# Consumers of this process by (database file, queue), woken at once by a publish.
+_LISTENERS: weakref.WeakValueDictionary[tuple[str, str, int], _SqliteConsumer] = weakref.WeakValueDictionary()
+
+
+def _check(queue: str, headers: Mapping[str, str] | None = None) -> None:
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    if headers:
+        reserved = [name for name in headers if name.lower().startswith("x-")]
+        if reserved:
+            raise ValueError(f"header names starting with 'x-' are reserved for the broker: {reserved}")
+
+
+class SqliteQueueBroker(Broker):
+    """Durable queue in a SQLite file; same contract as RabbitMQ, for one machine."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        partitions: int = 4,
+        poll_interval: float = 0.05,
+        lease_seconds: float = 60.0,
+        delivery_limit: int = DELIVERY_LIMIT,
+    ) -> None:
+        # `partitions` is kept for parity with RabbitMQ: ordering here is per key, which is finer.
+        self.path = path
+        self.partitions = partitions
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.delivery_limit = delivery_limit
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._consumers: set[_SqliteConsumer] = set()
+
+    @property
+    def _file(self) -> str:
+        return str(self.path.resolve())
+
+    # Connection ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the file (WAL) and create the tables; the folder must exist."""
+        if not self.path.parent.is_dir():
+            raise BrokerUnavailable(f"queue file {self.path} unavailable (no folder {self.path.parent})")
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS)
+        except (sqlite3.Error, OSError) as exc:
+            raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a published message survives a power cut once publish() has returned.
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            await db.close()
+            raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        """Stop every consumer, then close the file."""
+        for consumer in list(self._consumers):
+            await consumer.stop()
+        db, self._db = self._db, None
+        if db is not None:
+            async with self._lock:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await db.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        # One connection per broker: statements of concurrent coroutines must not interleave
+        # inside each other's transactions.
+        async with self._lock:
+            db = self._db
+            if db is None:
+                raise BrokerUnavailable("queue file is not open")
+            try:
+                yield db
+            except (sqlite3.Error, OSError) as exc:
+                raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._connection() as db:
+            if db.in_transaction:  # left open by a cancelled coroutine
+                await db.execute("ROLLBACK")
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    def _wake(self, queue: str) -> None:
+        loop = asyncio.get_running_loop()
+        for (file, listened, _), consumer in list(_LISTENERS.items()):
+            if file == self._file and listened == queue and consumer.loop is loop:
+                consumer.wake.set()
+
+    # Publishing ------------------------------------------------------------------------------
+
+    async def publish(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish durably; returns after the rows are committed, else raises `BrokerUnavailable`."""
+        for message in messages:
+            _check(queue, message.headers)
+        _check(queue)
+        if not messages:
+            return
+        now = time.time()
+        rows = [(queue, m.key, m.body, json.dumps(dict(m.headers)), now) for m in messages]
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO broker_messages (queue, key, body, headers, published_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._wake(queue)
+
+    # Consuming -------------------------------------------------------------------------------
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Consumer:
+        """Deliver messages of `queue` to `handler`, at most `prefetch` unsettled at once."""
+        _check(queue)
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        if self._db is None:
+            raise BrokerUnavailable("queue file is not open")
+        consumer = _SqliteConsumer(self, queue, handler, prefetch)
+        self._consumers.add(consumer)
+        consumer.start()
+        return consumer
+
+    async def _claim(self, queue: str, owner: str, limit: int) -> list[_SqliteDelivery]:
+        """Lease up to `limit` heads without a live lease, oldest first."""
+        async with self._connection() as db:
+            # Read-only first: an idle consumer polls without taking the write lock.
+            ready = await db.execute_fetchall(
+                "SELECT 1 FROM broker_heads WHERE queue = ? AND lease_until < ? LIMIT 1", (queue, time.time())
+            )
+        if not ready:
+            return []
+        deliveries: list[_SqliteDelivery] = []
+        poisoned = 0
+        async with self._transaction() as db:
+            now = time.time()
+            heads = await db.execute_fetchall(
+                "UPDATE broker_heads SET lease_owner = ?, lease_until = ? "
+                "WHERE (queue, key) IN ("
+                "  SELECT queue, key FROM broker_heads WHERE queue = ? AND lease_until < ? "
+                "  ORDER BY message_id LIMIT ?"
+                ") RETURNING message_id",
+                (owner, now + self.lease_seconds, queue, now, limit),
+            )
+            ids = [int(row[0]) for row in heads]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            rows = await db.execute_fetchall(
+                f"UPDATE broker_messages SET deliveries = deliveries + 1 WHERE id IN ({marks}) "  # noqa: S608
+                "RETURNING id, key, body, headers, deliveries",
+                ids,
+            )
+            for message_id, key, body, headers, delivered in sorted(rows):
+                # Same rule as RabbitMQ's x-delivery-limit: more than `limit` earlier deliveries.
+                if delivered - 1 > self.delivery_limit:
+                    # Claimed again and again but never settled: its consumers keep dying on it.
+                    await self._move_to_dead_letters(db, message_id, "delivery limit exceeded")
+                    poisoned += 1
+                    continue
+                deliveries.append(
+                    _SqliteDelivery(
+                        broker=self,
+                        owner=owner,
+                        message_id=message_id,
+                        queue=queue,
+                        key=key,
+                        body=bytes(body),
+                        headers=json.loads(headers),
+                        delivery_count=delivered - 1,
+                    )
+                )
+        if poisoned:
+            self._wake(queue)  # the next messages of those keys are ready now
+        return deliveries
+
+    async def _move_to_dead_letters(self, db: aiosqlite.Connection, message_id: int, error: str) -> None:
+        await db.execute(
+            "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
+            "SELECT ?, queue, key, body, headers, ?, ? FROM broker_messages WHERE id = ?",
+            (uuid.uuid4().hex, error, time.time(), message_id),
+        )
+        await db.execute("DELETE FROM broker_messages WHERE id = ?", (message_id,))
+
+    async def _ack(self, delivery: _SqliteDelivery) -> None:
+        async with self._connection() as db:
+            # The trigger moves the head (and its lease) to the key's next message.
+            await db.execute("DELETE FROM broker_messages WHERE id = ?", (delivery.message_id,))
+        self._wake(delivery.queue)
+
+    async def _dead_letter(self, delivery: _SqliteDelivery, error: str) -> None:
+        async with self._transaction() as db:
+            await self._move_to_dead_letters(db, delivery.message_id, error)
+        self._wake(delivery.queue)
+
+    async def _release(self, delivery: _SqliteDelivery) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "UPDATE broker_heads SET lease_owner = NULL, lease_until = 0 "
+                "WHERE queue = ? AND key = ? AND message_id = ? AND lease_owner = ?",
+                (delivery.queue, delivery.key, delivery.message_id, delivery.owner),
+            )
+        self._wake(delivery.queue)
+
+    async def _renew(self, queue: str, owner: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "UPDATE broker_heads SET lease_until = ? WHERE queue = ? AND lease_owner = ?",
+                (time.time() + self.lease_seconds, queue, owner),
+            )
+
+    async def _release_all(self, queue: str, owner: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "UPDATE broker_heads SET lease_owner = NULL, lease_until = 0 WHERE queue = ? AND lease_owner = ?",
+                (queue, owner),
+            )
+        self._wake(queue)
+
+    # Dead letters ----------------------------------------------------------------------------
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The dead-lettered messages, oldest first."""
+        async with self._connection() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, queue, key, body, headers, error, dead_at FROM broker_dead_letters ORDER BY seq LIMIT ?",
+                (limit,),
+            )
+        return [
+            DeadLetter(
+                id=dead_letter_id,
+                queue=queue,
+                key=key,
+                body=bytes(body),
+                headers=json.loads(headers),
+                error=error,
+                dead_at=datetime.fromtimestamp(dead_at, UTC),
+            )
+            for dead_letter_id, queue, key, body, headers, error, dead_at in rows
+        ]
+
+    async def replay(self, dead_letter_id: str) -> bool:
+        """Publish a dead letter again to its original queue and remove it; False if unknown."""
+        async with self._transaction() as db:
+            rows = list(
+                await db.execute_fetchall("SELECT queue FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
+            )
+            if not rows:
+                return False
+            queue = rows[0][0]
+            # A new row: it queues behind whatever its key has waiting now.
+            await db.execute(
+                "INSERT INTO broker_messages (queue, key, body, headers, published_at) "
+                "SELECT queue, key, body, headers, ? FROM broker_dead_letters WHERE id = ?",
+                (time.time(), dead_letter_id),
+            )
+            await db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
+        self._wake(queue)
+        return True
+
+    # Health ----------------------------------------------------------------------------------
+
+    async def depth(self, queue: str) -> int:
+        """Messages waiting in `queue` (not counting those being processed)."""
+        _check(queue)
+        async with self._connection() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT (SELECT COUNT(*) FROM broker_messages WHERE queue = ?)"
+                    " - (SELECT COUNT(*) FROM broker_heads WHERE queue = ? AND lease_until >= ?)",
+                    (queue, queue, time.time()),
+                )
+            )
+        return int(rows[0][0])
+
+    async def ping(self) -> bool:
+        """True when the file answers a query."""
+        try:
+            async with self._connection() as db:
+                await db.execute_fetchall("SELECT 1")
+        except BrokerUnavailable:
+            return False
+        return True
+
+
+class _SqliteDelivery(Delivery):
+    def __init__(
+        self,
+        *,
+        broker: SqliteQueueBroker,
+        owner: str,
+        message_id: int,
+        queue: str,
+        key: str,
+        body: bytes,
+        headers: dict[str, str],
+        delivery_count: int,
+    ) -> None:
+        self.queue = queue
+        self.body = body
+        self.key = key
+        self.headers = headers
+        self.delivery_count = delivery_count
+        self.broker = broker
+        self.owner = owner
+        self.message_id = message_id
+        self.settled = False
+        # Void once its consumer stopped: the lease is gone, another consumer may own it now.
+        self.void = False
+        self.on_finish: Callable[[_SqliteDelivery], None] | None = None
+
+    def _settle(self) -> bool:
+        if self.settled:
+            raise RuntimeError("delivery already settled")
+        self.settled = True
+        return not self.void
+
+    def _finish(self) -> None:
+        if self.on_finish is not None:
+            self.on_finish(self)
+
+    async def ack(self) -> None:
+        """Done: remove the message for good."""
+        try:
+            if self._settle():
+                await self.broker._ack(self)
+        except BrokerUnavailable as exc:
+            # The lease runs out and the message is delivered again (at-least-once).
+            _log.warning("broker_ack_lost", queue=self.queue, key=self.key, error=str(exc))
+        finally:
+            self._finish()
+
+    async def dead_letter(self, error: str) -> None:
+        """Move the message with `error` to the dead letters (one transaction)."""
+        if self.settled:
+            raise RuntimeError("delivery already settled")
+        if not self.void:
+            await self.broker._dead_letter(self, error)  # unsettled when this raises
+        self.settled = True
+        self._finish()
+
+    async def release(self) -> None:
+        """Clear the lease: the message is the head of its key again, so it comes back first."""
+        try:
+            if self._settle():
+                await self.broker._release(self)
+        except BrokerUnavailable as exc:
+            _log.warning("broker_release_lost", queue=self.queue, key=self.key, error=str(exc))
+        finally:
+            self._finish()
+
+
+class _SqliteConsumer(Consumer):
+    def __init__(self, broker: SqliteQueueBroker, queue: str, handler: Handler, prefetch: int) -> None:
+        self.broker = broker
+        self.queue = queue
+        self._handler = handler
+        self._prefetch = prefetch
+        self.owner = uuid.uuid4().hex
+        self.loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()
+        self._unsettled: dict[int, _SqliteDelivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        _LISTENERS[(self.broker._file, self.queue, id(self))] = self
+        self._runner = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        renew_every = self.broker.lease_seconds / 3
+        next_renewal = time.monotonic() + renew_every
+        unavailable = False
+        while not self._stopped:
+            self.wake.clear()
+            try:
+                free = self._prefetch - len(self._unsettled)
+                claimed = await self.broker._claim(self.queue, self.owner, free) if free > 0 else []
+                for delivery in claimed:
+                    self._dispatch(delivery)
+                if self._unsettled and time.monotonic() >= next_renewal:
+                    await self.broker._renew(self.queue, self.owner)
+                    next_renewal = time.monotonic() + renew_every
+                if unavailable:
+                    _log.info("broker_queue_available", queue=self.queue)
+                    unavailable = False
+            except BrokerUnavailable as exc:
+                if not unavailable:
+                    _log.warning("broker_queue_unavailable", queue=self.queue, error=str(exc))
+                    unavailable = True
+                claimed = []
+            except Exception:
+                _log.exception("broker_consumer_failed", queue=self.queue)
+                claimed = []
+            if claimed:
+                continue
+            timeout = max(0.0, min(self.broker.poll_interval, next_renewal - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+
+    def _dispatch(self, delivery: _SqliteDelivery) -> None:
+        delivery.on_finish = self._finished
+        self._unsettled[delivery.message_id] = delivery
+        task = asyncio.create_task(self._deliver(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finished(self, delivery: _SqliteDelivery) -> None:
+        if self._unsettled.get(delivery.message_id) is delivery:
+            del self._unsettled[delivery.message_id]
+        self.wake.set()
+
+    async def _deliver(self, delivery: _SqliteDelivery) -> None:
+        try:
+            await self._handler(delivery)
+        except Exception as exc:
+            _log.exception("broker_handler_failed", queue=self.queue, key=delivery.key)
+            if not delivery.settled:
+                # Raising instead of settling is a bug: park the message rather than loop on it.
+                try:
+                    await delivery.dead_letter(f"handler raised {type(exc).__name__}: {exc}")
+                except BrokerUnavailable:
+                    await delivery.release()
+
+    async def stop(self) -> None:
+        """Cancel the polling and running handlers; unsettled deliveries return to the queue."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _LISTENERS.pop((self.broker._file, self.queue, id(self)), None)
+        current = asyncio.current_task()
+        tasks = [task for task in (self._runner, *self._tasks) if task is not None and task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for delivery in self._unsettled.values():
+            delivery.void = True
+        self._unsettled.clear()
+        with contextlib.suppress(BrokerUnavailable):
+            # Otherwise the leases would only expire after lease_seconds.
+            await self.broker._release_all(self.queue, self.owner)
+        self.broker._consumers.discard(self)
