@@ -61,15 +61,15 @@ def postgres_url() -> Iterator[str]:
 
 def embedded_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for the embedded backends (SQLite, SQLite queue, in-process cache, local folder)."""
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path / "data",
-        master_key=SecretStr(generate_master_key()),
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.5,
-        log_level="WARNING",
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "master_key": SecretStr(generate_master_key()),
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "log_level": "WARNING",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
 
 
 def production_settings(tmp_path: Path, *, database_url: str, s3_endpoint: str, **overrides: object) -> Settings:

@@ -25,6 +25,18 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+class _StderrSink:
+    """Writes each rendered line to the *current* `sys.stderr` (test runners and daemons swap it)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = msg
+
+
+_SINK = _StderrSink()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route stdlib and structlog output through one JSON (or console) renderer."""
     renderer: Any = (
@@ -40,7 +52,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _SINK,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s", force=True)

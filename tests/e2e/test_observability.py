@@ -1,0 +1,59 @@
+"""Operations basics: JSON logs bound to ids and free of secrets, Prometheus counters, readiness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import embedded_settings
+from tests.support.bridge import eventually, running_bridge
+from xypr.core.logging import configure_logging
+
+CUSTOMER = "16505551234"
+
+
+async def test_logs_are_json_with_ids_and_never_carry_a_secret(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("DEBUG", "json")
+    async with running_bridge(embedded_settings(tmp_path, log_level="DEBUG")) as bridge:
+        await bridge.customer_says(CUSTOMER, "log me")
+        await eventually(bridge.genesys_received)
+        await bridge.agent_says(CUSTOMER, "logged too")
+        await eventually(lambda: bridge.whatsapp_sent(to=CUSTOMER))
+        secrets = [bridge.demo["whatsapp"][name] for name in ("access_token", "app_secret", "verify_token")] + [
+            bridge.demo["genesys"][name] for name in ("client_secret", "webhook_secret")
+        ]
+        secrets.append(bridge.runtime.settings.master_key.get_secret_value())
+    configure_logging("WARNING", "json")
+
+    output = capfd.readouterr().err
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert records, "no JSON log lines were written"
+    sent = [r for r in records if r.get("event") == "genesys.sent"]
+    assert sent, "the delivery to Genesys was not logged"
+    assert {"tenant_id", "correlation_id", "genesys_message_id", "stage", "timestamp", "level"} <= set(sent[0])
+    for secret in secrets:
+        assert secret not in output
+
+
+async def test_metrics_count_webhooks_events_and_upstream_calls(tmp_path: Path) -> None:
+    async with running_bridge(embedded_settings(tmp_path)) as bridge:
+        await bridge.customer_says(CUSTOMER, "count me")
+        await eventually(bridge.genesys_received)
+        text = (await bridge.client.get("/metrics")).text
+
+        def value(prefix: str) -> float:
+            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+        assert value('xypr_webhook_requests_total{outcome="accepted",source="whatsapp"}') >= 1
+        assert value('xypr_events_total{outcome="processed",stage="genesys-api"}') >= 1
+        assert value('xypr_upstream_request_seconds_count{outcome="200",upstream="genesys"}') >= 1
+        assert 'xypr_queue_depth{queue="inbound.whatsapp"}' in text
+        ready = await bridge.client.get("/ready")
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"database": True, "broker": True, "cache": True, "storage": True},
+        }
