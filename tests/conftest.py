@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.moto import free_port, start_moto_server, stop_moto_server
+from tests.support.rabbit import drop_namespace, purge_test_namespaces
 from xypr.config import Settings
 from xypr.core.secretbox import generate_master_key
 
@@ -34,6 +35,35 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_moto_server(process)
+
+
+_NAMESPACES: list[Settings] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _purge_leftover_rabbit_namespaces() -> None:
+    """In CI (the suite alone on its machine), first remove test queues an earlier run left behind."""
+    if os.environ.get("CI") != "true":
+        return
+    try:
+        removed = asyncio.run(purge_test_namespaces(AMQP_URL))
+    except Exception as exc:  # a missing rabbitmqctl must not stop the suite
+        print(f"could not purge leftover RabbitMQ test queues: {exc!r}")
+        return
+    if removed:
+        print(f"removed {removed} leftover RabbitMQ test queues")
+
+
+@pytest.fixture(autouse=True)
+def _drop_rabbit_namespaces() -> Iterator[None]:
+    """After each test, delete the RabbitMQ topology of every namespace it was given."""
+    yield
+    while _NAMESPACES:
+        settings = _NAMESPACES.pop()
+        try:
+            asyncio.run(drop_namespace(settings))
+        except Exception as exc:  # the test's own outcome matters more than the clean-up
+            print(f"could not drop RabbitMQ namespace {settings.namespace}: {exc!r}")
 
 
 def _admin(statement: str) -> None:
@@ -75,7 +105,7 @@ def embedded_settings(tmp_path: Path, **overrides: object) -> Settings:
 def production_settings(tmp_path: Path, *, database_url: str, s3_endpoint: str, **overrides: object) -> Settings:
     """Settings for the real services: PostgreSQL, RabbitMQ, Redis and S3 (moto), in a unique namespace."""
     namespace = f"test-{uuid.uuid4().hex[:8]}"
-    return embedded_settings(
+    settings = embedded_settings(
         tmp_path,
         database_url=database_url,
         amqp_url=AMQP_URL,
@@ -87,14 +117,18 @@ def production_settings(tmp_path: Path, *, database_url: str, s3_endpoint: str, 
         namespace=namespace,
         **overrides,
     )
+    # Left behind, every test's quorum queues would pile up until RabbitMQ stalls.
+    _NAMESPACES.append(settings)
+    return settings
 
 
 @pytest.fixture(params=["embedded", pytest.param("services", marks=pytest.mark.services)])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings for each backend variant in turn: embedded, then the real local services."""
     if request.param == "embedded":
-        return embedded_settings(tmp_path)
-    return production_settings(
+        yield embedded_settings(tmp_path)
+        return
+    yield production_settings(
         tmp_path,
         database_url=request.getfixturevalue("postgres_url"),
         s3_endpoint=request.getfixturevalue("s3_endpoint"),
