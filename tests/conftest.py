@@ -97,6 +97,8 @@ def embedded_settings(tmp_path: Path, **overrides: object) -> Settings:
         "retry_base_seconds": 0.05,
         "retry_max_seconds": 0.5,
         "log_level": "WARNING",
+        # Many test processes share one PostgreSQL (max 100 connections): keep each pool small.
+        "database_pool_size": 4,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

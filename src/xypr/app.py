@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,8 +25,10 @@ from xypr.core.errors import XyprError
 from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
 from xypr.services import ops
+from xypr.services.gateway import install_gateway
 from xypr.services.registry import routers_of, stages_of
 from xypr.stage import run_stage
+from xypr.tenants.service import follow_tenant_changes
 
 __all__ = ["AppPlan", "create_app"]
 
@@ -46,6 +50,12 @@ class AppPlan:
     on_shutdown: list[StartupHook] = field(default_factory=list)
     mounts: dict[str, ASGIApp] = field(default_factory=dict)
     extra_routers: list[APIRouter] = field(default_factory=list)
+    # The public gateway rate-limits, caps bodies, answers CORS and proxies `remote_services`
+    # ({service name: base URL}); a service running behind it only authenticates.
+    public_gateway: bool = True
+    remote_services: dict[str, str] = field(default_factory=dict)
+    # Paths of the emulators and the sandbox page: the outside world, neither authenticated nor limited.
+    sandbox_prefixes: list[str] = field(default_factory=list)
 
 
 class RequestIdMiddleware:
@@ -92,6 +102,8 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
             store=local_store,
         )
         app.state.runtime = runtime
+        # Every process forgets its cached tenants as soon as any process changes one.
+        tenant_changes = asyncio.create_task(follow_tenant_changes(runtime.cache, runtime.tenants))
         consumers: list[Consumer] = []
         try:
             for hook in plan.on_startup:
@@ -109,6 +121,9 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
                 await consumer.stop()
             for hook in plan.on_shutdown:
                 await hook(app, runtime)
+            tenant_changes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tenant_changes
             await runtime.close()
 
     # The embedded object store serves its signed media URLs from this app (`GET /media/…`).
@@ -151,5 +166,9 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         app.include_router(create_media_router(local_store))
     for prefix, sub in plan.mounts.items():
         app.mount(prefix, sub)
+    install_gateway(
+        app, settings, public_gateway=plan.public_gateway, sandbox_prefixes=plan.sandbox_prefixes,
+        remote_services=plan.remote_services,
+    )  # fmt: skip
     app.add_middleware(RequestIdMiddleware)
     return app

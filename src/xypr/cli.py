@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,8 @@ tenant_cli = typer.Typer(help="Tenants (organisations).", no_args_is_help=True)
 dlq_cli = typer.Typer(help="Dead letters: events that could not be processed.", no_args_is_help=True)
 cli.add_typer(tenant_cli, name="tenant")
 cli.add_typer(dlq_cli, name="dlq")
+admin_cli = typer.Typer(help="Xypr administrators (platform accounts with a password).", no_args_is_help=True)
+cli.add_typer(admin_cli, name="admin")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -88,6 +91,7 @@ def run(
         lines = [f"Xypr is running on {url} ({backends} backends)"]
         if sandbox:
             lines.append(f"  sandbox page  {url}/sandbox   <- play the customer and the agent here")
+            lines.append(f"  log in        {url}/auth/genesys/login?next=/auth/info   (demo Genesys users)")
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",
@@ -113,10 +117,20 @@ def serve(
         _fail(f"unknown or not yet built HTTP service {name!r}; built: api-gateway, {', '.join(HTTP_SERVICES)}", 2)
         return
     settings = _settings()
-    services = HTTP_SERVICES if name == "api-gateway" else (name,)
+    gateway = name == "api-gateway"
+    # The gateway serves in-process every HTTP service not listed in XYPR_SERVICE_URLS, and proxies the others.
+    remote = dict(settings.service_urls) if gateway else {}
+    services = tuple(each for each in HTTP_SERVICES if each not in remote) if gateway else (name,)
     if spec.stages and name not in HTTP_SERVICES:
         _fail(f"{name} is a worker: use `xypr worker {name}`", 2)
-    _serve(settings, AppPlan(http_services=services), host=host, port=port or spec.port or 0)
+    try:
+        from xypr.services.gateway import upstreams_of
+
+        upstreams_of(remote)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    plan = AppPlan(http_services=services, public_gateway=gateway, remote_services=remote)
+    _serve(settings, plan, host=host, port=port or spec.port or 0)
 
 
 @cli.command()
@@ -250,6 +264,67 @@ def dlq_replay(dead_letter_id: Annotated[str, typer.Argument(help="The id shown 
     if not asyncio.run(go()):
         _fail(f"no dead letter {dead_letter_id}")
     typer.echo(f"replayed {dead_letter_id}")
+
+
+def _read_password() -> str:
+    """The new password: prompted twice on a terminal, else the first line of stdin (for scripts)."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _admin_action(action: Callable[[Any], Awaitable[str]]) -> None:
+    """Run `action(database)` on a migrated database; a refused input exits 1 with its message."""
+    from xypr.backends.db import create_database
+    from xypr.backends.db import migrate as run_migrations
+
+    settings = _settings()
+
+    async def go() -> str:
+        database = create_database(settings.effective_database_url)
+        try:
+            await run_migrations(database)
+            return await action(database)
+        finally:
+            await database.close()
+
+    try:
+        typer.echo(asyncio.run(go()))
+    except XyprError as exc:
+        _fail(exc.message)
+
+
+@admin_cli.command("create")
+def admin_create(
+    email: Annotated[str, typer.Option("--email", help="The administrator's email (their login)")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name")] = None,
+) -> None:
+    """Create a Xypr administrator; the password is prompted for, or read from stdin (argon2id-hashed)."""
+    from xypr.auth.service import create_admin
+
+    password = _read_password()
+
+    async def create(database: Any) -> str:
+        user = await create_admin(database, email=email, password=password, name=name)
+        return json.dumps({"id": user.id, "email": user.email, "role": user.role})
+
+    _admin_action(create)
+
+
+@admin_cli.command("set-password")
+def admin_set_password(
+    email: Annotated[str, typer.Option("--email", help="The administrator's email")],
+) -> None:
+    """Give an administrator a new password (prompted, or read from stdin); their sessions end."""
+    from xypr.auth.service import set_admin_password
+
+    password = _read_password()
+
+    async def change(database: Any) -> str:
+        await set_admin_password(database, email=email, password=password)
+        return f"password changed for {email.strip().lower()}"
+
+    _admin_action(change)
 
 
 def main() -> None:

@@ -53,6 +53,30 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=30.0, gt=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
+    # PostgreSQL connections each process keeps (up to twice as many under bursts): N processes need
+    # 2 × N × this below the server's max_connections.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    # Messages per second one WhatsApp number may send, across every process (a tenant's
+    # `throughput_per_second` setting overrides it; Meta's default is 80, up to 1000 after upgrade).
+    whatsapp_throughput_per_second: int = Field(default=80, ge=1, le=10000)
+    # Lifetime of the media URLs Genesys gets for inbound attachments (S3 presigning allows at most 7 days).
+    media_url_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+
+    # Authentication and the gateway (docs/architecture.md, "Authentication and gateway").
+    genesys_login_client_id: str = ""
+    access_token_ttl_seconds: int = Field(default=900, ge=1, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    rate_limit_per_ip: int = Field(default=3000, ge=0)
+    rate_limit_per_tenant: int = Field(default=6000, ge=0)
+    rate_limit_webhooks_per_ip: int = Field(default=30000, ge=0)
+    max_api_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    cors_origins: str = ""
+    metrics_public: bool = True
+    service_urls: dict[str, str] = Field(default_factory=dict)
+
+    # Tenant onboarding: how often and how long to wait for a new Genesys integration to be created.
+    onboarding_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    onboarding_poll_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def embedded_database_url(self) -> str:
@@ -63,6 +87,16 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The database URL in force."""
         return self.database_url or self.embedded_database_url
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to call the API from a browser (`XYPR_CORS_ORIGINS`, comma-separated)."""
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Session cookies carry `Secure` when the public URL is https."""
+        return self.public_url.lower().startswith("https://")
 
 
 @lru_cache(maxsize=1)

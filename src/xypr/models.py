@@ -5,5 +5,6 @@ __all__ = ["load_all"]
 
 def load_all() -> None:
     """Register every table on `Base.metadata`."""
+    import xypr.auth.models
     import xypr.state.models
     import xypr.tenants.models  # noqa: F401

@@ -55,7 +55,7 @@ class Runtime:
             raise ValueError("XYPR_MASTER_KEY is not set (generate one with `xypr keygen`)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         box = SecretBox(settings.master_key.get_secret_value())
-        database = create_database(settings.effective_database_url)
+        database = create_database(settings.effective_database_url, pool_size=settings.database_pool_size)
         if run_migrations:
             await migrate(database)
         broker = create_broker(settings, worker_index=worker_index, worker_count=worker_count)

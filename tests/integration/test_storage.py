@@ -162,9 +162,7 @@ async def test_concurrent_puts_of_distinct_keys_all_land(store: ObjectStore, pre
     assert [item.data for item in stored] == [key.encode() for key in keys]
 
 
-async def test_url_fetches_the_object_without_credentials(
-    store: ObjectStore, fetch: Fetch, prefix: str
-) -> None:
+async def test_url_fetches_the_object_without_credentials(store: ObjectStore, fetch: Fetch, prefix: str) -> None:
     key = f"{prefix}/media/a file name.png"
     await store.put(key, b"\x89PNG image", content_type="image/png")
     response = await fetch(await store.url(key, expires_in=300))

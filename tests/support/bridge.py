@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from fastapi import APIRouter
 
 from tests.support.moto import free_port
 from xypr.app import AppPlan, create_app
@@ -123,8 +124,13 @@ class Bridge:
 
 
 @asynccontextmanager
-async def running_bridge(settings: Settings, *, workers: bool = True) -> AsyncIterator[Bridge]:
-    """Serve every service of Xypr with the sandbox on a free port until the block ends."""
+async def running_bridge(
+    settings: Settings, *, workers: bool = True, extra_routers: Sequence[APIRouter] = ()
+) -> AsyncIterator[Bridge]:
+    """Serve every service of Xypr with the sandbox on a free port until the block ends.
+
+    `extra_routers` adds routes for a test (behind the gateway like every other route).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = settings.model_copy(update={"public_url": url, "port": port})
@@ -132,6 +138,7 @@ async def running_bridge(settings: Settings, *, workers: bool = True) -> AsyncIt
         http_services=HTTP_SERVICES,
         worker_services=WORKER_SERVICES if workers else (),
         run_migrations=True,
+        extra_routers=list(extra_routers),
     )
     settings = prepare_sandbox(settings, plan)
     app = create_app(settings, plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.contracts import contract
-from xypr.transform.inbound import customer_party, genesys_time, to_genesys_message
+from xypr.transform.inbound import customer_party, genesys_time, to_genesys_inbound
 from xypr.whatsapp.models import WaContact, WaInboundMessage
 
 
@@ -17,7 +17,7 @@ def _first(name: str) -> tuple[WaInboundMessage, WaContact]:
 def test_text_webhook_becomes_open_messaging_message_with_wamid_sender_and_time() -> None:
     message, contact = _first("meta/webhook-text.json")
 
-    body = to_genesys_message(message, contact)
+    body = to_genesys_inbound(message, contact).body
 
     assert body == {
         "channel": {
@@ -50,13 +50,15 @@ def test_message_without_any_sender_id_is_refused() -> None:
         customer_party(message, None)
 
 
-def test_not_yet_supported_type_still_reaches_the_agent_as_a_note() -> None:
-    message, contact = _first("meta/webhook-location.json")
+def test_a_type_this_bridge_does_not_know_still_reaches_the_agent_as_a_note() -> None:
+    message = WaInboundMessage.model_validate(
+        {"from": "16505551234", "id": "wamid.X", "timestamp": "1", "type": "hologram", "hologram": {"id": "1"}}
+    )
 
-    body = to_genesys_message(message, contact)
+    body = to_genesys_inbound(message, None).body
 
-    assert "location" in body["text"]
-    assert body["channel"]["messageId"] == message.id
+    assert body["text"] == "[The customer sent a hologram message, which cannot be shown here.]"
+    assert body["channel"]["messageId"] == "wamid.X"
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ class Principal:
     tenant_id: str | None = None
     email: str | None = None
     name: str | None = None
+    # The login session (refresh-token family) the caller's access token belongs to.
+    session_id: str | None = None
 
     @property
     def is_platform_admin(self) -> bool:

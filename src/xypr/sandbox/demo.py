@@ -22,7 +22,16 @@ from xypr.sandbox.page import create_sandbox_page_router
 from xypr.tenants.models import Tenant
 from xypr.tenants.service import create_tenant, parse_tenant_file
 
-__all__ = ["DEMO_TENANT", "GENESYS_PREFIX", "META_PREFIX", "prepare_sandbox", "register_with_emulators"]
+__all__ = [
+    "DEMO_TENANT",
+    "DEMO_USERS",
+    "GENESYS_PREFIX",
+    "META_PREFIX",
+    "SANDBOX_LOGIN_CLIENT_ID",
+    "prepare_sandbox",
+    "register_login",
+    "register_with_emulators",
+]
 
 log = get_logger(__name__)
 
@@ -48,6 +57,20 @@ DEMO_TENANT: dict[str, Any] = {
         "verify_token": "sandbox-verify-token",
     },
 }
+
+
+# Xypr's OAuth client for user logins (authorization code + PKCE) in the emulated Genesys.
+SANDBOX_LOGIN_CLIENT_ID = "xypr-sandbox-login"
+
+# People of the demo organisation, one per Xypr role (their Genesys roles map to ours by default).
+DEMO_USERS: list[dict[str, Any]] = [
+    {"id": "7d0b7e1e-0000-4000-8000-000000000001", "name": "Ada Admin", "email": "ada@sandbox.example",
+     "roles": ["Master Admin"], "permissions": ["admin"]},
+    {"id": "7d0b7e1e-0000-4000-8000-000000000002", "name": "Sam Supervisor", "email": "sam@sandbox.example",
+     "roles": ["Supervisor"], "permissions": ["conversation:communication:monitor"]},
+    {"id": "7d0b7e1e-0000-4000-8000-000000000003", "name": "Alex Agent", "email": "alex@sandbox.example",
+     "roles": ["Employee"], "permissions": ["conversation:message:view"]},
+]  # fmt: skip
 
 
 def _master_key(settings: Settings) -> str:
@@ -93,6 +116,18 @@ async def register_with_emulators(
     answer.raise_for_status()
 
 
+async def register_login(genesys: httpx.AsyncClient, *, public_url: str, client_id: str) -> None:
+    """Register Xypr's login client (public, PKCE) and the demo organisation's people with the emulated Genesys."""
+    answer = await genesys.post(
+        "/_sandbox/oauth/clients",
+        json={"client_id": client_id, "name": "Xypr", "redirect_uris": [f"{public_url}/auth/genesys/callback"]},
+    )
+    answer.raise_for_status()
+    for person in DEMO_USERS:
+        answer = await genesys.post("/_sandbox/users", json={**person, "org_id": DEMO_TENANT["genesys"]["org_id"]})
+        answer.raise_for_status()
+
+
 def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
     """Mount the emulators and the sandbox page into `plan`; returns settings pointing Xypr at them."""
     public = settings.public_url.rstrip("/")
@@ -100,6 +135,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
         "meta_graph_url": public + META_PREFIX,
         "genesys_api_url": public + GENESYS_PREFIX,
         "genesys_login_url": public + GENESYS_PREFIX,
+        "genesys_login_client_id": settings.genesys_login_client_id or SANDBOX_LOGIN_CLIENT_ID,
     }
     if not settings.master_key.get_secret_value():
         from pydantic import SecretStr
@@ -111,6 +147,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
     genesys_app = create_genesys_app(base_url=public + GENESYS_PREFIX)
     plan.mounts[META_PREFIX] = meta_app
     plan.mounts[GENESYS_PREFIX] = genesys_app
+    plan.sandbox_prefixes.append("/sandbox")
     plan.extra_routers.append(
         create_sandbox_page_router(
             meta_prefix=META_PREFIX,
@@ -131,6 +168,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
             httpx.AsyncClient(transport=httpx.ASGITransport(app=genesys_app), base_url="http://genesys") as gen,
         ):
             await register_with_emulators(meta, gen, DEMO_TENANT, public_url=public)
+            await register_login(gen, public_url=public, client_id=settings.genesys_login_client_id)
         log.info("sandbox.ready", page=f"{public}/sandbox", meta=public + META_PREFIX, genesys=public + GENESYS_PREFIX)
 
     async def stop(_app: FastAPI, _runtime: Runtime) -> None:

@@ -21,6 +21,8 @@ class ServiceSpec:
     name: str
     port: int | None
     routers: Callable[[], list[APIRouter]] = field(default=lambda: [])
+    # URL path prefixes the service answers; the gateway proxies them when the service runs elsewhere.
+    paths: tuple[str, ...] = ()
     stages: Callable[[Runtime], list[Stage[Any]]] | None = None
     built: bool = True
 
@@ -37,10 +39,34 @@ def _genesys_webhook() -> list[APIRouter]:
     return [router]
 
 
+def _auth() -> list[APIRouter]:
+    from xypr.services.auth.router import router
+
+    return [router]
+
+
+def _tenant() -> list[APIRouter]:
+    from xypr.services.tenant.router import router
+
+    return [router]
+
+
+def _state_manager() -> list[APIRouter]:
+    from xypr.services.state_manager.router import router
+
+    return [router]
+
+
 def _inbound(runtime: Runtime) -> list[Stage[Any]]:
     from xypr.services.inbound_transformer.worker import InboundTransformer
 
     return [InboundTransformer(runtime)]
+
+
+def _outbound_router() -> list[APIRouter]:
+    from xypr.services.outbound_transformer.router import router
+
+    return [router]
 
 
 def _outbound(runtime: Runtime) -> list[Stage[Any]]:
@@ -65,21 +91,27 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec("api-gateway", 3000),
-        ServiceSpec("whatsapp-webhook", 3009, routers=_whatsapp_webhook),
-        ServiceSpec("genesys-webhook", 3011, routers=_genesys_webhook),
+        ServiceSpec("whatsapp-webhook", 3009, routers=_whatsapp_webhook, paths=("/webhook/whatsapp",)),
+        ServiceSpec("genesys-webhook", 3011, routers=_genesys_webhook, paths=("/webhook/genesys",)),
         ServiceSpec("inbound-transformer", 3002, stages=_inbound),
-        ServiceSpec("outbound-transformer", 3003, stages=_outbound),
+        ServiceSpec(
+            "outbound-transformer",
+            3003,
+            routers=_outbound_router,
+            paths=("/transform/outbound",),
+            stages=_outbound,
+        ),
         ServiceSpec("genesys-api", None, stages=_genesys_api),
         ServiceSpec("whatsapp-api", None, stages=_whatsapp_api),
-        ServiceSpec("auth", 3004, built=False),
-        ServiceSpec("tenant", 3007, built=False),
-        ServiceSpec("state-manager", 3005, built=False),
+        ServiceSpec("auth", 3004, routers=_auth, paths=("/auth",)),
+        ServiceSpec("tenant", 3007, routers=_tenant, paths=("/tenants",)),
+        ServiceSpec("state-manager", 3005, routers=_state_manager, paths=("/state",)),
         ServiceSpec("admin-dashboard", 3006, built=False),
         ServiceSpec("agent-widget", 3012, built=False),
     )
 }
 
-HTTP_SERVICES = ("whatsapp-webhook", "genesys-webhook")
+HTTP_SERVICES = ("whatsapp-webhook", "genesys-webhook", "auth", "outbound-transformer", "tenant", "state-manager")
 WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
 
 

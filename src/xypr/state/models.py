@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xypr.backends.db.base import Base, new_id, utcnow
 
-__all__ = ["Conversation", "Message"]
+__all__ = ["Conversation", "Media", "Message", "MessageStatus"]
 
 
 class Conversation(Base):
@@ -27,6 +27,8 @@ class Conversation(Base):
     customer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     genesys_conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Free-form conversation context (`xypr.state.context`): what tools and agents keep about the customer.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -59,3 +61,37 @@ class Message(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class MessageStatus(Base):
+    """One WhatsApp status (`sent`, `delivered`, `read`, `failed`…) seen for a wamid: the dedupe key of statuses."""
+
+    __tablename__ = "message_statuses"
+    __table_args__ = (UniqueConstraint("tenant_id", "wamid", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    wamid: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Media(Base):
+    """Inbound media copied from WhatsApp into the object store: one row per `(tenant, media id)`."""
+
+    __tablename__ = "media"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "media_id"),
+        Index("ix_media_tenant_wamid", "tenant_id", "wamid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    wamid: Mapped[str] = mapped_column(String(200))
+    media_id: Mapped[str] = mapped_column(String(128))
+    object_key: Mapped[str] = mapped_column(String(512))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))  # hex of the bytes we stored
+    size: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,6 +16,7 @@ __all__ = [
     "OutboundRecord",
     "find_conversation",
     "get_message",
+    "latest_inbound_wamid",
     "record_inbound",
     "record_outbound",
     "upsert_conversation",
@@ -79,6 +80,24 @@ async def find_conversation(session: AsyncSession, *, tenant_id: str, wa_id: str
 async def get_message(session: AsyncSession, *, tenant_id: str, message_id: str) -> Message | None:
     """A tracked message by our id, only within its tenant."""
     return await session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id))
+
+
+async def latest_inbound_wamid(
+    session: AsyncSession, *, tenant_id: str, conversation_id: str, genesys_message_id: str | None = None
+) -> str | None:
+    """The wamid of a customer message of a conversation: the one Genesys knows as `genesys_message_id`
+    when given and known, else the latest one recorded (for read receipts and typing indicators)."""
+    query = select(Message.wamid).where(
+        Message.tenant_id == tenant_id,
+        Message.conversation_id == conversation_id,
+        Message.direction == "inbound",
+        Message.wamid.is_not(None),
+    )
+    if genesys_message_id:
+        named = await session.scalar(query.where(Message.genesys_message_id == genesys_message_id).limit(1))
+        if named:
+            return named
+    return await session.scalar(query.order_by(Message.created_at.desc()).limit(1))
 
 
 async def record_inbound(

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xypr.backends.db.base import Base, new_id, utcnow
 
-__all__ = ["SECRET_FIELDS", "Tenant"]
+__all__ = ["SECRET_FIELDS", "TENANT_STATUSES", "ParkedEvent", "Tenant"]
+
+# active: processed; suspended: webhooks acknowledged and parked; resuming: parked events being republished.
+TENANT_STATUSES = ("active", "suspended", "resuming")
 
 # (section, field) of the tenant file → sealed column.
 SECRET_FIELDS: dict[tuple[str, str], str] = {
@@ -46,5 +49,23 @@ class Tenant(Base):
     wa_verify_token_sealed: Mapped[str] = mapped_column(String(1000))
 
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The last onboarding checks ({"genesys.credentials": {"ok", "message"}, …}) and when they ran.
+    onboarding_checks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ParkedEvent(Base):
+    """A webhook event of a suspended tenant, kept (in arrival order: `id`) until the tenant is reactivated."""
+
+    __tablename__ = "parked_events"
+    __table_args__ = (Index("ix_parked_events_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(300))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

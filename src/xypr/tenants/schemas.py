@@ -7,7 +7,23 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-__all__ = ["GENESYS_REGIONS", "GenesysSection", "TenantFile", "TenantView", "WhatsAppSection"]
+__all__ = [
+    "GENESYS_REGIONS",
+    "CheckResult",
+    "GenesysPatch",
+    "GenesysSection",
+    "SetupOptions",
+    "TenantCreate",
+    "TenantFile",
+    "TenantPage",
+    "TenantResumed",
+    "TenantSummary",
+    "TenantUpdate",
+    "TenantView",
+    "WhatsAppPatch",
+    "WhatsAppSection",
+    "known_region",
+]
 
 GENESYS_REGIONS = frozenset(
     {
@@ -21,6 +37,17 @@ GENESYS_REGIONS = frozenset(
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
+# Genesys requires more than 15 characters for the outbound webhook signature secret.
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
+DisplayPhone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{4,32}$")]
+
+
+def known_region(value: str) -> str:
+    """The region normalised (lower case); `ValueError` naming the known ones otherwise."""
+    value = value.strip().lower()
+    if value not in GENESYS_REGIONS:
+        raise ValueError(f"unknown Genesys region; one of: {', '.join(sorted(GENESYS_REGIONS))}")
+    return value
 
 
 class GenesysSection(BaseModel):
@@ -32,17 +59,13 @@ class GenesysSection(BaseModel):
     client_id: Text
     client_secret: Secret
     integration_id: Text
-    # Genesys requires more than 15 characters for the outbound webhook signature secret.
-    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=200)]
+    webhook_secret: WebhookSecret
     org_id: Text | None = None
 
     @field_validator("region")
     @classmethod
     def _known_region(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in GENESYS_REGIONS:
-            raise ValueError(f"unknown Genesys region; one of: {', '.join(sorted(GENESYS_REGIONS))}")
-        return value
+        return known_region(value)
 
 
 class WhatsAppSection(BaseModel):
@@ -52,7 +75,7 @@ class WhatsAppSection(BaseModel):
 
     waba_id: Digits
     phone_number_id: Digits
-    display_phone_number: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{4,32}$")]
+    display_phone_number: DisplayPhone
     access_token: Secret
     app_secret: Secret
     verify_token: Secret
@@ -69,14 +92,202 @@ class TenantFile(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class CheckResult(BaseModel):
+    """The outcome of one onboarding check or setup step."""
+
+    ok: bool
+    message: str
+
+
 class TenantView(BaseModel):
     """A tenant as shown to people and tools: identifiers only, never a secret."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b6f3c1e-8d4a-4c55-9a51-2f1f6f0e9b7d",
+                    "name": "Acme Support",
+                    "status": "active",
+                    "genesys": {
+                        "region": "usw2.pure.cloud",
+                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "org_id": None,
+                    },
+                    "whatsapp": {
+                        "waba_id": "102290129340398",
+                        "phone_number_id": "106540352242922",
+                        "display_phone_number": "+1 555 0100",
+                    },
+                    "settings": {},
+                    "checks": {
+                        "genesys.credentials": {"ok": True, "message": "client credentials accepted"},
+                        "genesys.integration_id": {"ok": True, "message": "integration exists (Completed)"},
+                        "whatsapp.access_token": {"ok": True, "message": "the token can read +1 555 0100"},
+                    },
+                    "checked_at": "2026-11-22T10:00:00Z",
+                    "parked_events": 0,
+                    "created_at": "2026-11-22T10:00:00Z",
+                    "updated_at": "2026-11-22T10:00:00Z",
+                }
+            ]
+        }
+    )
+
+    id: str
+    name: str
+    status: str = Field(description="active | suspended (webhooks parked) | resuming (parked events replaying)")
+    genesys: dict[str, str | None]
+    whatsapp: dict[str, str]
+    settings: dict[str, Any]
+    checks: dict[str, CheckResult] = Field(default_factory=dict, description="The last onboarding checks")
+    checked_at: datetime | None = None
+    parked_events: int = Field(default=0, description="Webhook events waiting for reactivation")
+    created_at: datetime
+    updated_at: datetime
+
+
+class TenantSummary(BaseModel):
+    """What agents and supervisors may see of their own tenant."""
 
     id: str
     name: str
     status: str
-    genesys: dict[str, str | None]
-    whatsapp: dict[str, str]
-    settings: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+
+
+class TenantPage(BaseModel):
+    """One page of tenants, with the total across all pages."""
+
+    items: list[TenantView]
+    total: int
+    limit: int
+    offset: int
+
+
+class TenantResumed(BaseModel):
+    """A reactivated tenant and how many parked webhook events were republished, in arrival order."""
+
+    tenant: TenantView
+    resumed_events: int
+
+
+class SetupOptions(BaseModel):
+    """One-step setup done before the tenant is created (each step must succeed, or nothing is created)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    create_integration: bool = Field(
+        default=False,
+        description="Create the Open Messaging integration in Genesys with our webhook URL and a generated "
+        "secret (then `genesys.integration_id` and `genesys.webhook_secret` must be left out)",
+    )
+    subscribe_app: bool = Field(default=False, description="Subscribe the Meta app to the WABA's webhooks")
+    integration_name: Text | None = Field(default=None, description="Name of the new integration (default: tenant)")
+
+
+class GenesysCreateSection(GenesysSection):
+    """The Genesys side at creation: the integration may be created by the setup step instead."""
+
+    integration_id: Text | None = None  # type: ignore[assignment]
+    webhook_secret: WebhookSecret | None = None  # type: ignore[assignment]
+
+
+class TenantCreate(BaseModel):
+    """`POST /tenants`: the tenant file, plus the optional one-step setup."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Acme Support",
+                    "genesys": {
+                        "region": "usw2.pure.cloud",
+                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "client_secret": "the OAuth client secret",
+                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "webhook_secret": "at least sixteen characters",
+                    },
+                    "whatsapp": {
+                        "waba_id": "102290129340398",
+                        "phone_number_id": "106540352242922",
+                        "display_phone_number": "+1 555 0100",
+                        "access_token": "EAAG…",
+                        "app_secret": "the Meta app secret",
+                        "verify_token": "a verify token of your choice",
+                    },
+                },
+                {
+                    "name": "Acme Support (one-step setup)",
+                    "genesys": {
+                        "region": "usw2.pure.cloud",
+                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "client_secret": "the OAuth client secret",
+                    },
+                    "whatsapp": {
+                        "waba_id": "102290129340398",
+                        "phone_number_id": "106540352242922",
+                        "display_phone_number": "+1 555 0100",
+                        "access_token": "EAAG…",
+                        "app_secret": "the Meta app secret",
+                        "verify_token": "a verify token of your choice",
+                    },
+                    "setup": {"create_integration": True, "subscribe_app": True},
+                },
+            ]
+        },
+    )
+
+    name: Text
+    genesys: GenesysCreateSection
+    whatsapp: WhatsAppSection
+    settings: dict[str, Any] = Field(default_factory=dict)
+    setup: SetupOptions = Field(default_factory=SetupOptions)
+
+
+class GenesysPatch(BaseModel):
+    """Changes to the Genesys side; absent fields keep their value, secrets are write-only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str | None = None
+    client_id: Text | None = None
+    client_secret: Secret | None = None
+    integration_id: Text | None = None
+    webhook_secret: WebhookSecret | None = None
+    org_id: Text | None = Field(default=None, description="null clears it; only Xypr admins may change it")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        return known_region(value) if value is not None else None
+
+
+class WhatsAppPatch(BaseModel):
+    """Changes to the WhatsApp side; absent fields keep their value, secrets are write-only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    waba_id: Digits | None = None
+    phone_number_id: Digits | None = None
+    display_phone_number: DisplayPhone | None = None
+    access_token: Secret | None = None
+    app_secret: Secret | None = None
+    verify_token: Secret | None = None
+
+
+class TenantUpdate(BaseModel):
+    """`PATCH /tenants/{id}`: only the fields given change; `settings` is replaced as a whole."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "Acme Customer Care", "whatsapp": {"access_token": "EAAG… (a new long-lived token)"}}]
+        },
+    )
+
+    name: Text | None = None
+    genesys: GenesysPatch | None = None
+    whatsapp: WhatsAppPatch | None = None
+    settings: dict[str, Any] | None = None

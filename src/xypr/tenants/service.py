@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from xypr.backends.cache.base import Cache
 from xypr.backends.db import Database
-from xypr.backends.db.base import new_id
-from xypr.core.errors import BadRequest, Conflict
+from xypr.backends.db.base import new_id, utcnow
+from xypr.core.errors import BadRequest, Conflict, NotFound
+from xypr.core.logging import get_logger
 from xypr.core.secretbox import SecretBox
 from xypr.tenants.models import SECRET_FIELDS, Tenant
-from xypr.tenants.schemas import TenantFile, TenantView
+from xypr.tenants.schemas import CheckResult, TenantFile, TenantView
 
-__all__ = ["TenantDirectory", "TenantRuntime", "create_tenant", "parse_tenant_file", "tenant_view"]
+__all__ = [
+    "TENANT_CHANGES",
+    "TenantDirectory",
+    "TenantRuntime",
+    "announce_tenant_change",
+    "create_tenant",
+    "follow_tenant_changes",
+    "get_tenant",
+    "list_tenants",
+    "open_tenant",
+    "parse_tenant_file",
+    "tenant_view",
+]
+
+log = get_logger(__name__)
+
+TENANT_CHANGES = "tenants"
+"""Cache pub/sub channel on which every tenant change is announced to every process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +85,7 @@ def parse_tenant_file(raw: Any) -> TenantFile:
         raise BadRequest(f"{where}: {message}", field=where) from exc
 
 
-def tenant_view(tenant: Tenant) -> TenantView:
+def tenant_view(tenant: Tenant, *, parked_events: int = 0) -> TenantView:
     """The public, secret-free view of a tenant."""
     return TenantView(
         id=tenant.id,
@@ -82,13 +103,91 @@ def tenant_view(tenant: Tenant) -> TenantView:
             "display_phone_number": tenant.wa_display_phone_number,
         },
         settings=tenant.settings,
+        checks={name: CheckResult.model_validate(check) for name, check in (tenant.onboarding_checks or {}).items()},
+        checked_at=tenant.checked_at,
+        parked_events=parked_events,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
     )
 
 
-async def create_tenant(database: Database, box: SecretBox, spec: TenantFile) -> Tenant:
-    """Insert a tenant with its secrets sealed; a taken phone number or integration is a `Conflict`."""
+async def get_tenant(database: Database, tenant_id: str) -> Tenant:
+    """The tenant with this id; `NotFound` otherwise."""
+    async with database.session() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    return tenant
+
+
+async def list_tenants(
+    database: Database, *, limit: int, offset: int, status: str | None = None
+) -> tuple[list[Tenant], int]:
+    """One page of tenants, oldest first, and how many there are in all."""
+    query = select(Tenant)
+    counting = select(func.count()).select_from(Tenant)
+    if status is not None:
+        query = query.where(Tenant.status == status)
+        counting = counting.where(Tenant.status == status)
+    async with database.session() as session:
+        total = int(await session.scalar(counting) or 0)
+        page = await session.scalars(query.order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset))
+        return list(page.all()), total
+
+
+def open_tenant(box: SecretBox, tenant: Tenant) -> TenantRuntime:
+    """The tenant with its secrets opened (for the pipeline and the onboarding checks)."""
+
+    def secret(column: str) -> str:
+        return box.open(getattr(tenant, column), tenant_id=tenant.id)
+
+    return TenantRuntime(
+        id=tenant.id,
+        name=tenant.name,
+        status=tenant.status,
+        genesys_region=tenant.genesys_region,
+        genesys_client_id=tenant.genesys_client_id,
+        genesys_integration_id=tenant.genesys_integration_id,
+        wa_waba_id=tenant.wa_waba_id,
+        wa_phone_number_id=tenant.wa_phone_number_id,
+        wa_display_phone_number=tenant.wa_display_phone_number,
+        settings=dict(tenant.settings or {}),
+        genesys_client_secret=secret("genesys_client_secret_sealed"),
+        genesys_webhook_secret=secret("genesys_webhook_secret_sealed"),
+        wa_access_token=secret("wa_access_token_sealed"),
+        wa_app_secret=secret("wa_app_secret_sealed"),
+        wa_verify_token=secret("wa_verify_token_sealed"),
+    )
+
+
+async def announce_tenant_change(cache: Cache, directory: TenantDirectory, tenant_id: str, change: str) -> None:
+    """Forget cached tenants here and tell every other process to do the same."""
+    directory.invalidate()
+    try:
+        await cache.publish(TENANT_CHANGES, orjson.dumps({"tenant_id": tenant_id, "change": change}))
+    except Exception as exc:  # the change is committed; other processes catch up when their cache expires
+        log.warning("tenants.announce_failed", tenant_id=tenant_id, change=change, error_type=type(exc).__name__)
+
+
+async def follow_tenant_changes(cache: Cache, directory: TenantDirectory, *, retry_delay: float = 1.0) -> None:
+    """Forget cached tenants whenever any process announces a change; runs until cancelled."""
+    while True:
+        try:
+            async for _announcement in cache.subscribe(TENANT_CHANGES):
+                directory.invalidate()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("tenants.follow_failed", error_type=type(exc).__name__)
+        # Announcements made while we were not subscribed are lost: start from a clean cache.
+        directory.invalidate()
+        await asyncio.sleep(retry_delay)
+
+
+async def create_tenant(
+    database: Database, box: SecretBox, spec: TenantFile, *, checks: dict[str, CheckResult] | None = None
+) -> Tenant:
+    """Insert a tenant with its secrets sealed (and its onboarding `checks`); a taken id is a `Conflict`."""
     async with database.session() as session:
         for column, value, where in (
             (Tenant.wa_phone_number_id, spec.whatsapp.phone_number_id, "whatsapp.phone_number_id"),
@@ -108,6 +207,8 @@ async def create_tenant(database: Database, box: SecretBox, spec: TenantFile) ->
             wa_phone_number_id=spec.whatsapp.phone_number_id,
             wa_display_phone_number=spec.whatsapp.display_phone_number,
             settings=spec.settings,
+            onboarding_checks={name: check.model_dump() for name, check in checks.items()} if checks else None,
+            checked_at=utcnow() if checks else None,
         )
         tenant.id = new_id()  # known before sealing: the id is the secrets' associated data
         for (section, name), column_name in SECRET_FIELDS.items():
@@ -175,23 +276,4 @@ class TenantDirectory:
         return runtime
 
     def _open(self, tenant: Tenant) -> TenantRuntime:
-        def secret(column: str) -> str:
-            return self._box.open(getattr(tenant, column), tenant_id=tenant.id)
-
-        return TenantRuntime(
-            id=tenant.id,
-            name=tenant.name,
-            status=tenant.status,
-            genesys_region=tenant.genesys_region,
-            genesys_client_id=tenant.genesys_client_id,
-            genesys_integration_id=tenant.genesys_integration_id,
-            wa_waba_id=tenant.wa_waba_id,
-            wa_phone_number_id=tenant.wa_phone_number_id,
-            wa_display_phone_number=tenant.wa_display_phone_number,
-            settings=dict(tenant.settings or {}),
-            genesys_client_secret=secret("genesys_client_secret_sealed"),
-            genesys_webhook_secret=secret("genesys_webhook_secret_sealed"),
-            wa_access_token=secret("wa_access_token_sealed"),
-            wa_app_secret=secret("wa_app_secret_sealed"),
-            wa_verify_token=secret("wa_verify_token_sealed"),
-        )
+        return open_tenant(self._box, tenant)

@@ -7,11 +7,35 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "WaButton",
+    "WaCardAddress",
+    "WaCardEmail",
+    "WaCardName",
+    "WaCardOrg",
+    "WaCardPhone",
+    "WaCardUrl",
     "WaContact",
+    "WaContactCard",
+    "WaContext",
+    "WaEdit",
+    "WaError",
+    "WaFlowReply",
     "WaInboundMessage",
+    "WaInteractive",
+    "WaLocation",
+    "WaMedia",
+    "WaMessageContent",
     "WaMetadata",
+    "WaOrder",
+    "WaOrderItem",
     "WaProfile",
+    "WaReaction",
+    "WaReferral",
+    "WaReferredProduct",
+    "WaReplyChoice",
+    "WaRevoke",
     "WaStatus",
+    "WaSystem",
     "WaText",
     "WebhookChange",
     "WebhookEntry",
@@ -45,7 +69,218 @@ class WaText(_Wire):
     body: str
 
 
-class WaInboundMessage(_Wire):
+class WaMedia(_Wire):
+    """`image` / `audio` / `video` / `document` / `sticker` of a message: a media id to fetch within 7 days."""
+
+    id: str
+    mime_type: str | None = None
+    sha256: str | None = None  # base64 in webhooks, hex in the media URL answer
+    caption: str | None = None
+    filename: str | None = None
+    voice: bool | None = None
+    animated: bool | None = None
+    url: str | None = None
+
+
+class WaLocation(_Wire):
+    latitude: float | None = None
+    longitude: float | None = None
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class WaCardName(_Wire):
+    formatted_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    middle_name: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+
+
+class WaCardOrg(_Wire):
+    company: str | None = None
+    department: str | None = None
+    title: str | None = None
+
+
+class WaCardPhone(_Wire):
+    phone: str | None = None
+    wa_id: str | None = None
+    type: str | None = None
+
+
+class WaCardEmail(_Wire):
+    email: str | None = None
+    type: str | None = None
+
+
+class WaCardUrl(_Wire):
+    url: str | None = None
+    type: str | None = None
+
+
+class WaCardAddress(_Wire):
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    type: str | None = None
+
+
+class WaContactCard(_Wire):
+    """One shared contact (`contacts` message): a vCard in JSON."""
+
+    name: WaCardName | None = None
+    org: WaCardOrg | None = None
+    phones: list[WaCardPhone] = Field(default_factory=list)
+    emails: list[WaCardEmail] = Field(default_factory=list)
+    urls: list[WaCardUrl] = Field(default_factory=list)
+    addresses: list[WaCardAddress] = Field(default_factory=list)
+    birthday: str | None = None
+
+
+class WaReplyChoice(_Wire):
+    """The button or list row a customer chose."""
+
+    id: str
+    title: str = ""
+    description: str | None = None
+
+
+class WaFlowReply(_Wire):
+    """`nfm_reply`: a WhatsApp Flow (or address message) answer; `response_json` is a JSON string."""
+
+    name: str | None = None
+    body: str | None = None
+    response_json: str | None = None
+
+
+class WaInteractive(_Wire):
+    type: str
+    button_reply: WaReplyChoice | None = None
+    list_reply: WaReplyChoice | None = None
+    nfm_reply: WaFlowReply | None = None
+
+
+class WaButton(_Wire):
+    """A template quick-reply button press."""
+
+    text: str = ""
+    payload: str | None = None
+
+
+class WaReaction(_Wire):
+    message_id: str | None = None
+    emoji: str | None = None  # empty or absent: the reaction was removed
+
+
+class WaOrderItem(_Wire):
+    product_retailer_id: str
+    quantity: float = 1
+    item_price: float | None = None
+    currency: str | None = None
+
+
+class WaOrder(_Wire):
+    catalog_id: str | None = None
+    text: str | None = None
+    product_items: list[WaOrderItem] = Field(default_factory=list)
+
+
+class WaReferral(_Wire):
+    """Click-to-WhatsApp ad (or post) the customer came from."""
+
+    source_url: str | None = None
+    source_id: str | None = None
+    source_type: str | None = None
+    headline: str | None = None
+    body: str | None = None
+    media_type: str | None = None
+    ctwa_clid: str | None = None
+
+
+class WaReferredProduct(_Wire):
+    catalog_id: str | None = None
+    product_retailer_id: str | None = None
+
+
+class WaContext(_Wire):
+    """`context`: the message replied to, forwarding markers, a product asked about."""
+
+    from_: str | None = Field(default=None, alias="from")
+    id: str | None = None
+    forwarded: bool = False
+    frequently_forwarded: bool = False
+    referred_product: WaReferredProduct | None = None
+
+
+class WaSystem(_Wire):
+    """`system`: e.g. `user_changed_number` with the new `wa_id` (and, from 2026, the new `user_id`)."""
+
+    type: str | None = None
+    body: str | None = None
+    wa_id: str | None = None
+    user_id: str | None = None
+
+
+class WaError(_Wire):
+    code: int | None = None
+    title: str | None = None
+    message: str | None = None
+    details: str | None = None  # older payloads put it here, newer ones in `error_data`
+    error_data: dict[str, Any] | None = None
+
+    @property
+    def explanation(self) -> str | None:
+        """Meta's longer explanation, when given."""
+        value = (self.error_data or {}).get("details") or self.details
+        return str(value) if value else None
+
+
+class WaMessageContent(_Wire):
+    """What a message says, by `type` (shared by messages and the new content of an `edit`)."""
+
+    type: str = "unknown"
+    context: WaContext | None = None
+    text: WaText | None = None
+    image: WaMedia | None = None
+    audio: WaMedia | None = None
+    video: WaMedia | None = None
+    document: WaMedia | None = None
+    sticker: WaMedia | None = None
+    location: WaLocation | None = None
+    contacts: list[WaContactCard] | None = None
+    interactive: WaInteractive | None = None
+    button: WaButton | None = None
+    reaction: WaReaction | None = None
+    order: WaOrder | None = None
+    referral: WaReferral | None = None
+    system: WaSystem | None = None
+    errors: list[WaError] = Field(default_factory=list)
+
+    @property
+    def media(self) -> WaMedia | None:
+        """The media object of a media message (by its `type`), else None."""
+        if self.type in ("image", "audio", "video", "document", "sticker"):
+            media = getattr(self, self.type)
+            return media if isinstance(media, WaMedia) else None
+        return None
+
+
+class WaEdit(_Wire):
+    original_message_id: str | None = None
+    message: WaMessageContent | None = None
+
+
+class WaRevoke(_Wire):
+    original_message_id: str | None = None
+
+
+class WaInboundMessage(WaMessageContent):
     """One `value.messages[]` item."""
 
     id: str
@@ -53,8 +288,8 @@ class WaInboundMessage(_Wire):
     from_user_id: str | None = None
     timestamp: str
     type: str
-    text: WaText | None = None
-    context: dict[str, Any] | None = None
+    edit: WaEdit | None = None
+    revoke: WaRevoke | None = None
 
     @property
     def customer_key(self) -> str | None:

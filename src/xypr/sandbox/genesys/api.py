@@ -22,6 +22,7 @@ from xypr.sandbox.genesys.errors import (
     not_authorized,
     not_found,
 )
+from xypr.sandbox.genesys.login import code_grant
 from xypr.sandbox.genesys.state import GenesysSandbox, Integration, ReceivedRecord
 from xypr.sandbox.genesys.webhooks import genesys_time, new_message_id
 from xypr.sandbox.genesys.wire import InboundEvent, InboundMessage, InboundReceipt, InboundStructuredResponse
@@ -54,8 +55,13 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 
 @router.post("/oauth/token")
 async def oauth_token(request: Request, sandbox: SandboxDep) -> JSONResponse:
-    """Client-credentials grant: `Authorization: Basic base64(id:secret)`, form `grant_type=client_credentials`."""
+    """Client credentials (`Authorization: Basic`, form `grant_type=client_credentials`), or a user's
+    authorization code with its PKCE verifier (`grant_type=authorization_code`)."""
     credentials = _basic_credentials(request.headers.get("authorization", ""))
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        code_form = parse_qs((await request.body()).decode(errors="replace"))
+        if code_form.get("grant_type", [""])[0] == "authorization_code":
+            return code_grant(code_form, credentials, sandbox)
     if credentials is None or not sandbox.authenticate_client(*credentials):
         return _oauth_error(401, "invalid_client", "client not found")
     form: dict[str, list[str]] = {}

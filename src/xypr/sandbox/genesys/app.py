@@ -11,7 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from xypr.sandbox.genesys import api, control
+from xypr.sandbox.genesys import api, attachments, control, integrations, login
 from xypr.sandbox.genesys.errors import GenesysError, not_found
 from xypr.sandbox.genesys.state import GenesysSandbox
 
@@ -47,8 +47,14 @@ def create_genesys_app(
 
     app = FastAPI(title="Xypr sandbox: Genesys Cloud", lifespan=lifespan, docs_url="/_sandbox/docs")
     app.state.sandbox = sandbox
+    app.state.agent_attachments = attachments.AgentAttachments(base_url)
     app.include_router(control.router)
+    app.include_router(attachments.router)
     app.include_router(api.router)
+    app.include_router(integrations.router)
+    app.include_router(integrations.control_router)
+    app.include_router(login.router)
+    app.include_router(login.control_router)
 
     @app.exception_handler(GenesysError)
     async def genesys_error(_request: Request, exc: GenesysError) -> Response:

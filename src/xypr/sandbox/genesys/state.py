@@ -15,9 +15,10 @@ import httpx
 from xypr.core.http import create_http_client
 from xypr.core.retry import RetryPolicy
 from xypr.sandbox.delivery import deliver, retry_on_timeout_429_5xx
+from xypr.sandbox.genesys.accounts import SandboxAccounts
 from xypr.sandbox.genesys.webhooks import encode_body, genesys_time, sign
 
-__all__ = ["AccessToken", "Fault", "GenesysSandbox", "Integration", "ReceivedRecord", "SentRecord"]
+__all__ = ["AccessToken", "Fault", "GenesysSandbox", "Integration", "ReceivedRecord", "SentRecord", "ServiceClient"]
 
 
 @dataclass(slots=True)
@@ -30,6 +31,27 @@ class Integration:
     client_secret: str
     webhook_url: str
     webhook_secret: str
+    org_id: str
+    # Integrations created through the API are `Initiated` until `completes_at` (Genesys creates them async).
+    create_status: str = "Completed"
+    completes_at: float = 0.0
+    date_created: str = ""
+
+    def current_create_status(self) -> str:
+        """`createStatus` now: Initiated until the creation completes."""
+        return (
+            "Completed"
+            if self.create_status == "Initiated" and time.time() >= self.completes_at
+            else self.create_status
+        )
+
+
+@dataclass(slots=True)
+class ServiceClient:
+    """A client-credentials OAuth client of an organisation, registered without an integration."""
+
+    client_id: str
+    client_secret: str
     org_id: str
 
 
@@ -108,6 +130,11 @@ class GenesysSandbox:
         self._history_limit = history_limit
         self.integrations: dict[str, Integration] = {}
         self.tokens: dict[str, AccessToken] = {}
+        self.service_clients: dict[str, ServiceClient] = {}
+        # How long Genesys takes to complete an integration created through the API.
+        self.integration_create_seconds = 0.2
+        # User login (code grant + PKCE, users/me): login clients, users, codes, user tokens.
+        self.accounts = SandboxAccounts()
         self._init_traffic()
 
     def _init_traffic(self) -> None:
@@ -125,11 +152,44 @@ class GenesysSandbox:
         return integration
 
     def authenticate_client(self, client_id: str, client_secret: str) -> bool:
-        """True when these client credentials belong to a registered integration."""
+        """True when these client credentials belong to a registered client or integration."""
+        client = self.service_clients.get(client_id)
+        if client is not None and hmac.compare_digest(client.client_secret, client_secret):
+            return True
         return any(
             i.client_id == client_id and hmac.compare_digest(i.client_secret, client_secret)
             for i in self.integrations.values()
         )
+
+    def client_secret(self, client_id: str) -> str | None:
+        """The secret of a registered client (standalone, or the one an integration was registered with)."""
+        client = self.service_clients.get(client_id)
+        if client is not None:
+            return client.client_secret
+        return next((i.client_secret for i in self.integrations.values() if i.client_id == client_id), None)
+
+    def client_org(self, client_id: str) -> str | None:
+        """The organisation a client belongs to."""
+        client = self.service_clients.get(client_id)
+        if client is not None:
+            return client.org_id
+        return next((i.org_id for i in self.integrations.values() if i.client_id == client_id), None)
+
+    def create_integration(self, client_id: str, *, name: str, webhook_url: str, webhook_secret: str) -> Integration:
+        """An integration created through the API by `client_id`: `Initiated`, completed a moment later."""
+        integration = Integration(
+            integration_id=str(uuid.uuid4()),
+            name=name,
+            client_id=client_id,
+            client_secret=self.client_secret(client_id) or "",
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            org_id=self.client_org(client_id) or "",
+            create_status="Initiated",
+            completes_at=time.time() + self.integration_create_seconds,
+            date_created=genesys_time(),
+        )
+        return self.register_integration(integration)
 
     def issue_token(self, client_id: str) -> AccessToken:
         """A new token for an authenticated client, living `token_ttl` seconds."""
@@ -148,11 +208,13 @@ class GenesysSandbox:
         """Expire every token now; returns how many there were."""
         for access in self.tokens.values():
             access.expires_at = 0.0
-        return len(self.tokens)
+        return len(self.tokens) + self.accounts.expire_tokens()
 
     def client_may_use(self, client_id: str, integration: Integration) -> bool:
         """A client may use its own integrations and those of its organisation."""
         if integration.client_id == client_id:
+            return True
+        if (client := self.service_clients.get(client_id)) is not None and client.org_id == integration.org_id:
             return True
         return any(i.client_id == client_id and i.org_id == integration.org_id for i in self.integrations.values())
 
@@ -240,6 +302,8 @@ class GenesysSandbox:
         if registry:
             self.integrations.clear()
             self.tokens.clear()
+            self.service_clients.clear()
+            self.accounts.clear()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this sandbox created it."""

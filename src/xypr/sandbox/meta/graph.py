@@ -149,6 +149,40 @@ async def list_templates(
     return {"data": data, "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}}
 
 
+def _waba_of_token(sandbox: MetaSandbox, token: str | None, waba_id: str, method: str) -> str:
+    """The WABA if the token is the access token of one of its numbers; 190 / 100 otherwise."""
+    if sandbox.number_for_token(token) is None:
+        raise invalid_token()
+    if not any(
+        n.waba_id == waba_id and token and hmac.compare_digest(n.access_token, token) for n in sandbox.numbers.values()
+    ):
+        raise unknown_object(waba_id, method)
+    return waba_id
+
+
+@router.post("/{version}/{waba_id}/subscribed_apps")
+async def subscribe_app(
+    version: str, waba_id: str, request: Request, sandbox: SandboxDep, token: TokenDep
+) -> dict[str, bool]:
+    """Subscribe the app to the WABA's webhooks → `{"success": true}` (idempotent)."""
+    check_version(request, version)
+    sandbox.subscribed_wabas.add(_waba_of_token(sandbox, token, waba_id, "post"))
+    return {"success": True}
+
+
+@router.get("/{version}/{waba_id}/subscribed_apps")
+async def list_subscribed_apps(
+    version: str, waba_id: str, request: Request, sandbox: SandboxDep, token: TokenDep
+) -> dict[str, Any]:
+    """The apps subscribed to the WABA (ours, once subscribed)."""
+    check_version(request, version)
+    _waba_of_token(sandbox, token, waba_id, "get")
+    if waba_id not in sandbox.subscribed_wabas:
+        return {"data": []}
+    app = {"id": "100000000000099", "link": "https://www.facebook.com/games/?app_id=100000000000099", "name": "Xypr"}
+    return {"data": [{"whatsapp_business_api_data": app}]}
+
+
 @router.get("/{version}/{object_id}")
 async def get_object(
     version: str, object_id: str, request: Request, sandbox: SandboxDep, token: TokenDep

@@ -209,6 +209,8 @@ class MetaSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self.numbers: dict[str, BusinessNumber] = {}
         self.templates: dict[str, dict[tuple[str, str], Template]] = {}
+        # WABAs our app is subscribed to (`POST /{waba_id}/subscribed_apps`).
+        self.subscribed_wabas: set[str] = set()
         self.clock_offset = 0.0
         self._init_traffic()
 
@@ -510,6 +512,7 @@ class MetaSandbox:
         if registry:
             self.numbers.clear()
             self.templates.clear()
+            self.subscribed_wabas.clear()
 
     async def aclose(self) -> None:
         """Cancel background work and close the HTTP client if this sandbox created it."""

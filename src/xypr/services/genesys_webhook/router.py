@@ -17,6 +17,7 @@ from xypr.events import OutboundGenesysEvent, ordering_key
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
 
 __all__ = ["router"]
@@ -64,8 +65,13 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         key=ordering_key(tenant.id, message.channel.to.id),
         headers={"correlation_id": cid},
     )
+    # A suspended tenant's events are parked durably instead; reactivation republishes them in order.
+    publish_now = await hold_if_suspended(runtime.database, OUTBOUND_GENESYS, tenant, [outgoing])
+    if not publish_now:
+        WEBHOOKS.labels("genesys", "parked").inc()
+        return JSONResponse({"status": "accepted", "parked": 1}, headers={"X-Request-Id": cid})
     try:
-        await runtime.broker.publish(OUTBOUND_GENESYS, [outgoing])
+        await runtime.broker.publish(OUTBOUND_GENESYS, publish_now)
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("genesys", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="genesys", error=str(exc), correlation_id=cid)

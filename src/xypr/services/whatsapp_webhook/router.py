@@ -16,6 +16,7 @@ from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS
 from xypr.events import InboundWhatsAppEvent, ordering_key
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
 from xypr.whatsapp import signature
@@ -98,19 +99,27 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
 
     now = time.time()
     messages: list[OutgoingMessage] = []
+    parked = 0
     for waba_id, value in values:
         tenant = tenants.get(value.metadata.phone_number_id)
         if tenant is None or value.metadata.phone_number_id not in trusted:
             continue
-        messages.extend(_events(tenant, waba_id, value, accepted_at=now, cid=cid))
+        events = _events(tenant, waba_id, value, accepted_at=now, cid=cid)
+        # A suspended tenant's events are parked durably instead; reactivation republishes them in order.
+        publish_now = await hold_if_suspended(runtime.database, INBOUND_WHATSAPP, tenant, events)
+        parked += len(events) - len(publish_now)
+        messages.extend(publish_now)
     try:
         await runtime.broker.publish(INBOUND_WHATSAPP, messages)
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("whatsapp", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="whatsapp", error=str(exc), correlation_id=cid)
         raise ServiceUnavailable("cannot store the event right now; retry later") from exc
-    WEBHOOKS.labels("whatsapp", "accepted").inc()
-    return JSONResponse({"status": "accepted", "events": len(messages)}, headers={"X-Request-Id": cid})
+    WEBHOOKS.labels("whatsapp", "parked" if parked and not messages else "accepted").inc()
+    answer: dict[str, Any] = {"status": "accepted", "events": len(messages) + parked}
+    if parked:
+        answer["parked"] = parked
+    return JSONResponse(answer, headers={"X-Request-Id": cid})
 
 
 def _events(

@@ -1,0 +1,120 @@
+"""Bodies of the auth endpoints (requests and answers); none of them ever carries a password back."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from xypr.auth.principal import Principal, Role
+
+__all__ = [
+    "GRANT_PASSWORD",
+    "GRANT_REFRESH",
+    "GRANT_TOKEN_EXCHANGE",
+    "TOKEN_TYPE_ACCESS",
+    "InfoView",
+    "LoginRequest",
+    "LogoutView",
+    "PrincipalView",
+    "RefreshRequest",
+    "SessionView",
+    "TenantRef",
+    "TokenRequest",
+    "TokenResponse",
+]
+
+GRANT_PASSWORD = "password"  # noqa: S105 (a protocol name, not a secret)
+GRANT_REFRESH = "refresh_token"
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (a protocol name, not a secret)
+TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (a protocol name, not a secret)
+
+
+class LoginRequest(BaseModel):
+    """A Xypr administrator's credentials."""
+
+    email: str = Field(min_length=3, max_length=320, examples=["ops@example.com"])
+    password: str = Field(min_length=1, max_length=1024, examples=["correct horse battery staple"])
+
+
+class TokenRequest(BaseModel):
+    """`POST /auth/token` (form-encoded or JSON), OAuth 2 style."""
+
+    grant_type: Literal["password", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"] = Field(
+        description="password (Xypr admins), refresh_token, or token-exchange (a Genesys user token)"
+    )
+    username: str | None = Field(default=None, description="password grant: the administrator's email")
+    password: str | None = Field(default=None, description="password grant")
+    refresh_token: str | None = Field(default=None, description="refresh_token grant")
+    subject_token: str | None = Field(default=None, description="token-exchange: a Genesys Cloud user access token")
+    subject_token_type: str | None = Field(default=None, examples=[TOKEN_TYPE_ACCESS])
+    region: str | None = Field(default=None, description="token-exchange: the Genesys Cloud domain of the user")
+
+
+class RefreshRequest(BaseModel):
+    """`POST /auth/refresh` for API clients (browsers send the refresh cookie instead)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokenResponse(BaseModel):
+    """Tokens for an API client: send `Authorization: Bearer <access_token>`; refresh before `expires_in`."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a protocol name, not a secret)
+    expires_in: int = Field(description="seconds the access token stays valid")
+    refresh_token: str = Field(description="single use: each refresh returns the next one")
+    refresh_expires_in: int
+    role: Role
+    tenant_id: str | None
+
+
+class PrincipalView(BaseModel):
+    """Who is calling."""
+
+    user_id: str
+    role: Role
+    tenant_id: str | None
+    email: str | None
+    name: str | None
+
+    @classmethod
+    def of(cls, principal: Principal) -> PrincipalView:
+        """The view of a principal."""
+        return cls(
+            user_id=principal.user_id,
+            role=principal.role,
+            tenant_id=principal.tenant_id,
+            email=principal.email,
+            name=principal.name,
+        )
+
+
+class SessionView(BaseModel):
+    """A browser session was opened or renewed; the tokens are in HttpOnly cookies, not here."""
+
+    user: PrincipalView
+    csrf_token: str = Field(description="echo it in `X-CSRF-Token` on POST/PUT/PATCH/DELETE (also in `xypr_csrf`)")
+    expires_at: int = Field(description="when the access cookie expires (Unix seconds); then POST /auth/refresh")
+
+
+class TenantRef(BaseModel):
+    """The tenant a user belongs to."""
+
+    id: str
+    name: str | None
+
+
+class InfoView(BaseModel):
+    """`GET /auth/info`: the caller, their tenant and how they authenticated."""
+
+    user: PrincipalView
+    tenant: TenantRef | None
+    session_id: str | None
+    authenticated_by: Literal["bearer", "cookie"]
+
+
+class LogoutView(BaseModel):
+    """The session has ended."""
+
+    logged_out: bool

@@ -1,0 +1,1 @@
+"""The auth service: logins, tokens and sessions (`/auth/...`)."""

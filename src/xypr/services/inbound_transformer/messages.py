@@ -1,0 +1,256 @@
+"""Customer messages: track once, look up what the transform needs (quotes, quick replies, media), publish."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xypr.backends.broker.base import OutgoingMessage
+from xypr.core.errors import PermanentError
+from xypr.core.logging import get_logger
+from xypr.core.metrics import WHATSAPP_UNKNOWN_FIELDS
+from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
+from xypr.runtime import Runtime
+from xypr.state.models import Conversation, Message
+from xypr.state.service import SETTLED, find_conversation, record_inbound, upsert_conversation
+from xypr.tenants.service import TenantRuntime
+from xypr.topology import SEND_GENESYS
+from xypr.transform.inbound import (
+    InboundFacts,
+    QuickReply,
+    ReferencedMessage,
+    StoredMedia,
+    message_summary,
+    referenced_wamid,
+    to_genesys_inbound,
+)
+from xypr.whatsapp.media import MediaCopier, MediaUnavailable
+from xypr.whatsapp.models import WaContact, WaInboundMessage
+
+__all__ = ["handle_message", "parse_message", "quick_replies_of"]
+
+log = get_logger(__name__)
+
+# Keys of a message item this version understands; anything else is counted as an unknown field.
+_KNOWN_KEYS: Final = frozenset(WaInboundMessage.model_fields) | {"from", "identity", "request_welcome"}
+
+
+async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: InboundWhatsAppEvent) -> str:
+    """Track a customer message once per wamid, enrich it, and queue its Open Messaging request."""
+    message = parse_message(event)
+    contact = _contact(event)
+    customer = message.customer_key
+    if customer is None:
+        raise PermanentError("WhatsApp message without `from` or `from_user_id`")
+    _count_unknown_fields(tenant, message)
+
+    async with runtime.database.session() as session:
+        existing = await _inbound_row(session, tenant.id, message.id)
+        if existing is not None and existing.status in SETTLED:
+            return "duplicate"
+        conversation: Conversation | None = None
+        row = existing
+        if existing is not None and existing.conversation_id:
+            # A redelivery of a message half-processed before: keep its conversation (it may have moved number).
+            conversation = await session.get(Conversation, existing.conversation_id)
+        if conversation is None or row is None:
+            conversation = await upsert_conversation(
+                session,
+                tenant_id=tenant.id,
+                wa_id=customer,
+                bsuid=message.from_user_id,
+                customer_name=contact.profile.name if contact and contact.profile else None,
+                customer_wrote_at=_wrote_at(message),
+            )
+            row = (
+                await record_inbound(
+                    session,
+                    conversation=conversation,
+                    wamid=message.id,
+                    kind=message.type[:32],
+                    text=message_summary(message),
+                )
+            ).message
+        referenced = await _referenced(session, tenant.id, referenced_wamid(message))
+        if message.type == "system" and message.system and message.system.type == "user_changed_number":
+            await _follow_number_change(session, conversation, message)
+        customer_name = conversation.customer_name
+        conversation_id, row_id = conversation.id, row.id
+
+    facts = InboundFacts(referenced=referenced, customer_name=customer_name)
+    media_id: str | None = None
+    if message.media is not None:
+        media_id = message.media.id
+        stored, problem = await _copy_media(runtime, tenant, message)
+        facts = InboundFacts(referenced=referenced, media=stored, media_problem=problem, customer_name=customer_name)
+    inbound = to_genesys_inbound(message, contact, facts)
+
+    if media_id is not None or inbound.kind == "structured" or message.type == "edit":
+        async with runtime.database.session() as session:
+            tracked = await session.get(Message, row_id)
+            if tracked is not None:
+                details: dict[str, Any] = dict(tracked.details or {})
+                if media_id is not None:
+                    details["media_id"] = media_id
+                    details["media_copied"] = facts.media is not None
+                if inbound.kind == "structured":
+                    details["structured"] = True
+                tracked.details = details
+            if message.type == "edit" and message.edit and message.edit.original_message_id:
+                # Later quotes of the edited message show what it says now.
+                await _rewrite(session, tenant.id, message.edit.original_message_id, message_summary(message))
+
+    request = GenesysRequest(
+        tenant_id=tenant.id,
+        kind=inbound.kind,
+        body=inbound.body,
+        message_id=row_id,
+        conversation_id=conversation_id,
+        accepted_at=event.accepted_at,
+        correlation_id=event.correlation_id,
+    )
+    await runtime.broker.publish(
+        SEND_GENESYS,
+        [
+            OutgoingMessage(
+                body=orjson.dumps(request.model_dump(mode="json")),
+                # The key the webhook used, so this request keeps the conversation's order downstream.
+                key=ordering_key(tenant.id, customer),
+                headers={"correlation_id": event.correlation_id},
+            )
+        ],
+    )
+    return "processed"
+
+
+def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:
+    """The typed message; a part Meta shaped unexpectedly is dropped rather than the message."""
+    item = dict(event.item)
+    if not _is_unix_time(item.get("timestamp")):
+        item["timestamp"] = str(int(event.accepted_at))
+    try:
+        return WaInboundMessage.model_validate(item)
+    except ValidationError as exc:
+        log.warning(
+            "inbound.message_malformed",
+            tenant_id=event.tenant_id,
+            item_id=item.get("id"),
+            type=item.get("type"),
+            error=str(exc.errors()[0]["msg"])[:300],
+        )
+    # Keep who sent what and when: the agent still learns that a message of that type arrived.
+    minimal = {key: item[key] for key in ("id", "from", "from_user_id", "timestamp", "type") if key in item}
+    minimal.setdefault("type", "unknown")
+    try:
+        return WaInboundMessage.model_validate(minimal)
+    except ValidationError as exc:
+        raise PermanentError(f"malformed WhatsApp message: {exc.errors()[0]['msg']}") from exc
+
+
+def quick_replies_of(details: dict[str, Any] | None) -> tuple[QuickReply, ...]:
+    """The choices an outbound message offered (`details["quick_replies"]`), skipping malformed entries."""
+    offered = (details or {}).get("quick_replies")
+    if not isinstance(offered, list):
+        return ()
+    choices: list[QuickReply] = []
+    for entry in offered:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            continue
+        title = str(entry.get("title") or entry.get("payload") or entry["id"])
+        payload = str(entry.get("payload") if entry.get("payload") is not None else title)
+        kind: Literal["QuickReply", "Button"] = "Button" if entry.get("type") == "Button" else "QuickReply"
+        choices.append(QuickReply(id=str(entry["id"]), title=title, payload=payload, type=kind))
+    return tuple(choices)
+
+
+def _contact(event: InboundWhatsAppEvent) -> WaContact | None:
+    if not event.contact:
+        return None
+    try:
+        return WaContact.model_validate(event.contact)
+    except ValidationError:
+        return None  # a name is nice to have, never a reason to lose the message
+
+
+def _is_unix_time(value: Any) -> bool:
+    try:
+        return float(value) >= 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _wrote_at(message: WaInboundMessage) -> datetime | None:
+    # A system notice is WhatsApp speaking, not the customer: it opens no customer-service window.
+    if message.type == "system":
+        return None
+    return datetime.fromtimestamp(float(message.timestamp), tz=UTC)
+
+
+def _count_unknown_fields(tenant: TenantRuntime, message: WaInboundMessage) -> None:
+    unknown = sorted(set(message.model_extra or {}) - _KNOWN_KEYS - {message.type})
+    if unknown:
+        WHATSAPP_UNKNOWN_FIELDS.labels("message").inc()
+        log.info("inbound.unknown_fields", tenant_id=tenant.id, wamid=message.id, fields=unknown[:20])
+
+
+async def _inbound_row(session: AsyncSession, tenant_id: str, wamid: str) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.tenant_id == tenant_id, Message.direction == "inbound", Message.wamid == wamid)
+    )
+
+
+async def _referenced(session: AsyncSession, tenant_id: str, wamid: str | None) -> ReferencedMessage | None:
+    """The tracked message (either direction) a reply, reaction, edit or revoke points at."""
+    if not wamid:
+        return None
+    row = await session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid).limit(1))
+    if row is None:
+        return None
+    return ReferencedMessage(
+        text=row.text,
+        genesys_message_id=row.genesys_message_id,
+        quick_replies=quick_replies_of(row.details) if row.direction == "outbound" else (),
+    )
+
+
+async def _rewrite(session: AsyncSession, tenant_id: str, wamid: str, text: str | None) -> None:
+    original = await _inbound_row(session, tenant_id, wamid)
+    if original is not None and text:
+        original.text = text
+
+
+async def _follow_number_change(session: AsyncSession, conversation: Conversation, message: WaInboundMessage) -> None:
+    """`user_changed_number`: the conversation now belongs to the new number (or BSUID)."""
+    system = message.system
+    new_key = (system.wa_id or system.user_id) if system else None
+    if not new_key or new_key == conversation.wa_id:
+        return
+    taken = await find_conversation(session, tenant_id=conversation.tenant_id, wa_id=new_key)
+    if taken is not None:
+        # The customer already wrote from the new number: that conversation stays theirs, nothing to merge.
+        log.info("inbound.number_change_target_exists", tenant_id=conversation.tenant_id, conversation_id=taken.id)
+        return
+    log.info("inbound.number_changed", tenant_id=conversation.tenant_id, conversation_id=conversation.id)
+    conversation.wa_id = new_key
+    if system and system.user_id:
+        conversation.bsuid = system.user_id
+    await session.flush()
+
+
+async def _copy_media(
+    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage
+) -> tuple[StoredMedia | None, str | None]:
+    """The stored media, or why WhatsApp could not give it (the message goes on with a note)."""
+    media = message.media
+    if media is None:
+        return None, None
+    try:
+        stored = await MediaCopier.from_runtime(runtime).copy(tenant, wamid=message.id, kind=message.type, media=media)
+    except MediaUnavailable as exc:
+        return None, exc.agent_note
+    return stored, None

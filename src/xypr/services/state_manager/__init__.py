@@ -1,0 +1,1 @@
+"""The state-manager service: conversation mapping, context, message tracking, media and stats."""

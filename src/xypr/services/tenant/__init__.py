@@ -1,0 +1,1 @@
+"""The tenant service: tenants CRUD, onboarding checks and setup, suspension."""
