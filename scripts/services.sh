@@ -43,7 +43,8 @@ wait_port 6379 Redis
 
 if ! port_open 5672; then
   log "starting RabbitMQ"
-  $SUDO rabbitmq-server -detached
+  # Every quorum queue holds file handles; the default 1024 stalls a busy test broker.
+  ( ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; $SUDO rabbitmq-server -detached )
 fi
 wait_port 5672 RabbitMQ
 # The plugin list is read by the running node; enabling is idempotent.

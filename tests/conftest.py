@@ -54,16 +54,33 @@ def _purge_leftover_rabbit_namespaces() -> None:
         print(f"removed {removed} leftover RabbitMQ test queues")
 
 
-@pytest.fixture(autouse=True)
-def _drop_rabbit_namespaces() -> Iterator[None]:
-    """After each test, delete the RabbitMQ topology of every namespace it was given."""
-    yield
-    while _NAMESPACES:
-        settings = _NAMESPACES.pop()
+def _drop(settings_list: list[Settings]) -> None:
+    for settings in settings_list:
         try:
             asyncio.run(drop_namespace(settings))
-        except Exception as exc:  # the test's own outcome matters more than the clean-up
+        except Exception as exc:  # the tests' own outcome matters more than the clean-up
             print(f"could not drop RabbitMQ namespace {settings.namespace}: {exc!r}")
+
+
+@pytest.fixture(autouse=True)
+def _drop_rabbit_namespaces() -> Iterator[None]:
+    """After each test, delete the RabbitMQ topology of the namespaces made during that test.
+
+    Namespaces made before it (by module- or session-scoped fixtures) live until the session ends.
+    """
+    first = len(_NAMESPACES)
+    yield
+    made_here = _NAMESPACES[first:]
+    del _NAMESPACES[first:]
+    _drop(made_here)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_remaining_rabbit_namespaces() -> Iterator[None]:
+    """At the end of the session, delete the namespaces of wider-scoped fixtures too."""
+    yield
+    _drop(list(_NAMESPACES))
+    _NAMESPACES.clear()
 
 
 def _admin(statement: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -11,13 +13,16 @@ import orjson
 
 from xypr.backends.cache.base import Cache
 from xypr.core.errors import PermanentError, TransientError
-from xypr.core.metrics import UPSTREAM_LATENCY
+from xypr.core.metrics import GENESYS_TOKENS, UPSTREAM_LATENCY
 from xypr.tenants.service import TenantRuntime
 
 __all__ = ["GenesysClient", "api_base", "login_base"]
 
 # Refresh this long before Genesys says the token expires, so no call goes out with a dying token.
 TOKEN_MARGIN_SECONDS = 300.0
+# One process per tenant fetches a token; the others wait for it in the shared cache this long.
+TOKEN_LOCK_SECONDS = 15.0
+TOKEN_POLL_SECONDS = 0.05
 
 _PATHS = {
     "message": "/inbound/open/message",
@@ -60,23 +65,52 @@ class GenesysClient:
             # Expired or revoked early: one fresh token, one more try.
             token = await self.token(tenant, stale=token)
             response = await self._call(url, body, token, params)
+            if response.status_code == 401:
+                # A token Genesys just issued is refused: drop it, so the stage's retry starts clean.
+                await self._forget_token(tenant, token)
+                raise TransientError("Genesys refused a fresh access token (HTTP 401)", upstream_code=401)
         return _answer(response)
 
     async def token(self, tenant: TenantRuntime, *, stale: str | None = None) -> str:
         """A valid access token for the tenant; `stale` names one the API just refused."""
-        key = f"{tenant.id}:genesys-token"
-        cached = await self._cache.get(key)
+        cached = await self._cache.get(_token_key(tenant))
         if cached is not None and cached.decode() != stale:
             return cached.decode()
         lock = self._locks.setdefault(tenant.id, asyncio.Lock())
         async with lock:  # one token request per tenant per process at a time
+            return await self._shared_token(tenant, stale)
+
+    async def forget_token(self, tenant: TenantRuntime) -> None:
+        """Drop the tenant's cached token (its credentials changed): the next call fetches a new one."""
+        await self._cache.delete(_token_key(tenant))
+
+    async def _shared_token(self, tenant: TenantRuntime, stale: str | None) -> str:
+        """The cached token, or a new one fetched by whichever process takes the shared lock first."""
+        key, lock_key = _token_key(tenant), f"{tenant.id}:genesys-token-lock"
+        deadline = time.monotonic() + TOKEN_LOCK_SECONDS
+        while True:
             cached = await self._cache.get(key)
             if cached is not None and cached.decode() != stale:
                 return cached.decode()
-            token, expires_in = await self._fetch_token(tenant)
-            ttl = max(expires_in - TOKEN_MARGIN_SECONDS, expires_in * 0.5, 1.0)
-            await self._cache.set(key, token.encode(), ttl=ttl)
-            return token
+            if await self._cache.set_nx(lock_key, b"1", ttl=TOKEN_LOCK_SECONDS):
+                try:
+                    cached = await self._cache.get(key)  # stored while we were taking the lock?
+                    if cached is not None and cached.decode() != stale:
+                        return cached.decode()
+                    token, expires_in = await self._fetch_token(tenant)
+                    ttl = max(expires_in - TOKEN_MARGIN_SECONDS, expires_in * 0.5, 1.0)
+                    await self._cache.set(key, token.encode(), ttl=ttl)
+                    return token
+                finally:
+                    await self._cache.delete(lock_key)
+            if time.monotonic() > deadline:
+                raise TransientError("waited too long for another process to fetch the Genesys token")
+            await asyncio.sleep(TOKEN_POLL_SECONDS)
+
+    async def _forget_token(self, tenant: TenantRuntime, token: str) -> None:
+        cached = await self._cache.get(_token_key(tenant))
+        if cached is not None and cached.decode() == token:
+            await self._cache.delete(_token_key(tenant))
 
     async def _fetch_token(self, tenant: TenantRuntime) -> tuple[str, float]:
         url = f"{login_base(tenant.genesys_region, self._login_url)}/oauth/token"
@@ -88,16 +122,27 @@ class GenesysClient:
                 auth=(tenant.genesys_client_id, tenant.genesys_client_secret),
             )
         except httpx.HTTPError as exc:
+            GENESYS_TOKENS.labels("unreachable").inc()
             raise TransientError(f"Genesys login unreachable: {type(exc).__name__}") from exc
         UPSTREAM_LATENCY.labels("genesys-login", str(response.status_code)).observe(time.perf_counter() - started)
         if response.status_code == 429 or response.status_code >= 500:
+            GENESYS_TOKENS.labels("retry").inc()
             raise TransientError(f"Genesys login HTTP {response.status_code}", retry_after=_retry_after(response))
         if not response.is_success:
+            GENESYS_TOKENS.labels("refused").inc()
             raise PermanentError(
-                f"Genesys refused the client credentials (HTTP {response.status_code})", reason="GeneralError"
+                f"Genesys refused the client credentials (HTTP {response.status_code})",
+                reason="GeneralError",
+                upstream_code=response.status_code,
             )
-        payload = orjson.loads(response.content)
-        return str(payload["access_token"]), float(payload.get("expires_in", 86400))
+        try:
+            payload = orjson.loads(response.content)
+            token, expires_in = str(payload["access_token"]), float(payload.get("expires_in", 86400))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            GENESYS_TOKENS.labels("malformed").inc()
+            raise TransientError("Genesys login answered without an access token") from exc
+        GENESYS_TOKENS.labels("issued").inc()
+        return token, expires_in
 
     async def _call(self, url: str, body: dict[str, Any], token: str, params: dict[str, str] | None) -> httpx.Response:
         started = time.perf_counter()
@@ -127,9 +172,23 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
     raise PermanentError(f"Genesys HTTP {response.status_code}: {detail}", upstream_code=response.status_code)
 
 
+def _token_key(tenant: TenantRuntime) -> str:
+    return f"{tenant.id}:genesys-token"
+
+
 def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds: delta-seconds or an HTTP date (RFC 9110 allows both)."""
     value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

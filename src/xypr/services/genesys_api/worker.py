@@ -7,6 +7,7 @@ from xypr.core.logging import get_logger
 from xypr.events import GenesysRequest
 from xypr.runtime import Runtime
 from xypr.stage import Stage
+from xypr.state.context import forget_context
 from xypr.state.models import Conversation
 from xypr.state.service import SETTLED, get_message
 from xypr.topology import SEND_GENESYS
@@ -34,7 +35,8 @@ class GenesysApi(Stage[GenesysRequest]):
         tenant = await self.runtime.tenants.by_id(event.tenant_id)
         if tenant is None:
             raise PermanentError(f"tenant {event.tenant_id} no longer exists")
-        if event.kind == "message" and event.message_id:
+        # A structured button answer is a customer message too: tracked by its wamid row, sent once.
+        if event.kind in ("message", "structured") and event.message_id:
             async with self.runtime.database.session() as session:
                 tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
@@ -47,16 +49,45 @@ class GenesysApi(Stage[GenesysRequest]):
 
         if dedupe:
             await self.runtime.cache.set(dedupe, b"1", ttl=DEDUPE_TTL_SECONDS)
-        if event.kind == "message" and event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
-                if tracked is not None:
-                    tracked.status = "sent"
-                    tracked.genesys_message_id = answer.get("id") or tracked.genesys_message_id
-                genesys_conversation = answer.get("conversationId")
-                if genesys_conversation and event.conversation_id:
-                    conversation = await session.get(Conversation, event.conversation_id)
-                    if conversation is not None and conversation.tenant_id == tenant.id:
-                        conversation.genesys_conversation_id = genesys_conversation
+        if event.kind in ("message", "structured") and event.message_id:
+            await self._delivered(event, answer)
         log.info("genesys.sent", kind=event.kind, tenant_id=tenant.id, genesys_message_id=answer.get("id"))
         return "processed"
+
+    async def _delivered(self, event: GenesysRequest, answer: dict[str, object]) -> None:
+        """Record Genesys' message id and conversation id (`prefetchConversationId`), refresh the context."""
+        genesys_conversation = answer.get("conversationId")
+        known_ids: list[str | None] = [event.conversation_id]
+        async with self.runtime.database.session() as session:
+            tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id or "")
+            if tracked is not None:
+                tracked.status = "sent"
+                tracked.error = None
+                tracked.genesys_message_id = str(answer.get("id") or "") or tracked.genesys_message_id
+            if event.conversation_id:
+                conversation = await session.get(Conversation, event.conversation_id)
+                if conversation is not None and conversation.tenant_id == event.tenant_id:
+                    known_ids.append(conversation.genesys_conversation_id)
+                    if isinstance(genesys_conversation, str) and genesys_conversation:
+                        conversation.genesys_conversation_id = genesys_conversation
+                        known_ids.append(genesys_conversation)
+        # The customer just wrote (name, time, maybe a new Genesys conversation): cached contexts are stale.
+        await forget_context(self.runtime, tenant_id=event.tenant_id, conversation_ids=known_ids)
+
+    async def on_permanent(self, event: GenesysRequest, error: PermanentError) -> bool:
+        """Keep the error on the tracked message and dead-letter the request, so it can be replayed after a fix."""
+        await self._note_error(event, error.message)
+        return True
+
+    async def on_exhausted(self, event: GenesysRequest, error: Exception) -> None:
+        """Retries ran out: keep the last error on the tracked message (the request goes to the dead letters)."""
+        await self._note_error(event, f"{type(error).__name__}: {error}")
+
+    async def _note_error(self, event: GenesysRequest, error: str) -> None:
+        if event.kind != "message" or not event.message_id:
+            return
+        # The status stays unsettled on purpose: a replayed dead letter must still be sent.
+        async with self.runtime.database.session() as session:
+            tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id)
+            if tracked is not None:
+                tracked.error = f"Genesys: {error}"[:2000]

@@ -9,6 +9,7 @@ dedupe key).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
@@ -96,17 +97,23 @@ def part_progress(parts: list[str], seen: dict[str, set[str]]) -> str:
 
 
 def receipt_for(
-    step: StatusStep, *, status: WaStatus, genesys_message_id: str, customer_id: str, customer_id_type: str
+    step: StatusStep,
+    *,
+    status: WaStatus,
+    genesys_message_id: str,
+    customer_id: str,
+    customer_id_type: str,
+    now_time: str,
 ) -> dict[str, Any] | None:
     """The Open Messaging receipt body for a step (pure); None when Genesys needs nothing."""
-    time = genesys_time(status.timestamp)
+    moment = genesys_time(status.timestamp) if status.timestamp.isdigit() else now_time
     if step.receipt == "Delivered":
         return receipt(
             genesys_message_id=genesys_message_id,
             customer_id=customer_id,
             customer_id_type=customer_id_type,
             status="Delivered",
-            time=time,
+            time=moment,
         )
     if step.receipt == "Failed":
         reason, text = _failure(status)
@@ -116,7 +123,7 @@ def receipt_for(
             customer_id_type=customer_id_type,
             reason=reason,
             message=text,
-            time=time,
+            time=moment,
         )
     return None
 
@@ -150,7 +157,11 @@ async def handle_status(runtime: Runtime, tenant: TenantRuntime, event: InboundW
         if claimed:
             await runtime.cache.delete(done_key)
         raise
-    await runtime.cache.set(done_key, _DONE, ttl=DONE_TTL_SECONDS)
+    if outcome == "unknown_message":
+        # Not marked done: should the send be recorded after all, a redelivery still takes effect.
+        await runtime.cache.delete(done_key)
+    else:
+        await runtime.cache.set(done_key, _DONE, ttl=DONE_TTL_SECONDS)
     WHATSAPP_STATUSES.labels(label, outcome).inc()
     return outcome
 
@@ -189,15 +200,22 @@ async def _apply(
                 message.error = f"{reason}: {text}"[:2000]
             if step.receipt is None or not message.genesys_message_id:
                 return "recorded"
-            customer_id = conversation.wa_id if conversation is not None else recipients[0]
+            if conversation is None and message.conversation_id:
+                conversation = await session.get(Conversation, message.conversation_id)
+            customer_id = conversation.wa_id if conversation is not None else next(iter(recipients), None)
+            if customer_id is None:
+                log.warning("whatsapp.status.no_recipient", tenant_id=tenant.id, wamid=status.id)
+                return "recorded"
             body = receipt_for(
                 step,
                 status=status,
                 genesys_message_id=message.genesys_message_id,
                 customer_id=customer_id,
                 customer_id_type="Phone" if customer_id.isdigit() else "Opaque",
+                now_time=genesys_time(time.time()),
             )
-            assert body is not None  # a step with a receipt always has a body
+            if body is None:  # cannot happen: a step with a receipt always has a body
+                return "recorded"
             request = GenesysRequest(
                 tenant_id=tenant.id,
                 kind="receipt",

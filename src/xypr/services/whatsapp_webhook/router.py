@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
 from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from xypr.core.logging import get_logger
-from xypr.core.metrics import WEBHOOKS
+from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
 from xypr.tenants.parking import hold_if_suspended
@@ -25,6 +25,10 @@ from xypr.whatsapp.models import WebhookPayload, WebhookValue
 __all__ = ["router"]
 
 log = get_logger(__name__)
+
+# The keys of a `messages` change value this version understands.
+_VALUE_FIELDS = frozenset({"messaging_product", "metadata", "contacts", "messages", "statuses", "errors"})
+
 router = APIRouter(tags=["webhooks"])
 
 
@@ -67,6 +71,10 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
             except ValidationError as exc:
                 WEBHOOKS.labels("whatsapp", "malformed").inc()
                 raise BadRequest(f"change value without metadata.phone_number_id: {exc.errors()[0]['msg']}") from exc
+            unknown_fields = sorted(set(change.value) - _VALUE_FIELDS)
+            if unknown_fields:  # Meta adds fields over time: noted, never a reason to refuse the webhook
+                WHATSAPP_UNKNOWN_FIELDS.labels("value").inc()
+                log.info("webhook.unknown_fields", source="whatsapp", fields=unknown_fields[:20], correlation_id=cid)
 
     tenants: dict[str, TenantRuntime] = {}
     unknown: set[str] = set()
