@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GenesysRequest", "InboundWhatsAppEvent", "OutboundGenesysEvent", "WhatsAppRequest", "ordering_key"]
+__all__ = [
+    "GenesysRequest",
+    "InboundWhatsAppEvent",
+    "MediaUpload",
+    "OutboundGenesysEvent",
+    "WhatsAppRequest",
+    "ordering_key",
+]
 
 
 class _Event(BaseModel):
@@ -48,6 +55,17 @@ class OutboundGenesysEvent(_Event):
     body: dict[str, Any]
 
 
+class MediaUpload(BaseModel):
+    """An agent attachment kept in the object store, uploaded to Meta before body number `part` is sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    part: int = Field(ge=0)
+    object_key: str
+    mime_type: str
+    filename: str | None = None
+
+
 class WhatsAppRequest(_Event):
     """A Graph API send for whatsapp-api (`send.whatsapp`)."""
 
@@ -57,3 +75,4 @@ class WhatsAppRequest(_Event):
     genesys_message_id: str | None = None
     customer_id: str
     customer_id_type: str = "Phone"
+    media: list[MediaUpload] = Field(default_factory=list, description="uploads whose media id a body needs")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -13,6 +14,9 @@ from xypr.tenants.service import TenantRuntime
 from xypr.whatsapp.errors import PAIR_RATE_LIMIT, TOKEN_EXPIRED, TRANSIENT_CODES, describe, receipt_reason
 
 __all__ = ["GraphClient", "TokenExpired"]
+
+MEDIA_UPLOAD_ERROR: Final = 131053
+_SIZE_WORDS: Final = re.compile(r"\b(bytes|size|large|limit)\b", re.I)
 
 
 class TokenExpired(TransientError):
@@ -28,14 +32,39 @@ class GraphClient:
 
     async def send_message(self, tenant: TenantRuntime, body: dict[str, Any]) -> dict[str, Any]:
         """POST `/{phone_number_id}/messages`; returns Meta's answer (accepted, not yet delivered)."""
-        return await self._post(tenant, f"/{tenant.wa_phone_number_id}/messages", body)
+        return await self._post(tenant, f"/{tenant.wa_phone_number_id}/messages", json=body)
 
-    async def _post(self, tenant: TenantRuntime, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def upload_media(self, tenant: TenantRuntime, *, data: bytes, mime_type: str, filename: str) -> str:
+        """POST `/{phone_number_id}/media` (multipart `messaging_product`, `file`, `type`); returns the media id."""
+        answer = await self._post(
+            tenant,
+            f"/{tenant.wa_phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        media_id = answer.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise TransientError("Graph API media upload answered without an id")
+        return media_id
+
+    async def _post(
+        self,
+        tenant: TenantRuntime,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         outcome = "error"
         try:
             response = await self._http.post(
-                self._base + path, json=body, headers={"Authorization": f"Bearer {tenant.wa_access_token}"}
+                self._base + path,
+                json=json,
+                data=data,
+                files=files,
+                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"Graph API unreachable: {type(exc).__name__}") from exc
@@ -66,7 +95,11 @@ class GraphClient:
             # Pair rate limit (one user): Meta asks for 4^n seconds between tries.
             growth = 4.0 if code == PAIR_RATE_LIMIT else 2.0
             raise TransientError(text, retry_after=_retry_after(response), growth=growth, upstream_code=code)
-        raise PermanentError(text, reason=receipt_reason(code, text), upstream_code=code)
+        reason = receipt_reason(code, text)
+        if code == MEDIA_UPLOAD_ERROR and _SIZE_WORDS.search(text):
+            # Meta uses 131053 for both a refused type and a refused size; its details tell which.
+            reason = "InvalidMediaContentLength"
+        raise PermanentError(text, reason=reason, upstream_code=code)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -24,6 +24,7 @@ class AgentAttachment:
     content: bytes
     mime_type: str
     filename: str | None
+    answer_status: int | None = None
 
 
 class AgentAttachments:
@@ -34,9 +35,11 @@ class AgentAttachments:
         self.files: dict[str, AgentAttachment] = {}
         self.downloads: deque[str] = deque(maxlen=100_000)
 
-    def add(self, content: bytes, mime_type: str, filename: str | None) -> AgentAttachment:
-        """Keep a file under a fresh id."""
-        attachment = AgentAttachment(secrets.token_hex(16), content, mime_type, filename)
+    def add(
+        self, content: bytes, mime_type: str, filename: str | None, answer_status: int | None = None
+    ) -> AgentAttachment:
+        """Keep a file under a fresh id (`answer_status`: its download always fails with that status)."""
+        attachment = AgentAttachment(secrets.token_hex(16), content, mime_type, filename, answer_status)
         self.files[attachment.attachment_id] = attachment
         return attachment
 
@@ -51,6 +54,7 @@ class AttachmentRequest(BaseModel):
     data_base64: str
     mime_type: str = Field(default="image/jpeg", min_length=3)
     filename: str | None = None
+    answer_status: int | None = Field(default=None, ge=400, le=599, description="make every download fail so")
 
 
 def get_attachments(request: Request) -> AgentAttachments:
@@ -71,7 +75,7 @@ async def add_attachment(request: AttachmentRequest, attachments: AttachmentsDep
         content = base64.b64decode(request.data_base64, validate=True)
     except binascii.Error as exc:
         raise HTTPException(400, "data_base64 is not valid base64") from exc
-    attachment = attachments.add(content, request.mime_type, request.filename)
+    attachment = attachments.add(content, request.mime_type, request.filename, request.answer_status)
     media_type = {"image": "Image", "video": "Video", "audio": "Audio"}.get(request.mime_type.split("/")[0], "File")
     return {
         "id": attachment.attachment_id,
@@ -96,6 +100,8 @@ async def download(attachment_id: str, attachments: AttachmentsDep) -> Response:
     if attachment is None:
         raise HTTPException(404, f"download {attachment_id} not found")
     attachments.downloads.append(attachment_id)
+    if attachment.answer_status is not None:
+        return Response(status_code=attachment.answer_status)
     safe_name = re.sub(r"[^\w.\- ]", "_", attachment.filename or "")
     headers = {"Content-Disposition": f'attachment; filename="{safe_name}"'} if safe_name else None
     return Response(attachment.content, media_type=attachment.mime_type, headers=headers)

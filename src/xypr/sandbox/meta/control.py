@@ -20,6 +20,7 @@ from xypr.sandbox.meta.models import (
     NumberRegistration,
     RawWebhookRequest,
     ResetRequest,
+    StatusSequenceRequest,
     TemplateRequest,
 )
 from xypr.sandbox.meta.state import BusinessNumber, Fault, MetaSandbox, Template
@@ -223,6 +224,13 @@ async def inbound_messages(
 async def read_receipts(sandbox: SandboxDep, phone_number_id: str | None = None) -> list[dict[str, Any]]:
     """Mark-as-read / typing indicator requests received, oldest first."""
     return select(sandbox.read_receipts, phone_number_id=phone_number_id)
+
+
+@router.post("/statuses/sequence")
+async def set_status_sequence(request: StatusSequenceRequest, sandbox: SandboxDep) -> dict[str, list[str]]:
+    """Choose the status webhooks that follow each accepted send (e.g. only `sent`, for load tests)."""
+    sandbox.status_sequence = tuple(request.sequence)
+    return {"sequence": list(sandbox.status_sequence)}
 
 
 @router.post("/reset")

@@ -14,6 +14,7 @@ __all__ = [
     "NumberRegistration",
     "RawWebhookRequest",
     "ResetRequest",
+    "StatusSequenceRequest",
     "TemplateRequest",
 ]
 
@@ -109,6 +110,12 @@ class TemplateRequest(BaseModel):
     language: str = "en_US"
     category: Literal["UTILITY", "MARKETING", "AUTHENTICATION"] = "UTILITY"
     components: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StatusSequenceRequest(BaseModel):
+    """Which status webhooks follow an accepted send, in order (Meta: sent, delivered, read)."""
+
+    sequence: list[Literal["sent", "delivered", "read", "played"]] = Field(max_length=4)
 
 
 class ResetRequest(BaseModel):

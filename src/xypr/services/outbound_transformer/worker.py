@@ -1,7 +1,8 @@
-"""outbound-transformer worker: one Genesys agent message → state, the 24 h window, Graph API sends."""
+"""outbound-transformer worker: one Genesys agent message, event or receipt → state, checks, Graph API sends."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -10,24 +11,57 @@ from pydantic import ValidationError
 from xypr.backends.broker.base import OutgoingMessage
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
-from xypr.events import OutboundGenesysEvent, WhatsAppRequest, ordering_key
+from xypr.events import MediaUpload, OutboundGenesysEvent, WhatsAppRequest, ordering_key
 from xypr.genesys.models import GenesysOutbound
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
-from xypr.state.service import SETTLED, record_outbound
+from xypr.state.models import Conversation
+from xypr.state.service import SETTLED, find_conversation, get_message, latest_inbound_wamid, record_outbound
+from xypr.tenants.service import TenantRuntime
 from xypr.topology import OUTBOUND_GENESYS, SEND_WHATSAPP
-from xypr.transform.outbound import UnsupportedOutbound, to_whatsapp_sends
+from xypr.transform.outbound import (
+    AttachmentSource,
+    OutboundPlan,
+    UnsupportedOutbound,
+    is_template_message,
+    mark_read,
+    plan_outbound,
+    typing_indicator,
+)
+from xypr.whatsapp.attachments import AttachmentRefused, fetch_attachment
 
-__all__ = ["CUSTOMER_SERVICE_WINDOW", "OutboundTransformer"]
+__all__ = ["CUSTOMER_SERVICE_WINDOW", "MARK_READ_SETTING", "OutboundTransformer", "window_open"]
 
 log = get_logger(__name__)
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+MARK_READ_SETTING = "mark_read"
+# Typing events and read receipts are remembered this long to pass each on once.
+EVENT_DEDUPE_TTL_SECONDS = 24 * 3600.0
+_WINDOW_CLOSED = (
+    "The customer has not written in the last 24 hours: WhatsApp only allows an approved template message now."
+)
+_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+
+
+def window_open(conversation: Conversation | None, now: datetime) -> bool:
+    """True while the customer's last message is less than 24 hours old (free-form messages allowed)."""
+    last = conversation.last_customer_message_at if conversation is not None else None
+    if last is None:
+        return False
+    if last.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
+        last = last.replace(tzinfo=UTC)
+    return now - last <= CUSTOMER_SERVICE_WINDOW
+
+
+def _object_name(source: AttachmentSource) -> str:
+    name = _UNSAFE_NAME.sub("_", source.filename or "").strip("._")[:100]
+    return name or f"attachment.{source.mime_type.rsplit('/', 1)[-1][:10]}"
 
 
 class OutboundTransformer(Stage[OutboundGenesysEvent]):
-    """Consumes `outbound.genesys`, publishes to `send.whatsapp` (or a Failed receipt)."""
+    """Consumes `outbound.genesys`, publishes to `send.whatsapp` (or a Failed receipt to `send.genesys`)."""
 
     name = "outbound-transformer"
     queue = OUTBOUND_GENESYS
@@ -45,71 +79,201 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             message = GenesysOutbound.model_validate(event.body)
         except ValidationError as exc:
             raise PermanentError(f"malformed Genesys message: {exc.errors()[0]['msg']}") from exc
-        if message.type in ("Event", "Receipt"):
-            # Typing and read receipts toward WhatsApp come with the outbound-complete issue.
-            log.info("outbound.ignored", type=message.type, tenant_id=tenant.id)
-            return "ignored"
+        if message.type == "Event":
+            return await self._typing(tenant, message, event)
+        if message.type == "Receipt":
+            return await self._read_receipt(tenant, message, event)
+        return await self._message(tenant, message, event)
+
+    async def _message(self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent) -> str:
         customer = message.channel.to.id
         id_type = message.channel.to.id_type or ("Opaque" if "." in customer else "Phone")
+        plan: OutboundPlan | None = None
+        problem: tuple[str, str] | None = None
+        try:
+            plan = plan_outbound(message, to=customer, id_type=id_type)
+        except UnsupportedOutbound as exc:
+            problem = (exc.reason, str(exc))
+        template = plan.is_template if plan is not None else is_template_message(message)
+        kind = "template" if template else message.type.lower()
+        if plan is not None and plan.attachment is not None:
+            kind = plan.attachment.whatsapp_type
         async with self.runtime.database.session() as session:
             record = await record_outbound(
                 session,
                 tenant_id=tenant.id,
                 genesys_message_id=message.id,
                 customer_id=customer,
-                kind=message.type.lower(),
+                kind=kind,
                 text=message.text,
             )
             if not record.created and record.message.status in SETTLED:
                 return "duplicate"
-            problem: tuple[str, str] | None = None
-            last = record.conversation.last_customer_message_at if record.conversation else None
-            if last is not None and last.tzinfo is None:
-                last = last.replace(tzinfo=UTC)
-            if last is None or datetime.now(UTC) - last > CUSTOMER_SERVICE_WINDOW:
-                problem = (
-                    "MessageExpired",
-                    "The customer has not written in the last 24 hours: WhatsApp only allows an "
-                    "approved template message now.",
-                )
-            try:
-                sends = to_whatsapp_sends(message, to=customer, id_type=id_type)
-            except UnsupportedOutbound as exc:
-                problem = problem or ("UnsupportedMessage", str(exc))
-            if problem is not None:
-                record.message.status = "failed"
-                record.message.error = f"{problem[0]}: {problem[1]}"
-        if problem is not None:
-            await publish_failed_receipt(
-                self.runtime.broker,
-                tenant_id=tenant.id,
-                genesys_message_id=message.id,
-                customer_id=customer,
-                customer_id_type=id_type,
-                reason=problem[0],
-                message=problem[1],
-                correlation_id=event.correlation_id,
-            )
+            if problem is None and not template and not window_open(record.conversation, datetime.now(UTC)):
+                problem = ("MessageExpired", _WINDOW_CLOSED)
+            if problem is None and plan is not None and plan.quick_replies:
+                # The inbound path maps a customer's button_reply / list_reply id back to its payload.
+                record.message.details = {
+                    **(record.message.details or {}),
+                    "quick_replies": [choice.as_dict() for choice in plan.quick_replies],
+                }
+            row_id = record.message.id
+        if problem is not None or plan is None:
+            reason, text = problem or ("GeneralError", "nothing to send")
+            await self._fail(tenant, message, event, row_id, reason, text)
             return "failed"
+        media: list[MediaUpload] = []
+        if plan.attachment is not None:
+            try:
+                media.append(await self._keep_attachment(tenant, plan.attachment, row_id))
+            except AttachmentRefused as exc:
+                await self._fail(tenant, message, event, row_id, exc.reason, exc.message)
+                return "failed"
         request = WhatsAppRequest(
             tenant_id=tenant.id,
             kind="message",
-            bodies=sends,
-            message_id=record.message.id,
+            bodies=plan.sends,
+            message_id=row_id,
             genesys_message_id=message.id,
             customer_id=customer,
             customer_id_type=id_type,
+            media=media,
             accepted_at=event.accepted_at,
             correlation_id=event.correlation_id,
         )
+        await self._publish(request, tenant, customer)
+        return "processed"
+
+    async def _keep_attachment(self, tenant: TenantRuntime, source: AttachmentSource, row_id: str) -> MediaUpload:
+        """Fetch the agent's file from Genesys (Genesys hosts only) and keep it in the object store."""
+        fetched = await fetch_attachment(
+            self.runtime.http,
+            source.url,
+            region=tenant.genesys_region,
+            api_url=self.runtime.settings.genesys_api_url,
+            max_bytes=source.max_bytes,
+        )
+        name = _object_name(source)
+        key = f"tenant/{tenant.id}/outbound/{row_id}/{name}"
+        await self.runtime.store.put(key, fetched.data, content_type=source.mime_type)
+        async with self.runtime.database.session() as session:
+            record = await get_message(session, tenant_id=tenant.id, message_id=row_id)
+            if record is not None:
+                record.details = {**(record.details or {}), "media": [{"object_key": key, "bytes": len(fetched.data)}]}
+        return MediaUpload(part=source.part, object_key=key, mime_type=source.mime_type, filename=name)
+
+    async def _typing(self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent) -> str:
+        """Agent typing → WhatsApp typing indicator on the customer's latest message."""
+        if not any(isinstance(item, dict) and item.get("eventType") == "Typing" for item in message.events):
+            return "ignored"
+        return await self._status_call(tenant, message, event, kind="typing", once_key=f"typing:{message.id}")
+
+    async def _read_receipt(self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent) -> str:
+        """Genesys `Read` receipt → mark the customer's messages read (tenant setting `mark_read`, on by default)."""
+        if (message.status or "").lower() != "read" or tenant.settings.get(MARK_READ_SETTING, True) is False:
+            return "ignored"
+        return await self._status_call(tenant, message, event, kind="mark_read", once_key=f"read:{message.id}")
+
+    async def _status_call(
+        self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent, *, kind: str, once_key: str
+    ) -> str:
+        customer = message.channel.to.id
+        dedupe = f"{tenant.id}:wa-event:{once_key}"
+        if await self.runtime.cache.get(dedupe) is not None:
+            return "duplicate"
+        async with self.runtime.database.session() as session:
+            conversation = await find_conversation(session, tenant_id=tenant.id, wa_id=customer)
+            wamid = (
+                await latest_inbound_wamid(
+                    session,
+                    tenant_id=tenant.id,
+                    conversation_id=conversation.id,
+                    genesys_message_id=message.id if kind == "mark_read" else None,
+                )
+                if conversation is not None
+                else None
+            )
+        if wamid is None:
+            log.info("outbound.no_customer_message", kind=kind, tenant_id=tenant.id)
+            return "ignored"
+        body = typing_indicator(wamid) if kind == "typing" else mark_read(wamid)
+        request = WhatsAppRequest(
+            tenant_id=tenant.id,
+            kind="typing" if kind == "typing" else "mark_read",
+            bodies=[body],
+            customer_id=customer,
+            customer_id_type=message.channel.to.id_type or ("Opaque" if "." in customer else "Phone"),
+            accepted_at=event.accepted_at,
+            correlation_id=event.correlation_id,
+        )
+        await self._publish(request, tenant, customer)
+        # Remembered only once queued: a crash in between repeats an indicator, which is harmless.
+        await self.runtime.cache.set(dedupe, b"1", ttl=EVENT_DEDUPE_TTL_SECONDS)
+        return "processed"
+
+    async def on_exhausted(self, event: OutboundGenesysEvent, error: Exception) -> None:
+        """Retries ran out (attachment host, database or broker down): the agent still learns it failed."""
+        try:
+            message = GenesysOutbound.model_validate(event.body)
+        except ValidationError:
+            return
+        if message.type not in ("Text", "Structured"):
+            return  # typing indicators and read receipts have no receipt of their own
+        tenant = await self.runtime.tenants.by_id(event.tenant_id)
+        if tenant is None:
+            return
+        text = f"the message could not be prepared for WhatsApp after retries: {error}"[:1000]
+        async with self.runtime.database.session() as session:
+            record = await record_outbound(
+                session,
+                tenant_id=tenant.id,
+                genesys_message_id=message.id,
+                customer_id=message.channel.to.id,
+                kind=message.type.lower(),
+                text=message.text,
+            )
+            if record.message.status in SETTLED:
+                return
+            row_id = record.message.id
+        await self._fail(tenant, message, event, row_id, "ServerError", text)
+
+    async def _publish(self, request: WhatsAppRequest, tenant: TenantRuntime, customer: str) -> None:
         await self.runtime.broker.publish(
             SEND_WHATSAPP,
             [
                 OutgoingMessage(
                     body=orjson.dumps(request.model_dump(mode="json")),
                     key=ordering_key(tenant.id, customer),
-                    headers={"correlation_id": event.correlation_id},
+                    headers={"correlation_id": request.correlation_id},
                 )
             ],
         )
-        return "processed"
+
+    async def _fail(
+        self,
+        tenant: TenantRuntime,
+        message: GenesysOutbound,
+        event: OutboundGenesysEvent,
+        row_id: str,
+        reason: str,
+        text: str,
+    ) -> None:
+        """The receipt first, then the row: a crash in between repeats the receipt (dropped downstream by its
+        dedupe key) instead of settling the row with no receipt sent."""
+        customer = message.channel.to.id
+        await publish_failed_receipt(
+            self.runtime.broker,
+            tenant_id=tenant.id,
+            genesys_message_id=message.id,
+            customer_id=customer,
+            customer_id_type=message.channel.to.id_type or ("Opaque" if "." in customer else "Phone"),
+            reason=reason,
+            message=text,
+            correlation_id=event.correlation_id,
+        )
+        log.info("outbound.failed", reason=reason, tenant_id=tenant.id, genesys_message_id=message.id)
+        async with self.runtime.database.session() as session:
+            record = await get_message(session, tenant_id=tenant.id, message_id=row_id)
+            if record is not None:
+                record.status = "failed"
+                record.error = f"{reason}: {text}"[:2000]

@@ -1,23 +1,30 @@
-"""whatsapp-api worker: Graph API sends, once each; permanent failures become Failed receipts."""
+"""whatsapp-api worker: Graph API sends, once each, within the number's throughput; failures become receipts."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from xypr.backends.storage.base import ObjectNotFound
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
-from xypr.events import WhatsAppRequest
+from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
 from xypr.state.service import SETTLED, get_message
+from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
 from xypr.whatsapp.client import TokenExpired
 from xypr.whatsapp.errors import receipt_reason
+from xypr.whatsapp.throughput import throughput_limit, wait_for_send_slot
 
 __all__ = ["WhatsAppApi"]
 
 log = get_logger(__name__)
 
 PART_TTL_SECONDS = 7 * 24 * 3600.0
+# Meta keeps uploaded media 30 days; a retried message reuses its upload well within that.
+MEDIA_ID_TTL_SECONDS = 24 * 3600.0
 
 
 class WhatsAppApi(Stage[WhatsAppRequest]):
@@ -35,11 +42,14 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
         tenant = await self.runtime.tenants.by_id(event.tenant_id)
         if tenant is None:
             raise PermanentError(f"tenant {event.tenant_id} no longer exists")
+        if event.kind != "message":
+            return await self._status_call(tenant, event)
         if event.message_id:
             async with self.runtime.database.session() as session:
                 tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
                 return "duplicate"
+        uploads = {upload.part: upload for upload in event.media}
         wamids: list[str] = []
         for index, body in enumerate(event.bodies):
             part_key = f"{tenant.id}:wa-part:{event.message_id or event.correlation_id}:{index}"
@@ -47,6 +57,9 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             if done is not None:
                 wamids.append(done.decode())
                 continue
+            if index in uploads:
+                body = await self._with_media_id(tenant, event, uploads[index], body)
+            await self._throttle(tenant)
             answer = await self.runtime.graph.send_message(tenant, body)
             wamid = str((answer.get("messages") or [{}])[0].get("id", ""))
             await self.runtime.cache.set(part_key, wamid.encode(), ttl=PART_TTL_SECONDS)
@@ -57,8 +70,55 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
                 if tracked is not None:
                     tracked.status = "sent"
                     tracked.wamid = wamids[0] if wamids else None
+                    # Every part's wamid: Meta reports statuses per part (the inbound path maps them back).
+                    tracked.details = {**(tracked.details or {}), "wamids": wamids}
         log.info("whatsapp.sent", tenant_id=tenant.id, genesys_message_id=event.genesys_message_id, wamids=wamids)
         return "processed"
+
+    async def _status_call(self, tenant: TenantRuntime, event: WhatsAppRequest) -> str:
+        """A typing indicator or mark-as-read: no tracking row, no receipt for the agent."""
+        try:
+            for body in event.bodies:
+                await self._throttle(tenant)
+                await self.runtime.graph.send_message(tenant, body)
+        except TransientError as exc:
+            if event.kind == "typing" and not isinstance(exc, TokenExpired):
+                # A late "typing…" is worse than none, and retrying it would hold up the agent's next message.
+                log.info("whatsapp.typing_dropped", tenant_id=tenant.id, error=exc.message)
+                return "dropped"
+            raise
+        except PermanentError as exc:
+            log.warning("whatsapp.status_call_refused", kind=event.kind, tenant_id=tenant.id, error=exc.message)
+            return "refused"
+        return "processed"
+
+    async def _with_media_id(
+        self, tenant: TenantRuntime, event: WhatsAppRequest, upload: MediaUpload, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Upload the stored attachment to Meta (once per message part) and put its media id in the body."""
+        media_key = f"{tenant.id}:wa-media:{event.message_id or event.correlation_id}:{upload.part}"
+        cached = await self.runtime.cache.get(media_key)
+        if cached is not None:
+            media_id = cached.decode()
+        else:
+            try:
+                stored = await self.runtime.store.get(upload.object_key)
+            except ObjectNotFound as exc:
+                raise PermanentError("the attachment is no longer in the object store", reason="GeneralError") from exc
+            media_id = await self.runtime.graph.upload_media(
+                tenant, data=stored.data, mime_type=upload.mime_type, filename=upload.filename or "attachment"
+            )
+            await self.runtime.cache.set(media_key, media_id.encode(), ttl=MEDIA_ID_TTL_SECONDS)
+        kind = str(body.get("type"))
+        return {**body, kind: {**body.get(kind, {}), "id": media_id}}
+
+    async def _throttle(self, tenant: TenantRuntime) -> None:
+        limit = throughput_limit(tenant.settings, self.runtime.settings.whatsapp_throughput_per_second)
+        waited = await wait_for_send_slot(
+            self.runtime.cache, tenant_id=tenant.id, phone_number_id=tenant.wa_phone_number_id, per_second=limit
+        )
+        if waited:
+            log.debug("whatsapp.throttled", tenant_id=tenant.id, waited=round(waited, 3))
 
     async def on_transient(self, event: WhatsAppRequest, error: TransientError) -> None:
         """On Meta 190 (token expired) read the tenant again: an operator may have rotated the token."""
@@ -77,12 +137,8 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
         await self._fail(event, reason, f"WhatsApp did not accept the message after retries: {error}")
 
     async def _fail(self, event: WhatsAppRequest, reason: str, message: str) -> None:
-        if event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id)
-                if tracked is not None:
-                    tracked.status = "failed"
-                    tracked.error = f"{reason}: {message}"[:2000]
+        # The receipt first, then the row: a crash in between repeats the receipt (dropped downstream by its
+        # dedupe key) instead of settling the row with no receipt sent.
         if event.genesys_message_id:
             await publish_failed_receipt(
                 self.runtime.broker,
@@ -94,3 +150,9 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
                 message=message,
                 correlation_id=event.correlation_id,
             )
+        if event.message_id:
+            async with self.runtime.database.session() as session:
+                tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id)
+                if tracked is not None:
+                    tracked.status = "failed"
+                    tracked.error = f"{reason}: {message}"[:2000]
