@@ -37,9 +37,10 @@ typecheck: install
 services:
 	@bash scripts/services.sh
 
+## Measure the bridge against same-run ceilings (docs/performance.md); BENCH_ARGS=--quick for a ~3 min subset.
 bench: install
 	@bash scripts/services.sh
-	@$(PY) bench/run.py
+	@$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .xypr-data .pytest_cache .mypy_cache .ruff_cache

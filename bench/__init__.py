@@ -1,0 +1,1 @@
+"""The benchmark harness (`make bench`): emulators, load generator, baselines and the scenarios that use them."""
