@@ -41,10 +41,15 @@ if ! port_open 6379; then
 fi
 wait_port 6379 Redis
 
+# Every quorum queue holds file handles; the default 1024 stalls a busy test broker. The Debian
+# wrapper starts the node through `su rabbitmq`, where pam_limits applies: raise it there.
+limits=/etc/security/limits.d/rabbitmq-xypr.conf
+if [ -d /etc/security/limits.d ] && [ ! -f "$limits" ]; then
+  printf 'rabbitmq soft nofile 20000\nrabbitmq hard nofile 20000\n' | $SUDO tee "$limits" >/dev/null
+fi
 if ! port_open 5672; then
   log "starting RabbitMQ"
-  # Every quorum queue holds file handles; the default 1024 stalls a busy test broker.
-  ( ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; $SUDO rabbitmq-server -detached )
+  $SUDO rabbitmq-server -detached
 fi
 wait_port 5672 RabbitMQ
 # The plugin list is read by the running node; enabling is idempotent.
