@@ -14,7 +14,7 @@ from xypr.runtime import Runtime
 __all__ = ["RuntimeDep", "correlation_id", "read_json_body"]
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The process runtime, opened by the app's lifespan."""
     runtime: Runtime = request.app.state.runtime
     return runtime

@@ -73,7 +73,9 @@ def create_database(url: str, *, pool_size: int = 20) -> Database:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # No pre-ping: it costs a round trip per checkout on the hot path. A connection that died
+        # (server restart) fails its statement, the pool discards it, and the stage retries.
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     return Database(engine)
 
 
