@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 
 from tests.conftest import embedded_settings
 from tests.support.auth import login_as
 from tests.support.bridge import eventually, running_bridge, tenant_spec
 from tests.support.contracts import contract
+from tests.support.live import serve
 from tests.support.moto import free_port
 from xypr.app import AppPlan, create_app
 from xypr.auth.principal import CurrentPrincipal
@@ -210,24 +208,6 @@ async def test_metrics_can_be_reserved_to_xypr_admins(tmp_path: Path) -> None:
         assert (await bridge.client.get("/health")).status_code == 200
 
 
-@asynccontextmanager
-async def _serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` on a free port of 127.0.0.1 until the block ends; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio"))
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert not task.done(), "server exited during start-up"
-        assert time.monotonic() < deadline, "server did not start within 30 s"
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
-
-
 echo = APIRouter()
 
 
@@ -244,9 +224,9 @@ async def test_gateway_proxies_a_service_running_in_another_process(tmp_path: Pa
     auth_app = create_app(
         settings, AppPlan(http_services=("auth",), public_gateway=False, run_migrations=True, extra_routers=[echo])
     )
-    async with _serving(auth_app) as auth_url:
+    async with serve(auth_app) as auth_url:
         gateway = create_app(settings, AppPlan(http_services=("whatsapp-webhook",), remote_services={"auth": auth_url}))
-        async with _serving(gateway) as gateway_url, httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        async with serve(gateway) as gateway_url, httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
             await create_admin(auth_app.state.runtime.database, email="ops@x.test", password="a long password!")
             token = await client.post(
                 "/auth/token", data={"grant_type": "password", "username": "ops@x.test", "password": "a long password!"}
@@ -274,7 +254,7 @@ async def test_gateway_answers_502_when_the_service_is_down(tmp_path: Path) -> N
     settings = embedded_settings(tmp_path)
     down = f"http://127.0.0.1:{free_port()}"
     gateway = create_app(settings, AppPlan(http_services=(), run_migrations=True, remote_services={"auth": down}))
-    async with _serving(gateway) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with serve(gateway) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         email, password = "ops@x.test", "a long password!"
         answer = await client.post(
             "/auth/token", data={"grant_type": "password", "username": email, "password": password}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 from fastapi import APIRouter
 
+from tests.support.live import eventually, serve
 from tests.support.moto import free_port
 from xypr.app import AppPlan, create_app
 from xypr.config import Settings
@@ -25,18 +23,6 @@ from xypr.tenants.service import create_tenant, parse_tenant_file
 __all__ = ["Bridge", "eventually", "running_bridge", "tenant_spec"]
 
 T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0, every: float = 0.05) -> T:
-    """Poll `probe` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s (last: {result!r})")
-        await asyncio.sleep(every)
 
 
 def tenant_spec(suffix: str | None = None) -> dict[str, Any]:
@@ -142,24 +128,10 @@ async def running_bridge(
     )
     settings = prepare_sandbox(settings, plan)
     app = create_app(settings, plan)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("bridge exited during start-up")
-        if time.monotonic() > deadline:
-            raise RuntimeError("bridge did not start within 30 s")
-        await asyncio.sleep(0.02)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=url, timeout=10) as client,
-            httpx.AsyncClient(base_url=url + META_PREFIX, timeout=10) as meta,
-            httpx.AsyncClient(base_url=url + GENESYS_PREFIX, timeout=10) as genesys,
-        ):
-            yield Bridge(url, client, meta, genesys, app.state.runtime, DEMO_TENANT)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
+    async with (
+        serve(app, port=port),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+        httpx.AsyncClient(base_url=url + META_PREFIX, timeout=10) as meta,
+        httpx.AsyncClient(base_url=url + GENESYS_PREFIX, timeout=10) as genesys,
+    ):
+        yield Bridge(url, client, meta, genesys, app.state.runtime, DEMO_TENANT)

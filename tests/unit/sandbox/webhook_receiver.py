@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from tests.support.moto import free_port
+from tests.support.live import eventually, serve
 
 __all__ = ["Hit", "WebhookReceiver", "eventually", "serve"]
 
@@ -69,36 +64,3 @@ class WebhookReceiver:
     def posts(self) -> list[Hit]:
         """The POSTs received, oldest first."""
         return [h for h in self.hits if h.method == "POST"]
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, within: float = 5.0) -> T:
-    """Poll `probe` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s (last: {result!r})")
-        await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port; yields its base URL (start-up bounded)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server exited during start-up")
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start within 10 s")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)

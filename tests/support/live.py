@@ -1,0 +1,54 @@
+"""Running things for real inside a test: an ASGI app on a free port, and polling until a condition holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import uvicorn
+
+from tests.support.moto import free_port
+
+__all__ = ["eventually", "serve"]
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0, every: float = 0.02) -> T:
+    """Poll `probe` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s (last: {result!r})")
+        await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def serve(app: Any, *, port: int | None = None, within: float = 30.0) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port unless given); yields its base URL.
+
+    Start-up and shutdown are bounded; the app's lifespan runs.
+    """
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + within
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server exited during start-up")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start within {within} s")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=within)
