@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
 .PHONY: install run test test-fast lint typecheck services bench clean
 
@@ -10,7 +9,8 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-	@uv sync --frozen --python python3 --quiet
+	@uv=$$(command -v uv || echo $(HOME)/.local/bin/uv); [ -x "$$uv" ] || uv="python3 -m uv"; \
+	  $$uv sync --frozen --python python3 --quiet
 	@touch $@
 
 ## Run the whole system in one process on embedded backends with the sandbox.
