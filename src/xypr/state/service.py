@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xypr.backends.db.base import utcnow
+from xypr.backends.db.base import new_id, utcnow
+from xypr.backends.db.engine import Database
+from xypr.backends.db.hot import as_datetime, as_json
 from xypr.state.models import Conversation, Message
 
 __all__ = [
+    "ConversationFacts",
     "InboundRecord",
     "OutboundRecord",
+    "SendState",
+    "TrackedCustomerMessage",
+    "conversation_facts",
     "find_conversation",
     "get_message",
+    "insert_agent_message",
     "latest_inbound_wamid",
+    "mark_sent",
+    "mark_sent_to_whatsapp",
     "record_inbound",
     "record_outbound",
+    "send_state",
+    "track_customer_message",
     "upsert_conversation",
 ]
 
@@ -162,6 +174,199 @@ async def record_outbound(
     session.add(message)
     await session.flush()
     return OutboundRecord(message, conversation, created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedCustomerMessage:
+    """A customer message tracked for the first time, with what the transform needs of its conversation."""
+
+    message_id: str
+    conversation_id: str
+    customer_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendState:
+    """What a sender needs to know of a tracked message before sending it."""
+
+    status: str
+    conversation_id: str | None
+    genesys_conversation_id: str | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFacts:
+    """What the outbound path needs of a conversation: its id and the customer's latest message time."""
+
+    id: str
+    last_customer_message_at: datetime | None
+
+
+_UPSERT_CONVERSATION = """
+INSERT INTO conversations (id, tenant_id, wa_id, bsuid, customer_name, last_customer_message_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+ON CONFLICT (tenant_id, wa_id) DO UPDATE SET
+    bsuid = COALESCE(excluded.bsuid, conversations.bsuid),
+    customer_name = COALESCE(excluded.customer_name, conversations.customer_name),
+    last_customer_message_at = CASE
+        WHEN conversations.last_customer_message_at IS NULL THEN excluded.last_customer_message_at
+        WHEN excluded.last_customer_message_at > conversations.last_customer_message_at
+            THEN excluded.last_customer_message_at
+        ELSE conversations.last_customer_message_at
+    END,
+    updated_at = excluded.updated_at
+RETURNING id, customer_name
+"""
+
+_INSERT_MESSAGE = """
+INSERT INTO messages (id, tenant_id, conversation_id, direction, wamid, genesys_message_id, kind, status, text,
+                      details, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $10, $10)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+_SEND_STATE = """
+SELECT m.status, m.conversation_id, c.genesys_conversation_id, m.details
+FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
+WHERE m.tenant_id = $1 AND m.id = $2
+"""
+
+_MARK_SENT_TO_GENESYS = """
+UPDATE messages SET status = 'sent', error = NULL, genesys_message_id = COALESCE($3, genesys_message_id),
+    updated_at = $4
+WHERE tenant_id = $1 AND id = $2
+"""
+
+_SET_GENESYS_CONVERSATION = """
+UPDATE conversations SET genesys_conversation_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2
+"""
+
+_MARK_SENT_TO_WHATSAPP = """
+UPDATE messages SET status = 'sent', wamid = $3, details = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2
+"""
+
+_CONVERSATION_FACTS = """
+SELECT id, last_customer_message_at FROM conversations WHERE tenant_id = $1 AND wa_id = $2
+"""
+
+
+class _AlreadyTracked(Exception):
+    """Raised inside a transaction to roll it back: the message row exists."""
+
+
+async def track_customer_message(
+    database: Database,
+    *,
+    tenant_id: str,
+    wa_id: str,
+    wamid: str,
+    kind: str,
+    text: str | None,
+    bsuid: str | None = None,
+    customer_name: str | None = None,
+    customer_wrote_at: datetime | None = None,
+) -> TrackedCustomerMessage | None:
+    """The common case of a customer message, in one transaction of two statements.
+
+    Upserts the customer's conversation (name, BSUID, latest customer time) and inserts the message
+    row. Returns None, having changed nothing, when the wamid is already tracked: a redelivery, which
+    the caller handles with the general path (`record_inbound`), as it may belong to a conversation
+    that has moved number since."""
+    now, message_id = utcnow(), new_id()
+    try:
+        async with database.sql(transaction=True) as sql:
+            conversation = await sql.fetchrow(
+                _UPSERT_CONVERSATION, new_id(), tenant_id, wa_id, bsuid, customer_name, customer_wrote_at, now
+            )
+            assert conversation is not None  # an upsert returns its row
+            inserted = await sql.fetchrow(
+                _INSERT_MESSAGE, message_id, tenant_id, conversation[0], "inbound", wamid, None, kind, text, None, now
+            )
+            if inserted is None:
+                raise _AlreadyTracked  # leave the conversation as it was
+    except _AlreadyTracked:
+        return None
+    return TrackedCustomerMessage(message_id, conversation[0], conversation[1])
+
+
+async def send_state(database: Database, *, tenant_id: str, message_id: str) -> SendState | None:
+    """A tracked message's status and its conversation's Genesys id: one statement, no transaction."""
+    async with database.sql() as sql:
+        row = await sql.fetchrow(_SEND_STATE, tenant_id, message_id)
+    return None if row is None else SendState(row[0], row[1], row[2], as_json(row[3]))
+
+
+async def mark_sent(
+    database: Database,
+    *,
+    tenant_id: str,
+    message_id: str,
+    genesys_message_id: str | None,
+    conversation_id: str | None = None,
+    genesys_conversation_id: str | None = None,
+) -> None:
+    """Record that Genesys accepted a tracked customer message (status `sent`, Genesys' id, no error).
+
+    With `conversation_id` and `genesys_conversation_id`, the conversation learns its Genesys id in
+    the same transaction; otherwise one statement."""
+    now = utcnow()
+    both = bool(conversation_id and genesys_conversation_id)
+    async with database.sql(transaction=both) as sql:
+        if both:
+            await sql.execute(_SET_GENESYS_CONVERSATION, tenant_id, conversation_id, genesys_conversation_id, now)
+        await sql.execute(_MARK_SENT_TO_GENESYS, tenant_id, message_id, genesys_message_id or None, now)
+
+
+async def mark_sent_to_whatsapp(
+    database: Database, *, tenant_id: str, message_id: str, wamids: list[str], details: dict[str, Any] | None
+) -> None:
+    """Record that Meta accepted every part of an agent message: status `sent`, the first part's wamid in
+    `wamid` and every part's in `details["wamids"]` (Meta reports statuses per part). `details` is the row's
+    as read before the send; nothing else writes it meanwhile (the conversation's order holds it)."""
+    first = wamids[0] if wamids else None
+    async with database.sql() as sql:
+        await sql.execute(
+            _MARK_SENT_TO_WHATSAPP, tenant_id, message_id, first, {**(details or {}), "wamids": wamids}, utcnow()
+        )
+
+
+async def conversation_facts(database: Database, *, tenant_id: str, wa_id: str) -> ConversationFacts | None:
+    """The conversation of a customer, if any: one statement, no transaction."""
+    async with database.sql() as sql:
+        row = await sql.fetchrow(_CONVERSATION_FACTS, tenant_id, wa_id)
+    return None if row is None else ConversationFacts(row[0], as_datetime(row[1]))
+
+
+async def insert_agent_message(
+    database: Database,
+    *,
+    tenant_id: str,
+    conversation_id: str | None,
+    genesys_message_id: str,
+    kind: str,
+    text: str | None,
+    details: dict[str, Any] | None = None,
+) -> str | None:
+    """Track an agent message in one statement; its row id, or None (nothing written) when Genesys' id
+    is tracked already: a redelivery, for the general path (`record_outbound`)."""
+    message_id = new_id()
+    async with database.sql() as sql:
+        inserted = await sql.fetchrow(
+            _INSERT_MESSAGE,
+            message_id,
+            tenant_id,
+            conversation_id,
+            "outbound",
+            None,
+            genesys_message_id,
+            kind,
+            text,
+            details,
+            utcnow(),
+        )
+    return None if inserted is None else message_id
 
 
 def _aware(moment: datetime) -> datetime:

@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from xypr.backends.db.hot import Sql, hot_sql
+
 __all__ = ["Database", "create_database", "migrate"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -39,6 +41,13 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def sql(self, *, transaction: bool = False) -> AsyncIterator[Sql]:
+        """SQL text for the hot path (`xypr.backends.db.hot`); without `transaction`, on PostgreSQL,
+        each statement commits by itself (no BEGIN/COMMIT round trips)."""
+        async with hot_sql(self.engine, transaction=transaction) as sql:
+            yield sql
 
     async def ping(self) -> bool:
         """True when the database answers (for `/ready`)."""

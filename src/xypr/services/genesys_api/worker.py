@@ -8,8 +8,7 @@ from xypr.events import GenesysRequest
 from xypr.runtime import Runtime
 from xypr.stage import Stage
 from xypr.state.context import forget_context
-from xypr.state.models import Conversation
-from xypr.state.service import SETTLED, get_message
+from xypr.state.service import SETTLED, SendState, get_message, mark_sent, send_state
 from xypr.topology import SEND_GENESYS
 
 __all__ = ["GenesysApi"]
@@ -36,9 +35,9 @@ class GenesysApi(Stage[GenesysRequest]):
         if tenant is None:
             raise PermanentError(f"tenant {event.tenant_id} no longer exists")
         # A structured button answer is a customer message too: tracked by its wamid row, sent once.
+        tracked: SendState | None = None
         if event.kind in ("message", "structured") and event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
+            tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
                 return "duplicate"
         dedupe = f"{tenant.id}:genesys-sent:{event.dedupe_key}" if event.dedupe_key else None
@@ -49,30 +48,30 @@ class GenesysApi(Stage[GenesysRequest]):
 
         if dedupe:
             await self.runtime.cache.set(dedupe, b"1", ttl=DEDUPE_TTL_SECONDS)
-        if event.kind in ("message", "structured") and event.message_id:
-            await self._delivered(event, answer)
+        if tracked is not None and event.message_id:
+            await self._delivered(event, tracked, answer)
         log.info("genesys.sent", kind=event.kind, tenant_id=tenant.id, genesys_message_id=answer.get("id"))
         return "processed"
 
-    async def _delivered(self, event: GenesysRequest, answer: dict[str, object]) -> None:
+    async def _delivered(self, event: GenesysRequest, tracked: SendState, answer: dict[str, object]) -> None:
         """Record Genesys' message id and conversation id (`prefetchConversationId`), refresh the context."""
-        genesys_conversation = answer.get("conversationId")
-        known_ids: list[str | None] = [event.conversation_id]
-        async with self.runtime.database.session() as session:
-            tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id or "")
-            if tracked is not None:
-                tracked.status = "sent"
-                tracked.error = None
-                tracked.genesys_message_id = str(answer.get("id") or "") or tracked.genesys_message_id
-            if event.conversation_id:
-                conversation = await session.get(Conversation, event.conversation_id)
-                if conversation is not None and conversation.tenant_id == event.tenant_id:
-                    known_ids.append(conversation.genesys_conversation_id)
-                    if isinstance(genesys_conversation, str) and genesys_conversation:
-                        conversation.genesys_conversation_id = genesys_conversation
-                        known_ids.append(genesys_conversation)
+        answered = answer.get("conversationId")
+        genesys_conversation = answered if isinstance(answered, str) and answered else None
+        if genesys_conversation == tracked.genesys_conversation_id:
+            genesys_conversation = None  # known already: only the message row changes
+        await mark_sent(
+            self.runtime.database,
+            tenant_id=event.tenant_id,
+            message_id=event.message_id or "",
+            genesys_message_id=str(answer.get("id") or "") or None,
+            conversation_id=tracked.conversation_id,
+            genesys_conversation_id=genesys_conversation,
+        )
         # The customer just wrote (name, time, maybe a new Genesys conversation): cached contexts are stale.
-        await forget_context(self.runtime, tenant_id=event.tenant_id, conversation_ids=known_ids)
+        known_ids = {event.conversation_id, tracked.conversation_id, tracked.genesys_conversation_id}
+        await forget_context(
+            self.runtime, tenant_id=event.tenant_id, conversation_ids=known_ids | {genesys_conversation}
+        )
 
     async def on_permanent(self, event: GenesysRequest, error: PermanentError) -> bool:
         """Keep the error on the tracked message and dead-letter the request, so it can be replayed after a fix."""

@@ -17,7 +17,13 @@ from xypr.core.metrics import WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
 from xypr.runtime import Runtime
 from xypr.state.models import Conversation, Message
-from xypr.state.service import SETTLED, find_conversation, record_inbound, upsert_conversation
+from xypr.state.service import (
+    SETTLED,
+    find_conversation,
+    record_inbound,
+    track_customer_message,
+    upsert_conversation,
+)
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_GENESYS
 from xypr.transform.inbound import (
@@ -49,38 +55,10 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
         raise PermanentError("WhatsApp message without `from` or `from_user_id`")
     _count_unknown_fields(tenant, message)
 
-    async with runtime.database.session() as session:
-        existing = await _inbound_row(session, tenant.id, message.id)
-        if existing is not None and existing.status in SETTLED:
-            return "duplicate"
-        conversation: Conversation | None = None
-        row = existing
-        if existing is not None and existing.conversation_id:
-            # A redelivery of a message half-processed before: keep its conversation (it may have moved number).
-            conversation = await session.get(Conversation, existing.conversation_id)
-        if conversation is None or row is None:
-            conversation = await upsert_conversation(
-                session,
-                tenant_id=tenant.id,
-                wa_id=customer,
-                bsuid=message.from_user_id,
-                customer_name=contact.profile.name if contact and contact.profile else None,
-                customer_wrote_at=_wrote_at(message),
-            )
-            row = (
-                await record_inbound(
-                    session,
-                    conversation=conversation,
-                    wamid=message.id,
-                    kind=message.type[:32],
-                    text=message_summary(message),
-                )
-            ).message
-        referenced = await _referenced(session, tenant.id, referenced_wamid(message))
-        if message.type == "system" and message.system and message.system.type == "user_changed_number":
-            await _follow_number_change(session, conversation, message)
-        customer_name = conversation.customer_name
-        conversation_id, row_id = conversation.id, row.id
+    known = await _track(runtime, tenant, message, contact, customer)
+    if known is None:
+        return "duplicate"
+    customer_name, conversation_id, row_id, referenced = known
 
     facts = InboundFacts(referenced=referenced, customer_name=customer_name)
     media_id: str | None = None
@@ -126,6 +104,64 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
         ],
     )
     return "processed"
+
+
+async def _track(
+    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage, contact: WaContact | None, customer: str
+) -> tuple[str | None, str, str, ReferencedMessage | None] | None:
+    """Track the message once: (customer name, conversation id, message row id, quoted message), or None
+    when it already reached Genesys."""
+    wrote_at = _wrote_at(message)
+    name = contact.profile.name if contact and contact.profile else None
+    summary = message_summary(message)
+    wamid_referenced = referenced_wamid(message)
+    tracked = None
+    if message.type != "system":
+        # The common case in one transaction of two statements; a redelivery falls through to the general path.
+        tracked = await track_customer_message(
+            runtime.database,
+            tenant_id=tenant.id,
+            wa_id=customer,
+            bsuid=message.from_user_id,
+            customer_name=name,
+            customer_wrote_at=wrote_at,
+            wamid=message.id,
+            kind=message.type[:32],
+            text=summary,
+        )
+    referenced: ReferencedMessage | None = None
+    if tracked is not None:  # new: the quoted message (if any) is a read of its own
+        if wamid_referenced:
+            async with runtime.database.session() as session:
+                referenced = await _referenced(session, tenant.id, wamid_referenced)
+        return tracked.customer_name, tracked.conversation_id, tracked.message_id, referenced
+    async with runtime.database.session() as session:
+        existing = await _inbound_row(session, tenant.id, message.id)
+        if existing is not None and existing.status in SETTLED:
+            return None
+        conversation: Conversation | None = None
+        row = existing
+        if existing is not None and existing.conversation_id:
+            # A redelivery of a message half-processed before: keep its conversation (it may have moved number).
+            conversation = await session.get(Conversation, existing.conversation_id)
+        if conversation is None or row is None:
+            conversation = await upsert_conversation(
+                session,
+                tenant_id=tenant.id,
+                wa_id=customer,
+                bsuid=message.from_user_id,
+                customer_name=name,
+                customer_wrote_at=wrote_at,
+            )
+            row = (
+                await record_inbound(
+                    session, conversation=conversation, wamid=message.id, kind=message.type[:32], text=summary
+                )
+            ).message
+        referenced = await _referenced(session, tenant.id, wamid_referenced)
+        if message.type == "system" and message.system and message.system.type == "user_changed_number":
+            await _follow_number_change(session, conversation, message)
+        return conversation.customer_name, conversation.id, row.id, referenced
 
 
 def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -17,7 +18,16 @@ from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
 from xypr.state.models import Conversation
-from xypr.state.service import SETTLED, find_conversation, get_message, latest_inbound_wamid, record_outbound
+from xypr.state.service import (
+    SETTLED,
+    ConversationFacts,
+    conversation_facts,
+    find_conversation,
+    get_message,
+    insert_agent_message,
+    latest_inbound_wamid,
+    record_outbound,
+)
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import OUTBOUND_GENESYS, SEND_WHATSAPP
 from xypr.transform.outbound import (
@@ -45,7 +55,7 @@ _WINDOW_CLOSED = (
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 
 
-def window_open(conversation: Conversation | None, now: datetime) -> bool:
+def window_open(conversation: Conversation | ConversationFacts | None, now: datetime) -> bool:
     """True while the customer's last message is less than 24 hours old (free-form messages allowed)."""
     last = conversation.last_customer_message_at if conversation is not None else None
     if last is None:
@@ -98,26 +108,16 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         kind = "template" if template else message.type.lower()
         if plan is not None and plan.attachment is not None:
             kind = plan.attachment.whatsapp_type
-        async with self.runtime.database.session() as session:
-            record = await record_outbound(
-                session,
-                tenant_id=tenant.id,
-                genesys_message_id=message.id,
-                customer_id=customer,
-                kind=kind,
-                text=message.text,
-            )
-            if not record.created and record.message.status in SETTLED:
-                return "duplicate"
-            if problem is None and not template and not window_open(record.conversation, datetime.now(UTC)):
-                problem = ("MessageExpired", _WINDOW_CLOSED)
-            if problem is None and plan is not None and plan.quick_replies:
-                # The inbound path maps a customer's button_reply / list_reply id back to its payload.
-                record.message.details = {
-                    **(record.message.details or {}),
-                    "quick_replies": [choice.as_dict() for choice in plan.quick_replies],
-                }
-            row_id = record.message.id
+        conversation = await conversation_facts(self.runtime.database, tenant_id=tenant.id, wa_id=customer)
+        if problem is None and not template and not window_open(conversation, datetime.now(UTC)):
+            problem = ("MessageExpired", _WINDOW_CLOSED)
+        # The inbound path maps a customer's button_reply / list_reply id back to its payload.
+        details = None
+        if problem is None and plan is not None and plan.quick_replies:
+            details = {"quick_replies": [choice.as_dict() for choice in plan.quick_replies]}
+        row_id = await self._track(tenant, message, customer, kind, conversation, details)
+        if row_id is None:
+            return "duplicate"
         if problem is not None or plan is None:
             reason, text = problem or ("GeneralError", "nothing to send")
             await self._fail(tenant, message, event, row_id, reason, text)
@@ -143,6 +143,43 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         )
         await self._publish(request, tenant, customer)
         return "processed"
+
+    async def _track(
+        self,
+        tenant: TenantRuntime,
+        message: GenesysOutbound,
+        customer: str,
+        kind: str,
+        conversation: ConversationFacts | None,
+        details: dict[str, Any] | None,
+    ) -> str | None:
+        """Track the agent message once (one statement): its row id, or None when it was settled before."""
+        row_id = await insert_agent_message(
+            self.runtime.database,
+            tenant_id=tenant.id,
+            conversation_id=conversation.id if conversation else None,
+            genesys_message_id=message.id,
+            kind=kind,
+            text=message.text,
+            details=details,
+        )
+        if row_id is not None:
+            return row_id
+        # Tracked before: settled means done; otherwise go on with the same row.
+        async with self.runtime.database.session() as session:
+            record = await record_outbound(
+                session,
+                tenant_id=tenant.id,
+                genesys_message_id=message.id,
+                customer_id=customer,
+                kind=kind,
+                text=message.text,
+            )
+            if record.message.status in SETTLED:
+                return None
+            if details is not None:
+                record.message.details = {**(record.message.details or {}), **details}
+            return record.message.id
 
     async def _keep_attachment(self, tenant: TenantRuntime, source: AttachmentSource, row_id: str) -> MediaUpload:
         """Fetch the agent's file from Genesys (Genesys hosts only) and keep it in the object store."""

@@ -11,7 +11,7 @@ from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
-from xypr.state.service import SETTLED, get_message
+from xypr.state.service import SETTLED, SendState, get_message, mark_sent_to_whatsapp, send_state
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
 from xypr.whatsapp.client import TokenExpired
@@ -44,9 +44,9 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             raise PermanentError(f"tenant {event.tenant_id} no longer exists")
         if event.kind != "message":
             return await self._status_call(tenant, event)
+        tracked: SendState | None = None
         if event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
+            tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
                 return "duplicate"
         uploads = {upload.part: upload for upload in event.media}
@@ -64,14 +64,14 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             wamid = str((answer.get("messages") or [{}])[0].get("id", ""))
             await self.runtime.cache.set(part_key, wamid.encode(), ttl=PART_TTL_SECONDS)
             wamids.append(wamid)
-        if event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=tenant.id, message_id=event.message_id)
-                if tracked is not None:
-                    tracked.status = "sent"
-                    tracked.wamid = wamids[0] if wamids else None
-                    # Every part's wamid: Meta reports statuses per part (the inbound path maps them back).
-                    tracked.details = {**(tracked.details or {}), "wamids": wamids}
+        if event.message_id and tracked is not None:
+            await mark_sent_to_whatsapp(
+                self.runtime.database,
+                tenant_id=tenant.id,
+                message_id=event.message_id,
+                wamids=wamids,
+                details=tracked.details,
+            )
         log.info("whatsapp.sent", tenant_id=tenant.id, genesys_message_id=event.genesys_message_id, wamids=wamids)
         return "processed"
 

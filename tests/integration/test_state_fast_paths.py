@@ -1,0 +1,240 @@
+"""The hot-path state statements (upsert + insert, one-statement read, conditional update), on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.support.bridge import tenant_spec
+from xypr.config import Settings
+from xypr.runtime import Runtime
+from xypr.state.models import Conversation, Message
+from xypr.state.service import (
+    conversation_facts,
+    get_message,
+    insert_agent_message,
+    mark_sent,
+    mark_sent_to_whatsapp,
+    send_state,
+    track_customer_message,
+)
+from xypr.tenants.service import create_tenant, parse_tenant_file
+
+EARLY = datetime(2026, 11, 21, 10, 0, 5, tzinfo=UTC)
+LATE = EARLY + timedelta(minutes=3)
+
+
+@pytest.fixture
+async def runtime(backend_settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = await Runtime.open(backend_settings, run_migrations=True)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+async def _tenant(runtime: Runtime) -> str:
+    return (await create_tenant(runtime.database, runtime.box, parse_tenant_file(tenant_spec()))).id
+
+
+async def _conversation(runtime: Runtime, tenant_id: str, wa_id: str) -> Conversation:
+    async with runtime.database.session() as session:
+        found = await session.scalar(
+            select(Conversation).where(Conversation.tenant_id == tenant_id, Conversation.wa_id == wa_id)
+        )
+    assert found is not None
+    return found
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def test_first_message_creates_the_conversation_and_the_row(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+
+    tracked = await track_customer_message(
+        runtime.database,
+        tenant_id=tenant_id,
+        wa_id="16505551234",
+        wamid="wamid.A",
+        kind="text",
+        text="hello",
+        bsuid="US.13491208655302741918",
+        customer_name="Sheena",
+        customer_wrote_at=EARLY,
+    )
+
+    assert tracked is not None
+    assert tracked.customer_name == "Sheena"
+    conversation = await _conversation(runtime, tenant_id, "16505551234")
+    assert conversation.id == tracked.conversation_id
+    assert conversation.bsuid == "US.13491208655302741918"
+    assert _aware(conversation.last_customer_message_at) == EARLY
+    async with runtime.database.session() as session:
+        row = await get_message(session, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert row is not None
+    assert (row.direction, row.wamid, row.kind, row.status) == ("inbound", "wamid.A", "text", "received")
+    assert row.text == "hello"
+    assert row.conversation_id == tracked.conversation_id
+
+
+async def test_later_messages_keep_the_latest_time_and_known_name(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    common = {"tenant_id": tenant_id, "wa_id": "16505551234", "kind": "text", "text": "x"}
+    first = await track_customer_message(
+        runtime.database, wamid="wamid.1", customer_name="Sheena", customer_wrote_at=LATE, **common
+    )
+    # Meta delivers out of order: an earlier message processed later must not move the time back.
+    second = await track_customer_message(runtime.database, wamid="wamid.2", customer_wrote_at=EARLY, **common)
+    third = await track_customer_message(
+        runtime.database, wamid="wamid.3", customer_name="Sheena N.", customer_wrote_at=None, **common
+    )
+
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert first.conversation_id == second.conversation_id == third.conversation_id
+    assert second.customer_name == "Sheena"  # no name in the contact: the known one is kept
+    assert third.customer_name == "Sheena N."
+    conversation = await _conversation(runtime, tenant_id, "16505551234")
+    assert _aware(conversation.last_customer_message_at) == LATE
+    assert conversation.bsuid is None
+
+
+async def test_a_redelivered_wamid_changes_nothing_and_returns_none(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    common = {"tenant_id": tenant_id, "wa_id": "16505551234", "kind": "text", "text": "x"}
+    first = await track_customer_message(
+        runtime.database, wamid="wamid.1", customer_name="Sheena", customer_wrote_at=EARLY, **common
+    )
+
+    again = await track_customer_message(
+        runtime.database, wamid="wamid.1", customer_name="Someone Else", customer_wrote_at=LATE, **common
+    )
+
+    assert first is not None
+    assert again is None
+    conversation = await _conversation(runtime, tenant_id, "16505551234")
+    assert conversation.customer_name == "Sheena"  # rolled back with the conflicting insert
+    assert _aware(conversation.last_customer_message_at) == EARLY
+    async with runtime.database.session() as session:
+        count = await session.scalar(select(func.count()).select_from(Message).where(Message.tenant_id == tenant_id))
+    assert count == 1
+
+
+async def test_customers_of_two_tenants_never_share_a_conversation(runtime: Runtime) -> None:
+    a, b = await _tenant(runtime), await _tenant(runtime)
+    common = {"wa_id": "16505551234", "wamid": "wamid.same", "kind": "text", "text": "x"}
+
+    in_a = await track_customer_message(runtime.database, tenant_id=a, **common)
+    in_b = await track_customer_message(runtime.database, tenant_id=b, **common)
+
+    assert in_a is not None
+    assert in_b is not None
+    assert in_a.conversation_id != in_b.conversation_id
+    assert in_a.message_id != in_b.message_id
+
+
+async def test_send_state_and_mark_sent(runtime: Runtime) -> None:
+    tenant_id, other = await _tenant(runtime), await _tenant(runtime)
+    tracked = await track_customer_message(
+        runtime.database, tenant_id=tenant_id, wa_id="16505551234", wamid="wamid.1", kind="text", text="x"
+    )
+    assert tracked is not None
+
+    before = await send_state(runtime.database, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert before is not None
+    assert (before.status, before.conversation_id, before.genesys_conversation_id) == (
+        "received",
+        tracked.conversation_id,
+        None,
+    )
+    assert await send_state(runtime.database, tenant_id=other, message_id=tracked.message_id) is None
+    assert await send_state(runtime.database, tenant_id=tenant_id, message_id="no-such-id") is None
+
+    # Another tenant's id changes nothing.
+    await mark_sent(runtime.database, tenant_id=other, message_id=tracked.message_id, genesys_message_id="g-x")
+    unchanged = await send_state(runtime.database, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert unchanged is not None
+    assert unchanged.status == "received"
+
+    await mark_sent(
+        runtime.database,
+        tenant_id=tenant_id,
+        message_id=tracked.message_id,
+        genesys_message_id="g-1",
+        conversation_id=tracked.conversation_id,
+        genesys_conversation_id="gc-1",
+    )
+    after = await send_state(runtime.database, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert after is not None
+    assert (after.status, after.genesys_conversation_id) == ("sent", "gc-1")
+    async with runtime.database.session() as session:
+        row = await get_message(session, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert row is not None
+    assert (row.genesys_message_id, row.error) == ("g-1", None)
+
+    # Without an id from Genesys the known one stays.
+    await mark_sent(runtime.database, tenant_id=tenant_id, message_id=tracked.message_id, genesys_message_id=None)
+    async with runtime.database.session() as session:
+        row = await get_message(session, tenant_id=tenant_id, message_id=tracked.message_id)
+    assert row is not None
+    assert row.genesys_message_id == "g-1"
+
+
+async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    assert await conversation_facts(runtime.database, tenant_id=tenant_id, wa_id="16505551234") is None
+    customer = await track_customer_message(
+        runtime.database,
+        tenant_id=tenant_id,
+        wa_id="16505551234",
+        wamid="wamid.in",
+        kind="text",
+        text="x",
+        customer_wrote_at=EARLY,
+    )
+    assert customer is not None
+    facts = await conversation_facts(runtime.database, tenant_id=tenant_id, wa_id="16505551234")
+    assert facts is not None
+    assert facts.id == customer.conversation_id
+    assert facts.last_customer_message_at == EARLY
+    offered = {"quick_replies": [{"id": "q1", "title": "Yes", "payload": "YES"}]}
+
+    row_id = await insert_agent_message(
+        runtime.database,
+        tenant_id=tenant_id,
+        conversation_id=facts.id,
+        genesys_message_id="g-out-1",
+        kind="text",
+        text="Which one?",
+        details=offered,
+    )
+    again = await insert_agent_message(
+        runtime.database,
+        tenant_id=tenant_id,
+        conversation_id=facts.id,
+        genesys_message_id="g-out-1",
+        kind="text",
+        text="Which one?",
+    )
+
+    assert row_id is not None
+    assert again is None
+    state = await send_state(runtime.database, tenant_id=tenant_id, message_id=row_id)
+    assert state is not None
+    assert state.status == "received"
+    assert state.details == offered
+    await mark_sent_to_whatsapp(
+        runtime.database, tenant_id=tenant_id, message_id=row_id, wamids=["wamid.p1", "wamid.p2"], details=state.details
+    )
+    async with runtime.database.session() as session:
+        row = await get_message(session, tenant_id=tenant_id, message_id=row_id)
+    assert row is not None
+    assert (row.direction, row.status, row.wamid, row.genesys_message_id) == ("outbound", "sent", "wamid.p1", "g-out-1")
+    assert row.details == {**offered, "wamids": ["wamid.p1", "wamid.p2"]}
+    assert row.conversation_id == facts.id
