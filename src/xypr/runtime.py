@@ -14,7 +14,7 @@ from xypr.backends.db import Database, create_database, migrate
 from xypr.backends.storage import create_object_store
 from xypr.backends.storage.base import ObjectStore
 from xypr.config import Settings
-from xypr.core.http import create_http_client
+from xypr.core.http import AiohttpPoster, JsonPoster, create_http_client
 from xypr.core.retry import RetryPolicy
 from xypr.core.secretbox import SecretBox
 from xypr.genesys.client import GenesysClient
@@ -36,6 +36,7 @@ class Runtime:
     box: SecretBox
     tenants: TenantDirectory
     http: httpx.AsyncClient
+    poster: JsonPoster
     genesys: GenesysClient
     graph: GraphClient
     retry: RetryPolicy
@@ -63,6 +64,7 @@ class Runtime:
         cache = create_cache(settings)
         store = store or create_object_store(settings)
         http = create_http_client(timeout=settings.http_timeout_seconds)
+        poster = AiohttpPoster(timeout=settings.http_timeout_seconds)
         return cls(
             settings=settings,
             database=database,
@@ -72,8 +74,13 @@ class Runtime:
             box=box,
             tenants=TenantDirectory(database, box),
             http=http,
-            genesys=GenesysClient(http, cache, api_url=settings.genesys_api_url, login_url=settings.genesys_login_url),
-            graph=GraphClient(http, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version),
+            poster=poster,
+            genesys=GenesysClient(
+                http, cache, api_url=settings.genesys_api_url, login_url=settings.genesys_login_url, poster=poster
+            ),
+            graph=GraphClient(
+                http, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version, poster=poster
+            ),
             retry=RetryPolicy(
                 max_attempts=settings.max_attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
             ),
@@ -81,6 +88,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Release every connection (best effort, in reverse order of opening)."""
+        await self.poster.aclose()
         await self.http.aclose()
         await self.store.close()
         await self.cache.close()

@@ -13,6 +13,7 @@ import orjson
 
 from xypr.backends.cache.base import Cache
 from xypr.core.errors import PermanentError, TransientError
+from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreachable
 from xypr.core.metrics import GENESYS_TOKENS, UPSTREAM_LATENCY
 from xypr.tenants.service import TenantRuntime
 
@@ -45,8 +46,17 @@ def login_base(region: str, override: str = "") -> str:
 class GenesysClient:
     """Posts Open Messaging inbound requests for tenants, reusing one token per tenant across processes."""
 
-    def __init__(self, http: httpx.AsyncClient, cache: Cache, *, api_url: str = "", login_url: str = "") -> None:
-        self._http = http
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        cache: Cache,
+        *,
+        api_url: str = "",
+        login_url: str = "",
+        poster: JsonPoster | None = None,
+    ) -> None:
+        self._http = http  # token requests
+        self._poster = poster or HttpxPoster(http)  # Open Messaging calls, one per message
         self._cache = cache
         self._api_url = api_url
         self._login_url = login_url
@@ -144,25 +154,22 @@ class GenesysClient:
         GENESYS_TOKENS.labels("issued").inc()
         return token, expires_in
 
-    async def _call(self, url: str, body: dict[str, Any], token: str, params: dict[str, str] | None) -> httpx.Response:
+    async def _call(self, url: str, body: dict[str, Any], token: str, params: dict[str, str] | None) -> JsonAnswer:
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = await self._http.post(
-                url,
-                content=orjson.dumps(body),
-                params=params,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            response = await self._poster.post_json(
+                url, orjson.dumps(body), params=params, headers={"Authorization": f"Bearer {token}"}
             )
             outcome = str(response.status_code)
             return response
-        except httpx.HTTPError as exc:
-            raise TransientError(f"Genesys API unreachable: {type(exc).__name__}") from exc
+        except UpstreamUnreachable as exc:
+            raise TransientError(f"Genesys API unreachable: {exc}") from exc
         finally:
             UPSTREAM_LATENCY.labels("genesys", outcome).observe(time.perf_counter() - started)
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: JsonAnswer) -> dict[str, Any]:
     if response.is_success:
         payload = orjson.loads(response.content) if response.content else {}
         return payload if isinstance(payload, dict) else {}
@@ -176,7 +183,7 @@ def _token_key(tenant: TenantRuntime) -> str:
     return f"{tenant.id}:genesys-token"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response | JsonAnswer) -> float | None:
     """`Retry-After` in seconds: delta-seconds or an HTTP date (RFC 9110 allows both)."""
     value = response.headers.get("Retry-After")
     if value is None:

@@ -7,8 +7,10 @@ import time
 from typing import Any, Final
 
 import httpx
+import orjson
 
 from xypr.core.errors import PermanentError, TransientError
+from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreachable
 from xypr.core.metrics import UPSTREAM_LATENCY
 from xypr.tenants.service import TenantRuntime
 from xypr.whatsapp.errors import PAIR_RATE_LIMIT, TOKEN_EXPIRED, TRANSIENT_CODES, describe, receipt_reason
@@ -26,13 +28,30 @@ class TokenExpired(TransientError):
 class GraphClient:
     """Calls `{graph}/{version}/…` for one tenant at a time."""
 
-    def __init__(self, http: httpx.AsyncClient, *, graph_url: str, api_version: str) -> None:
-        self._http = http
+    def __init__(
+        self, http: httpx.AsyncClient, *, graph_url: str, api_version: str, poster: JsonPoster | None = None
+    ) -> None:
+        self._http = http  # media uploads (multipart)
+        self._poster = poster or HttpxPoster(http)  # message sends, one per message part
         self._base = f"{graph_url.rstrip('/')}/{api_version}"
 
     async def send_message(self, tenant: TenantRuntime, body: dict[str, Any]) -> dict[str, Any]:
         """POST `/{phone_number_id}/messages`; returns Meta's answer (accepted, not yet delivered)."""
-        return await self._post(tenant, f"/{tenant.wa_phone_number_id}/messages", json=body)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await self._poster.post_json(
+                f"{self._base}/{tenant.wa_phone_number_id}/messages",
+                orjson.dumps(body),
+                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
+            )
+        except UpstreamUnreachable as exc:
+            raise TransientError(f"Graph API unreachable: {exc}") from exc
+        else:
+            outcome = str(response.status_code)
+            return self._answer(response)
+        finally:
+            UPSTREAM_LATENCY.labels("meta", outcome).observe(time.perf_counter() - started)
 
     async def upload_media(self, tenant: TenantRuntime, *, data: bytes, mime_type: str, filename: str) -> str:
         """POST `/{phone_number_id}/media` (multipart `messaging_product`, `file`, `type`); returns the media id."""
@@ -52,7 +71,6 @@ class GraphClient:
         tenant: TenantRuntime,
         path: str,
         *,
-        json: dict[str, Any] | None = None,
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
@@ -61,7 +79,6 @@ class GraphClient:
         try:
             response = await self._http.post(
                 self._base + path,
-                json=json,
                 data=data,
                 files=files,
                 headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
@@ -75,10 +92,10 @@ class GraphClient:
             UPSTREAM_LATENCY.labels("meta", outcome).observe(time.perf_counter() - started)
 
     @staticmethod
-    def _answer(response: httpx.Response) -> dict[str, Any]:
+    def _answer(response: httpx.Response | JsonAnswer) -> dict[str, Any]:
         try:
-            payload = response.json()
-        except ValueError:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             payload = {}
         if response.is_success and isinstance(payload, dict):
             return payload
@@ -102,7 +119,7 @@ class GraphClient:
         raise PermanentError(text, reason=reason, upstream_code=code)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response | JsonAnswer) -> float | None:
     value = response.headers.get("Retry-After")
     try:
         return float(value) if value is not None else None
