@@ -346,8 +346,8 @@ class Bench:
     ) -> None:
         """`gateways` processes of `xypr serve api-gateway`, `workers` of each worker (`--index I --of N`)."""
         self.stop_bridge(deployment)
-        # Every process gets its share of the PostgreSQL connections the bench may use (pool + overflow).
-        pool = max(2, self.args.pg_connections // (2 * (gateways + workers * len(WORKERS))))
+        # Every process gets its share of the PostgreSQL connections the bench may use (its whole pool).
+        pool = max(2, self.args.pg_connections // (gateways + workers * len(WORKERS)))
         if not any(item.startswith("XYPR_DATABASE_POOL_SIZE=") for item in self.args.env):
             deployment.env["XYPR_DATABASE_POOL_SIZE"] = str(pool)
         items: list[Started] = []

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=30.0, gt=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
-    # PostgreSQL connections each process keeps (up to twice as many under bursts): N processes need
-    # 2 x N x this below the server's max_connections.
+    # PostgreSQL connections each process keeps open (no more: busy handlers wait for one); N
+    # processes need N x this below the server's max_connections.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     # Messages per second one WhatsApp number may send, across every process (a tenant's
     # `throughput_per_second` setting overrides it; Meta's default is 80, up to 1000 after upgrade).

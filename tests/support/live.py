@@ -36,7 +36,11 @@ async def serve(app: Any, *, port: int | None = None, within: float = 30.0) -> A
     Start-up and shutdown are bounded; the app's lifespan runs.
     """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio")
+    # Idle keep-alive connections stay open well beyond httpx's 5 s expiry: a test client must never
+    # reuse a connection the server is closing at that very moment (a ReadError, not the bridge's doing).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + within

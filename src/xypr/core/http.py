@@ -12,6 +12,7 @@ Two of them, for two kinds of call:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,7 +84,9 @@ class AiohttpPoster:
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx does by default
+                # HTTP(S)_PROXY / NO_PROXY, as httpx honours them, but only when one is set: trusting the
+                # environment makes aiohttp look up ~/.netrc in a thread for every request.
+                trust_env=_proxy_configured(),
             )
         return self._session
 
@@ -105,6 +108,10 @@ class AiohttpPoster:
         """Close the session and its connections."""
         if self._session is not None:
             await self._session.close()
+
+
+def _proxy_configured() -> bool:
+    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
 
 
 class HttpxPoster:
