@@ -309,12 +309,12 @@ async def mark_sent(
 ) -> None:
     """Record that Genesys accepted a tracked customer message (status `sent`, Genesys' id, no error).
 
-    With `conversation_id` and `genesys_conversation_id`, the conversation learns its Genesys id in
-    the same transaction; otherwise one statement."""
+    With `conversation_id` and `genesys_conversation_id` the conversation learns its Genesys id first,
+    in a statement of its own: a crash between the two leaves the message unsettled, to be sent again,
+    exactly as a crash between the send and this record would (no transaction needed around them)."""
     now = utcnow()
-    both = bool(conversation_id and genesys_conversation_id)
-    async with database.sql(transaction=both) as sql:
-        if both:
+    async with database.sql() as sql:
+        if conversation_id and genesys_conversation_id:
             await sql.execute(_SET_GENESYS_CONVERSATION, tenant_id, conversation_id, genesys_conversation_id, now)
         await sql.execute(_MARK_SENT_TO_GENESYS, tenant_id, message_id, genesys_message_id or None, now)
 
