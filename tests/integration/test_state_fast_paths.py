@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.bridge import tenant_spec
+from xypr.backends.db import create_database, migrate
 from xypr.config import Settings
+from xypr.core.secretbox import SecretBox, generate_master_key
 from xypr.runtime import Runtime
+from xypr.state import service
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     conversation_facts,
@@ -238,3 +241,33 @@ async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(r
     assert (row.direction, row.status, row.wamid, row.genesys_message_id) == ("outbound", "sent", "wamid.p1", "g-out-1")
     assert row.details == {**offered, "wamids": ["wamid.p1", "wamid.p2"]}
     assert row.conversation_id == facts.id
+
+
+@pytest.mark.services
+async def test_lookups_by_id_use_the_primary_key_before_statistics_exist(postgres_url: str) -> None:
+    """A new database has no statistics: the planner must still not read a whole tenant per lookup."""
+    database = create_database(postgres_url, pool_size=2)
+    try:
+        await migrate(database)
+        tenant = await create_tenant(database, SecretBox(generate_master_key()), parse_tenant_file(tenant_spec()))
+        for i in range(300):
+            await track_customer_message(
+                database, tenant_id=tenant.id, wa_id=f"c{i}", wamid=f"wamid.{i}", kind="text", text="x"
+            )
+        now = datetime.now(UTC)
+        statements = {
+            "send state": (service._SEND_STATE, [tenant.id, "m-1"]),
+            "sent to Genesys": (service._MARK_SENT_TO_GENESYS, [tenant.id, "m-1", "g-1", now]),
+            "conversation's Genesys id": (service._SET_GENESYS_CONVERSATION, [tenant.id, "c-1", "gc-1", now]),
+            "sent to WhatsApp": (service._MARK_SENT_TO_WHATSAPP, [tenant.id, "m-1", "w-1", '{"wamids": []}', now]),
+        }
+        async with database.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            for name, (query, arguments) in statements.items():
+                plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN {query}", *arguments))
+                first_scan = next(line for line in plan.splitlines() if " Scan " in line)
+                assert " using pk_" in first_scan, f"{name}:\n{plan}"
+                assert "_tenant" not in plan, f"{name}:\n{plan}"
+    finally:
+        await database.close()
