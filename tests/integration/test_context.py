@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.support.bridge import tenant_spec
-from xypr.config import Settings
 from xypr.core.errors import BadRequest, NotFound, PayloadTooLarge
 from xypr.runtime import Runtime
 from xypr.state.context import MAX_CONTEXT_BYTES, context_key, forget_context, get_context, put_context
@@ -17,15 +15,6 @@ from xypr.state.service import upsert_conversation
 from xypr.tenants.service import create_tenant, parse_tenant_file
 
 WROTE_AT = datetime(2026, 11, 21, 10, 0, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-async def runtime(backend_settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(backend_settings, run_migrations=True)
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 async def _tenant(runtime: Runtime) -> str:

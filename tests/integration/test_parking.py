@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import select, update
 
 from tests.support.bridge import eventually, tenant_spec
 from xypr.backends.broker.base import Delivery, OutgoingMessage
-from xypr.config import Settings
 from xypr.core.errors import Conflict
 from xypr.runtime import Runtime
 from xypr.tenants.models import ParkedEvent, Tenant
@@ -20,15 +19,6 @@ from xypr.tenants.service import TenantRuntime, create_tenant, open_tenant, pars
 from xypr.topology import INBOUND_WHATSAPP, OUTBOUND_GENESYS
 
 KEY = "conversation-1"
-
-
-@pytest.fixture
-async def runtime(backend_settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(backend_settings, run_migrations=True)
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 async def _tenant(runtime: Runtime, status: str) -> TenantRuntime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +9,6 @@ from sqlalchemy import func, select
 
 from tests.support.bridge import tenant_spec
 from xypr.backends.db import create_database, migrate
-from xypr.config import Settings
 from xypr.core.secretbox import SecretBox, generate_master_key
 from xypr.runtime import Runtime
 from xypr.state import service
@@ -28,15 +26,6 @@ from xypr.tenants.service import create_tenant, parse_tenant_file
 
 EARLY = datetime(2026, 11, 21, 10, 0, 5, tzinfo=UTC)
 LATE = EARLY + timedelta(minutes=3)
-
-
-@pytest.fixture
-async def runtime(backend_settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(backend_settings, run_migrations=True)
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 async def _tenant(runtime: Runtime) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import httpx
@@ -37,54 +38,38 @@ class GraphClient:
 
     async def send_message(self, tenant: TenantRuntime, body: dict[str, Any]) -> dict[str, Any]:
         """POST `/{phone_number_id}/messages`; returns Meta's answer (accepted, not yet delivered)."""
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            response = await self._poster.post_json(
+        return await self._call(
+            lambda: self._poster.post_json(
                 f"{self._base}/{tenant.wa_phone_number_id}/messages",
                 orjson.dumps(body),
                 headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
             )
-        except UpstreamUnreachable as exc:
-            raise TransientError(f"Graph API unreachable: {exc}") from exc
-        else:
-            outcome = str(response.status_code)
-            return self._answer(response)
-        finally:
-            UPSTREAM_LATENCY.labels("meta", outcome).observe(time.perf_counter() - started)
+        )
 
     async def upload_media(self, tenant: TenantRuntime, *, data: bytes, mime_type: str, filename: str) -> str:
         """POST `/{phone_number_id}/media` (multipart `messaging_product`, `file`, `type`); returns the media id."""
-        answer = await self._post(
-            tenant,
-            f"/{tenant.wa_phone_number_id}/media",
-            data={"messaging_product": "whatsapp", "type": mime_type},
-            files={"file": (filename, data, mime_type)},
+        answer = await self._call(
+            lambda: self._http.post(
+                f"{self._base}/{tenant.wa_phone_number_id}/media",
+                data={"messaging_product": "whatsapp", "type": mime_type},
+                files={"file": (filename, data, mime_type)},
+                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
+            )
         )
         media_id = answer.get("id")
         if not isinstance(media_id, str) or not media_id:
             raise TransientError("Graph API media upload answered without an id")
         return media_id
 
-    async def _post(
-        self,
-        tenant: TenantRuntime,
-        path: str,
-        *,
-        data: dict[str, str] | None = None,
-        files: dict[str, tuple[str, bytes, str]] | None = None,
-    ) -> dict[str, Any]:
+    async def _call(self, post: Callable[[], Awaitable[httpx.Response | JsonAnswer]]) -> dict[str, Any]:
+        """Make one Graph API call, timed; Meta's answer, or its error classified."""
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = await self._http.post(
-                self._base + path,
-                data=data,
-                files=files,
-                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
-            )
-        except httpx.HTTPError as exc:
-            raise TransientError(f"Graph API unreachable: {type(exc).__name__}") from exc
+            response = await post()
+        except (UpstreamUnreachable, httpx.HTTPError) as exc:
+            what = str(exc) if isinstance(exc, UpstreamUnreachable) else type(exc).__name__
+            raise TransientError(f"Graph API unreachable: {what}") from exc
         else:
             outcome = str(response.status_code)
             return self._answer(response)
