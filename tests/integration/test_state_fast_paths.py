@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,5 +259,36 @@ async def test_lookups_by_id_use_the_primary_key_before_statistics_exist(postgre
                 first_scan = next(line for line in plan.splitlines() if " Scan " in line)
                 assert " using pk_" in first_scan, f"{name}:\n{plan}"
                 assert "_tenant" not in plan, f"{name}:\n{plan}"
+    finally:
+        await database.close()
+
+
+@pytest.mark.services
+async def test_a_cancelled_transaction_leaves_no_connection_inside_it(postgres_url: str) -> None:
+    """A worker stopping mid-transaction: the pool's only connection comes back usable, outside any transaction."""
+    database = create_database(postgres_url, pool_size=1)
+    try:
+        await migrate(database)
+        inside = asyncio.Event()
+
+        async def hold() -> None:
+            async with database.sql(transaction=True) as sql:
+                await sql.execute("CREATE TEMPORARY TABLE held (x int)")
+                inside.set()
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(hold())
+        await asyncio.wait_for(inside.wait(), timeout=10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        async with database.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            assert not raw.is_in_transaction()
+        async with database.sql() as sql:
+            row = await sql.fetchrow("SELECT to_regclass('pg_temp.held') IS NULL")
+        assert row == (True,)  # the table of the cancelled transaction was rolled back
     finally:
         await database.close()

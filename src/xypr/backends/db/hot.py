@@ -15,6 +15,7 @@ dicts as JSON text, datetimes as SQLAlchemy's SQLite text format on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -83,9 +84,12 @@ async def hot_sql(engine: AsyncEngine, *, transaction: bool = False) -> AsyncIte
                     yield _Postgres(raw)
             else:
                 yield _Postgres(raw)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-            # The connection is broken or in an unknown state: never hand it out again.
-            await conn.invalidate()
+        except BaseException as exc:
+            # Broken, or still inside a transaction (a cancellation can interrupt the rollback): never
+            # hand it out again. SQLAlchemy's own reset would not see asyncpg's transaction.
+            broken = isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError)
+            if broken or raw.is_in_transaction():
+                await asyncio.shield(conn.invalidate())
             raise
 
 
