@@ -180,8 +180,6 @@ def keygen() -> None:
 @tenant_cli.command("create")
 def tenant_create(file: Annotated[Path, typer.Option("--file", help="The tenant JSON file")]) -> None:
     """Create a tenant from a file; prints it as JSON (with its id, never a secret)."""
-    from xypr.backends.db import create_database
-    from xypr.backends.db import migrate as run_migrations
     from xypr.tenants.service import create_tenant, parse_tenant_file, tenant_view
 
     settings = _settings()
@@ -201,19 +199,10 @@ def tenant_create(file: Annotated[Path, typer.Option("--file", help="The tenant 
         _fail(exc.message)
         return
 
-    async def go() -> str:
-        database = create_database(settings.effective_database_url)
-        try:
-            await run_migrations(database)
-            tenant = await create_tenant(database, box, spec)
-            return tenant_view(tenant).model_dump_json(indent=2)
-        finally:
-            await database.close()
+    async def create(database: Any) -> str:
+        return tenant_view(await create_tenant(database, box, spec)).model_dump_json(indent=2)
 
-    try:
-        typer.echo(asyncio.run(go()))
-    except XyprError as exc:
-        _fail(exc.message)
+    _on_database(create)
 
 
 @dlq_cli.command("list")
@@ -273,7 +262,7 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def _admin_action(action: Callable[[Any], Awaitable[str]]) -> None:
+def _on_database(action: Callable[[Any], Awaitable[str]]) -> None:
     """Run `action(database)` on a migrated database; a refused input exits 1 with its message."""
     from xypr.backends.db import create_database
     from xypr.backends.db import migrate as run_migrations
@@ -308,7 +297,7 @@ def admin_create(
         user = await create_admin(database, email=email, password=password, name=name)
         return json.dumps({"id": user.id, "email": user.email, "role": user.role})
 
-    _admin_action(create)
+    _on_database(create)
 
 
 @admin_cli.command("set-password")
@@ -324,7 +313,7 @@ def admin_set_password(
         await set_admin_password(database, email=email, password=password)
         return f"password changed for {email.strip().lower()}"
 
-    _admin_action(change)
+    _on_database(change)
 
 
 def main() -> None:

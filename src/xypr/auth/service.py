@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +16,7 @@ from xypr.auth.principal import Principal, Role
 from xypr.auth.tokens import issue_access_token, new_refresh_token, refresh_token_hash
 from xypr.backends.cache.base import Cache
 from xypr.backends.db import Database
-from xypr.backends.db.base import utcnow
+from xypr.backends.db.base import as_utc, utcnow
 from xypr.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.tenants.models import Tenant
@@ -47,11 +47,6 @@ class SessionTokens:
     access_expires_at: int
     refresh_token: str
     refresh_expires_at: int
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _normal_email(email: str) -> str:
@@ -232,7 +227,7 @@ async def refresh_session(
             raise Unauthorized("unknown refresh token")
         if row.revoked_at is not None:
             raise Unauthorized("this session has ended; log in again")
-        if _aware(row.expires_at) <= now:
+        if as_utc(row.expires_at) <= now:
             raise Unauthorized("refresh token has expired; log in again")
         spent = await session.execute(
             update(RefreshToken)

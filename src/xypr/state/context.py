@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xypr.backends.db.base import as_utc
 from xypr.core.errors import BadRequest, NotFound, PayloadTooLarge
 from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
@@ -130,5 +131,4 @@ async def _conversation(session: AsyncSession, *, tenant_id: str, conversation_i
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return as_utc(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xypr.backends.db.base import new_id, utcnow
+from xypr.backends.db.base import as_utc, new_id, utcnow
 from xypr.backends.db.engine import Database
 from xypr.backends.db.hot import as_datetime, as_json
 from xypr.state.models import Conversation, Message
 
 __all__ = [
+    "CUSTOMER_SERVICE_WINDOW",
     "ConversationFacts",
     "InboundRecord",
     "OutboundRecord",
@@ -32,7 +33,11 @@ __all__ = [
     "send_state",
     "track_customer_message",
     "upsert_conversation",
+    "window_open",
 ]
+
+# WhatsApp's customer-service window: free-form messages while the customer wrote less than this ago.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 # Statuses after which a message must not be sent again.
 SETTLED = frozenset({"sent", "delivered", "read", "failed"})
@@ -75,7 +80,7 @@ async def upsert_conversation(
     if customer_name:
         conversation.customer_name = customer_name
     last = conversation.last_customer_message_at
-    if customer_wrote_at is not None and (last is None or _aware(last) < customer_wrote_at):
+    if customer_wrote_at is not None and (last is None or as_utc(last) < customer_wrote_at):
         # Meta does not deliver in order: keep the latest time seen, not the last one processed.
         conversation.last_customer_message_at = customer_wrote_at
     await session.flush()
@@ -374,6 +379,7 @@ async def insert_agent_message(
     return None if inserted is None else message_id
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+def window_open(conversation: Conversation | ConversationFacts | None, now: datetime) -> bool:
+    """True while the customer's last message is less than 24 hours old (free-form messages allowed)."""
+    last = conversation.last_customer_message_at if conversation is not None else None
+    return last is not None and now - as_utc(last) <= CUSTOMER_SERVICE_WINDOW

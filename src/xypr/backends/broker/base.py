@@ -18,8 +18,10 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 __all__ = [
+    "DELIVERY_LIMIT",
     "Broker",
     "BrokerUnavailable",
     "Consumer",
@@ -28,6 +30,10 @@ __all__ = [
     "Handler",
     "OutgoingMessage",
 ]
+
+
+DELIVERY_LIMIT: Final = 20
+"""Deliveries that were never settled (consumer gone, released) after which a message is dead-lettered."""
 
 
 class BrokerUnavailable(Exception):

@@ -36,6 +36,7 @@ from typing import Final
 import aiosqlite
 
 from xypr.backends.broker.base import (
+    DELIVERY_LIMIT,
     Broker,
     BrokerUnavailable,
     Consumer,
@@ -47,10 +48,7 @@ from xypr.backends.broker.base import (
 from xypr.core.logging import get_logger
 from xypr.topology import QUEUES
 
-__all__ = ["DELIVERY_LIMIT", "SqliteQueueBroker"]
-
-DELIVERY_LIMIT: Final = 20
-"""Earlier deliveries after which a message that was never settled is dead-lettered."""
+__all__ = ["SqliteQueueBroker"]
 
 _log = get_logger(__name__)
 

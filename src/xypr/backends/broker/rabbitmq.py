@@ -40,7 +40,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -52,6 +52,7 @@ from aio_pika.abc import (
 )
 
 from xypr.backends.broker.base import (
+    DELIVERY_LIMIT,
     Broker,
     BrokerUnavailable,
     Consumer,
@@ -63,10 +64,7 @@ from xypr.backends.broker.base import (
 from xypr.core.logging import get_logger
 from xypr.topology import QUEUES
 
-__all__ = ["DELIVERY_LIMIT", "RabbitBroker"]
-
-DELIVERY_LIMIT: Final = 20
-"""Returns (consumer gone, release) after which RabbitMQ dead-letters a message (`x-delivery-limit`)."""
+__all__ = ["RabbitBroker"]
 
 _log = get_logger(__name__)
 
@@ -234,8 +232,14 @@ class RabbitBroker(Broker):
         return connection
 
     async def _temporary_channel(self) -> AbstractRobustChannel:
-        connection = self._ready_connection()
-        return await asyncio.wait_for(connection.channel(publisher_confirms=False), timeout=self.confirm_timeout)
+        """A channel for one operator call; any failure to open it is `BrokerUnavailable`."""
+        try:
+            connection = self._ready_connection()
+            return await asyncio.wait_for(connection.channel(publisher_confirms=False), timeout=self.confirm_timeout)
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:
+            raise BrokerUnavailable(f"RabbitMQ unavailable ({exc})") from exc
 
     # Publishing ------------------------------------------------------------------------------
 
@@ -348,12 +352,7 @@ class RabbitBroker(Broker):
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """The dead-lettered messages, oldest first (read without removing any)."""
-        try:
-            channel = await self._temporary_channel()
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:
-            raise BrokerUnavailable(f"RabbitMQ unavailable ({exc})") from exc
+        channel = await self._temporary_channel()
         found: list[DeadLetter] = []
         try:
             queue = await channel.get_queue(self.dead_letter_name, ensure=False)
@@ -372,12 +371,7 @@ class RabbitBroker(Broker):
 
     async def replay(self, dead_letter_id: str) -> bool:
         """Publish a dead letter again to its original queue and remove it; False if unknown."""
-        try:
-            channel = await self._temporary_channel()
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:
-            raise BrokerUnavailable(f"RabbitMQ unavailable ({exc})") from exc
+        channel = await self._temporary_channel()
         try:
             queue = await channel.declare_queue(self.dead_letter_name, passive=True, robust=False)
             waiting = queue.declaration_result.message_count or 0
@@ -412,12 +406,7 @@ class RabbitBroker(Broker):
         """Messages waiting in `queue` (ready messages of all partitions)."""
         if queue not in QUEUES:
             raise ValueError(f"unknown queue {queue!r}")
-        try:
-            channel = await self._temporary_channel()
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:
-            raise BrokerUnavailable(f"RabbitMQ unavailable ({exc})") from exc
+        channel = await self._temporary_channel()
         try:
             total = 0
             for partition in range(self.partitions):

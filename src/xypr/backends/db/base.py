@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "new_id", "utcnow"]
+__all__ = ["Base", "as_utc", "new_id", "utcnow"]
 
 # Stable constraint names, so migrations are identical on PostgreSQL and SQLite.
 NAMING = {
@@ -34,3 +34,8 @@ def new_id() -> str:
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as timezone-aware UTC: SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -26,6 +26,8 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from xypr.backends.db.base import as_utc
+
 __all__ = ["Sql", "as_datetime", "as_json", "hot_sql"]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -107,7 +109,7 @@ def as_datetime(value: Any) -> datetime | None:
         return None
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     assert isinstance(moment, datetime)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 def _qmark(query: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,8 +17,8 @@ from xypr.genesys.models import GenesysOutbound
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
-from xypr.state.models import Conversation
 from xypr.state.service import (
+    CUSTOMER_SERVICE_WINDOW,
     SETTLED,
     ConversationFacts,
     conversation_facts,
@@ -27,6 +27,7 @@ from xypr.state.service import (
     insert_agent_message,
     latest_inbound_wamid,
     record_outbound,
+    window_open,
 )
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import OUTBOUND_GENESYS, SEND_WHATSAPP
@@ -45,7 +46,6 @@ __all__ = ["CUSTOMER_SERVICE_WINDOW", "MARK_READ_SETTING", "OutboundTransformer"
 
 log = get_logger(__name__)
 
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 MARK_READ_SETTING = "mark_read"
 # Typing events and read receipts are remembered this long to pass each on once.
 EVENT_DEDUPE_TTL_SECONDS = 24 * 3600.0
@@ -53,16 +53,6 @@ _WINDOW_CLOSED = (
     "The customer has not written in the last 24 hours: WhatsApp only allows an approved template message now."
 )
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
-
-
-def window_open(conversation: Conversation | ConversationFacts | None, now: datetime) -> bool:
-    """True while the customer's last message is less than 24 hours old (free-form messages allowed)."""
-    last = conversation.last_customer_message_at if conversation is not None else None
-    if last is None:
-        return False
-    if last.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
-        last = last.replace(tzinfo=UTC)
-    return now - last <= CUSTOMER_SERVICE_WINDOW
 
 
 def _object_name(source: AttachmentSource) -> str:

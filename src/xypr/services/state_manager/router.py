@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from xypr.auth.principal import Principal, Role, require_roles
+from xypr.backends.db.base import as_utc
 from xypr.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from xypr.services.deps import RuntimeDep
 from xypr.services.openapi import error_responses
@@ -43,15 +44,19 @@ from xypr.services.state_manager.schemas import (
 )
 from xypr.state.context import forget_context, get_context, put_context
 from xypr.state.models import Conversation, Media, Message
-from xypr.state.service import record_inbound, record_outbound, upsert_conversation
+from xypr.state.service import (
+    CUSTOMER_SERVICE_WINDOW,
+    record_inbound,
+    record_outbound,
+    upsert_conversation,
+    window_open,
+)
 from xypr.tenants.models import ParkedEvent, Tenant
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/state", tags=["state"])
 
-# The 24-hour customer-service window of WhatsApp.
-WINDOW = timedelta(hours=24)
 # Media URLs handed to API callers live briefly: fetch now, ask again later.
 MEDIA_URL_SECONDS = 900
 # Statuses only move forward; `failed` is final.
@@ -110,8 +115,7 @@ def _tenant(scope: Scope) -> str:
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    return None if moment is None else as_utc(moment)
 
 
 def _mapping(conversation: Conversation) -> MappingView:
@@ -123,9 +127,9 @@ def _mapping(conversation: Conversation) -> MappingView:
         customer_name=conversation.customer_name,
         genesys_conversation_id=conversation.genesys_conversation_id,
         last_customer_message_at=last,
-        window_open=last is not None and datetime.now(UTC) - last < WINDOW,
-        created_at=_aware(conversation.created_at) or conversation.created_at,
-        updated_at=_aware(conversation.updated_at) or conversation.updated_at,
+        window_open=window_open(conversation, datetime.now(UTC)),
+        created_at=as_utc(conversation.created_at),
+        updated_at=as_utc(conversation.updated_at),
     )
 
 
@@ -414,7 +418,7 @@ async def read_media(
         sha256=media.sha256,
         size=media.size,
         filename=media.filename,
-        created_at=_aware(media.created_at) or media.created_at,
+        created_at=as_utc(media.created_at),
         url=await runtime.store.url(media.object_key, expires_in=MEDIA_URL_SECONDS),
         url_expires_in=MEDIA_URL_SECONDS,
     )
@@ -436,7 +440,7 @@ async def stats(runtime: RuntimeDep, scope: StatsScope) -> StatsView:
     def mine(column: InstrumentedAttribute[str]) -> ColumnElement[bool]:
         return column == tenant_id if tenant_id is not None else true()
 
-    since = datetime.now(UTC) - WINDOW
+    since = datetime.now(UTC) - CUSTOMER_SERVICE_WINDOW
     async with runtime.database.session() as session:
         conversations = await session.scalar(
             select(func.count()).select_from(Conversation).where(mine(Conversation.tenant_id))
