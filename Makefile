@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-fast lint typecheck services bench clean
+.PHONY: install run test test-fast lint typecheck services bench clean vendor
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ services:
 bench: install
 	@bash scripts/services.sh
 	@$(PY) -m bench.run $(BENCH_ARGS)
+
+## Fetch the pinned browser assets (htmx, uPlot, Genesys Client App SDK) from the npm registry and check them.
+vendor:
+	@bash scripts/vendor.sh
 
 clean:
 	rm -rf $(VENV) .xypr-data .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ from xypr.services.gateway import install_gateway
 from xypr.services.registry import routers_of, stages_of
 from xypr.stage import run_stage
 from xypr.tenants.service import follow_tenant_changes
+from xypr.web import STATIC_PREFIX, static_files
 
 __all__ = ["AppPlan", "create_app"]
 
@@ -164,6 +165,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         app.include_router(router)
     if local_store is not None:
         app.include_router(create_media_router(local_store))
+    app.mount(STATIC_PREFIX, static_files(), name="static")
     for prefix, sub in plan.mounts.items():
         app.mount(prefix, sub)
     install_gateway(

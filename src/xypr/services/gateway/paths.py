@@ -37,7 +37,7 @@ _PUBLIC_EXACT = frozenset(
         "/auth/genesys/callback",
     }
 )
-_PUBLIC_PREFIXES = ("/media/",)
+_PUBLIC_PREFIXES = ("/media/", "/static/")
 
 
 def _under(path: str, prefix: str) -> bool:
