@@ -131,6 +131,7 @@ async def test_every_kind_of_message_from_each_pane_shows_in_the_other_as_media_
             await expect(offer).to_contain_text("How would you like to continue?", timeout=WAIT)
             await offer.get_by_role("button", name="Keep chatting").click()
             await expect(agent.locator(".row:not(.own)").last).to_contain_text("Chose: Keep chatting", timeout=WAIT)
+            await _screenshot(page, "sandbox")
 
             # -- the customer: a reply quoting the agent's message, and a reaction to it
             manual = phone.locator(".row:not(.own)", has_text="Here is the manual")
@@ -170,25 +171,35 @@ async def test_every_kind_of_message_from_each_pane_shows_in_the_other_as_media_
             await expect(shown_to_agent).to_contain_text("Template \u00b7 order_update")
             await expect(shown_to_agent.locator(".params")).to_contain_text("{{2}} = A-1042")
 
-            # -- both threads follow the newest message
-            for thread in ("#customer-thread", "#agent-thread"):
-                gap = await page.eval_on_selector(thread, "(t) => t.scrollHeight - t.scrollTop - t.clientHeight")
-                assert gap < 48, (thread, gap)
+            await _assert_following_the_newest(page)
 
-            await _screenshots(page, "sandbox")
+            await _screenshot(page, "sandbox-dark", dark=True)
             # -- 400 px wide: stacked panes, nothing wider than the window
             await page.set_viewport_size({"width": 400, "height": 860})
             widths = await page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
             assert widths[0] <= widths[1], widths
             await expect(page.locator("#customer-send")).to_be_visible()
+            await _assert_following_the_newest(page)
+            await _screenshot(page, "sandbox-400px")
             await page.locator("#agent-send").scroll_into_view_if_needed()
             await expect(page.locator("#agent-send")).to_be_visible()
-            await _screenshots(page, "sandbox-400px")
+            await _screenshot(page, "sandbox-400px-agent")
 
             assert errors == []
             assert outside == []
         finally:
             await browser.close()
+
+
+async def _assert_following_the_newest(page: Any) -> None:
+    """Each thread scrolls inside its pane (it does not grow the page) and shows its newest message."""
+    for thread in ("#customer-thread", "#agent-thread"):
+        await page.wait_for_timeout(100)
+        height, top, visible = await page.eval_on_selector(
+            thread, "(t) => [t.scrollHeight, t.scrollTop, t.clientHeight]"
+        )
+        assert visible < height, (thread, visible, height)
+        assert height - top - visible < 48, (thread, height, top, visible)
 
 
 async def _eventually_loaded(page: Any, image: Any) -> bool:
@@ -236,13 +247,13 @@ async def test_both_panes_follow_the_customer_picked_in_either(bridge: Bridge) -
             await browser.close()
 
 
-async def _screenshots(page: Any, name: str) -> None:
-    """Light and dark screenshots for the docs, when asked for."""
+async def _screenshot(page: Any, name: str, *, dark: bool = False) -> None:
+    """A screenshot for the docs, when asked for (light, or dark)."""
     folder = os.environ.get("XYPR_SANDBOX_SCREENSHOTS")
     if not folder:
         return
+    if dark:
+        await page.emulate_media(color_scheme="dark")
     await page.wait_for_timeout(400)  # let the last thumbnails paint
     await page.screenshot(path=str(Path(folder) / f"{name}.png"))
-    await page.emulate_media(color_scheme="dark")
-    await page.screenshot(path=str(Path(folder) / f"{name}-dark.png"))
     await page.emulate_media(color_scheme="light")

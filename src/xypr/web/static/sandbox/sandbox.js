@@ -26,7 +26,7 @@
     status: $("status-line"),
   };
   const state = {
-    customerFile: null, agentFile: null, replyTo: null, reactingTo: null, templates: [],
+    customerFile: null, agentFile: null, replyTo: null, reactingTo: null, templates: [], lastCustomer: null,
     texts: new Map(), signatures: { customer: "", agent: "", customers: "" },
   };
 
@@ -409,13 +409,20 @@
     react.setAttribute("aria-expanded", String(state.reactingTo === item.wamid));
     react.addEventListener("click", () => {
       state.reactingTo = state.reactingTo === item.wamid ? null : item.wamid;
-      state.signatures.customer = "";
-      refresh();
+      rerenderCustomer();
+      const picker = ui.customerThread.querySelector(".picker");
+      if (picker) picker.scrollIntoView({ block: "nearest" });
     });
     actions.append(reply, react);
     row.append(actions);
     if (state.reactingTo === item.wamid) row.append(reactionPicker(item, reaction));
     return row;
+  }
+
+  // Redraw from the last poll at once (opening the reaction picker should not wait for the next poll).
+  function rerenderCustomer() {
+    state.signatures.customer = "";
+    if (state.lastCustomer) renderCustomer(...state.lastCustomer);
   }
 
   function reactionPicker(item, current) {
@@ -939,7 +946,8 @@
         const error = ((statuses[0] || {}).errors || [])[0] || {};
         failures[s.wamid] = `Failed ${error.code || ""}: ${error.title || ""}`;
       }
-      renderCustomer(inbound.filter((r) => r.wa_id === waId), sent, failures);
+      state.lastCustomer = [inbound.filter((r) => r.wa_id === waId), sent, failures];
+      renderCustomer(...state.lastCustomer);
       renderAgent(received, agentSent, customersOf(inbound, received));
       updateReplyBar();
       setStatus(`Live \u00b7 updated ${new Date().toLocaleTimeString()}`, false);
