@@ -154,7 +154,13 @@ async def test_every_kind_of_message_from_each_pane_shows_in_the_other_as_media_
             await page.fill("#location-name", "Philz Coffee")
             await page.click("#location-send")
             await expect(phone.locator(".row.own").last.locator(".place-name")).to_have_text("Philz Coffee")
-            await expect(agent.locator(".row:not(.own)").last).to_contain_text("Location: Philz Coffee", timeout=WAIT)
+            shown_location = agent.locator(".row:not(.own)").last
+            await expect(shown_location).to_contain_text("Location: Philz Coffee", timeout=WAIT)
+            # its maps address is a link the agent may open (nothing is requested until clicked)
+            maps = shown_location.locator(".text a")
+            await expect(maps).to_have_count(1)
+            assert "37.44221" in (await maps.get_attribute("href") or "")
+            assert await maps.get_attribute("rel") == "noopener noreferrer"
 
             # -- the agent: a template with parameters, rendered for the customer with its buttons
             await agent.get_by_role("button", name="Template").click()

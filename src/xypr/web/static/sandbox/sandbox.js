@@ -57,6 +57,22 @@
     }
   }
   const webLink = (url) => (/^https?:\/\//i.test(String(url || "")) ? String(url) : null);
+  // Message text with its web addresses as links (both apps do this; a location reaches Genesys as a maps
+  // URL). Built from text nodes, and a link opens only on a click, in a new tab, without a referrer.
+  function textBlock(text) {
+    const block = el("div", "text");
+    const parts = String(text).split(/(https?:\/\/[^\s<>"]+)/i);
+    parts.forEach((part, i) => {
+      if (i % 2 === 0) { if (part) block.append(part); return; }
+      const trimmed = part.replace(/[.,;:!?)\]]+$/, "");
+      const link = el("a", "", trimmed);
+      link.href = trimmed;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      block.append(link, part.slice(trimmed.length));
+    });
+    return block;
+  }
   function sizeOf(bytes) {
     if (!bytes && bytes !== 0) return "";
     if (bytes < 1024) return `${bytes} B`;
@@ -365,7 +381,7 @@
     if (item.header) bubble.append(el("div", "template-header", item.header));
     if (item.media) bubble.append(mediaNode({ ...item.media, caption: item.text }));
     if (item.place) bubble.append(placeNode(item.place));
-    if (item.text) bubble.append(el("div", "text", item.text));
+    if (item.text) bubble.append(textBlock(item.text));
     if (item.footer) bubble.append(el("div", "template-footer", item.footer));
     if (item.chips && item.chips.length) {
       const chips = el("div", "chips");
@@ -735,13 +751,13 @@
       bubble.append(el("div", "who", item.who));
       // An attachment's caption is also the message text: show the file first, then the words once.
       if (item.own) {
-        if (item.text) bubble.append(el("div", "text", item.text));
+        if (item.text) bubble.append(textBlock(item.text));
         bubble.append(...sentContentNodes(item.content));
       } else {
         for (const entry of item.content) {
           if (entry.contentType === "Attachment" && entry.attachment) bubble.append(agentAttachmentNode(entry.attachment, false));
         }
-        if (item.text) bubble.append(el("div", "text", item.text));
+        if (item.text) bubble.append(textBlock(item.text));
       }
       const footer = el("div", "footer-line");
       footer.append(el("span", "", item.at ? timeOf(new Date(item.at)) : ""));
