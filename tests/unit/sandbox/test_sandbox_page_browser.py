@@ -152,3 +152,44 @@ async def test_customer_and_agent_can_talk_through_the_page(sandbox_url: str) ->
             assert outside == []
         finally:
             await browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine")
+async def test_a_hidden_tab_stops_polling_and_catches_up_when_shown(sandbox_url: str) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            polls: list[str] = []
+            page.on("request", lambda r: polls.append(r.url) if "/_sandbox/received" in r.url else None)
+            await page.goto(f"{sandbox_url}/sandbox")
+            await expect(page.locator("#status-line")).to_contain_text("Live")
+            # Headless tabs are never hidden: play what the browser does when the tab goes to the background.
+            await page.evaluate(
+                "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                " document.dispatchEvent(new Event('visibilitychange')); }"
+            )
+            await page.wait_for_timeout(1000)  # a poll already under way may still finish
+            before = len(polls)
+            await page.wait_for_timeout(2500)  # over three poll periods
+            assert len(polls) == before
+
+            await _act_as_xypr(
+                sandbox_url,
+                "genesys",
+                {
+                    "channel": {"from": {"id": "16505551234", "idType": "Phone"}, "time": "2025-01-01T10:00:00.000Z"},
+                    "text": "Sent while the tab was hidden",
+                },
+            )
+            await page.fill("#customer-wa-id", "16505551234")
+            await page.evaluate(
+                "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+                " document.dispatchEvent(new Event('visibilitychange')); }"
+            )
+            await expect(page.locator("#agent-thread")).to_contain_text("Sent while the tab was hidden")
+            assert len(polls) > before
+        finally:
+            await browser.close()

@@ -974,7 +974,13 @@
     }
   }
 
+  // A tab in the background stops polling (five requests every 700 ms would keep an otherwise idle
+  // sandbox busy) and catches up as soon as it is shown again.
   async function loop() {
+    if (document.hidden) {
+      document.addEventListener("visibilitychange", loop, { once: true });
+      return;
+    }
     await refresh();
     setTimeout(loop, POLL_MS);
   }
