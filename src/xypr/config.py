@@ -48,9 +48,12 @@ class Settings(BaseSettings):
     # Pipeline tuning.
     partitions: int = Field(default=4, ge=1, le=64)
     worker_concurrency: int = Field(default=64, ge=1, le=4096)
+    # Tries of an event failing with an unexpected error (a bug); transient failures (upstream
+    # outages, 429, backends restarting) are retried until the horizon instead.
     max_attempts: int = Field(default=6, ge=1, le=50)
     retry_base_seconds: float = Field(default=0.5, gt=0)
-    retry_max_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    retry_horizon_seconds: float = Field(default=6 * 3600.0, gt=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
     # messages come back after this), and the longest sleep between polls for other processes'

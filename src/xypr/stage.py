@@ -1,4 +1,4 @@
-"""Runs one pipeline stage on a queue: per-conversation order, bounded retries, then dead letters.
+"""Runs one pipeline stage on a queue: per-conversation order, retries up to a horizon, then dead letters.
 
 A stage is a handler of one event. Deliveries of one ordering key are handled one after the other
 (the *portal lock*), different keys concurrently. Transient failures are retried here, in place,
@@ -20,7 +20,7 @@ from xypr.backends.broker.base import Broker, Consumer, Delivery
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import EVENTS, STAGE_LATENCY
-from xypr.core.retry import RetryPolicy
+from xypr.core.retry import RetryPolicy, is_transient
 
 __all__ = ["KeyedLocks", "Stage", "run_stage"]
 
@@ -82,6 +82,7 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
         return
     bound = {"stage": stage.name, "key": delivery.key, "correlation_id": getattr(event, "correlation_id", None)}
     with structlog.contextvars.bound_contextvars(**bound):
+        started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
@@ -96,10 +97,11 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
                 else:
                     await delivery.ack()
                 return
-            except Exception as exc:  # transient, or a bug: both get the bounded retries
-                if not isinstance(exc, TransientError):
+            except Exception as exc:  # transient until the horizon; a bug gets the bounded tries
+                transient = is_transient(exc)
+                if not transient:
                     log.exception("event.error", attempt=attempt)
-                if policy.exhausted(attempt):
+                if policy.exhausted(attempt, elapsed=time.monotonic() - started, transient=transient):
                     EVENTS.labels(stage.name, "dead_lettered").inc()
                     log.error("event.dead_lettered", attempt=attempt, error=str(exc)[:500])
                     await stage.on_exhausted(event, exc)
@@ -108,6 +110,9 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
                 retry_after = exc.retry_after if isinstance(exc, TransientError) else None
                 growth = exc.growth if isinstance(exc, TransientError) else 2.0
                 wait = policy.delay(attempt, retry_after=retry_after, growth=growth)
+                if policy.horizon is not None and transient:
+                    # The last try lands on the horizon rather than a whole backoff step after it.
+                    wait = max(0.0, min(wait, policy.horizon - (time.monotonic() - started)))
                 EVENTS.labels(stage.name, "retried").inc()
                 log.info("event.retry", attempt=attempt, wait=round(wait, 3), error=str(exc)[:300])
                 if isinstance(exc, TransientError):

@@ -137,3 +137,29 @@ async def _sent(bridge: Bridge, direction: str) -> bool:
 
 async def _has(texts: Any, text: str) -> bool:
     return text in await texts
+
+
+async def test_a_meta_500_then_130429_storm_longer_than_max_attempts_delivers_the_agent_message_once(
+    backend_settings: Settings,
+) -> None:
+    """Transient Meta answers are retried until the horizon, not `max_attempts` times: no Failed receipt."""
+    settings = backend_settings.model_copy(
+        update={"max_attempts": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.2, "retry_horizon_seconds": 60}
+    )
+    async with running_bridge(settings) as bridge:
+        await bridge.customer_says(CUSTOMER, "hi")
+        await eventually(bridge.genesys_received)
+        number = bridge.demo["whatsapp"]["phone_number_id"]
+        faults = [{"code": 1, "http_status": 500, "count": 3}, {"code": 130429, "count": 5}]
+        for fault in faults:
+            (await bridge.meta.post("/_sandbox/faults", json={"phone_number_id": number, **fault})).raise_for_status()
+
+        await bridge.agent_says(CUSTOMER, "through the storm")
+        await bridge.agent_says(CUSTOMER, "and after it")
+
+        await eventually(lambda: _has(_whatsapp_texts(bridge), "and after it"), within=30)
+        await asyncio.sleep(0.3)
+        assert await _whatsapp_texts(bridge) == ["through the storm", "and after it"]
+        assert await bridge.runtime.broker.dead_letters() == []
+        receipts = [item["body"].get("status") for item in await bridge.genesys_received("receipt")]
+        assert "Failed" not in receipts
