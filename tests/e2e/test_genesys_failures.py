@@ -1,4 +1,4 @@
-"""Genesys failing: Retry-After is waited, outages are ridden out up to the retry horizon, then dead letters, replayable."""
+"""Genesys failing: Retry-After is waited, outages ridden out up to the retry horizon, then dead letters, replayable."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ async def set_token_ttl(request: TokenTtlRequest, sandbox: SandboxDep) -> dict[s
 
 @router.post("/faults")
 async def inject_fault(request: FaultRequest, sandbox: SandboxDep) -> dict[str, Any]:
-    """The next `count` Open Messaging API calls answer `status` (429 with `Retry-After`), or every call for `seconds`."""
+    """The next `count` Open Messaging API calls (or every call for `seconds`) answer `status`."""
     sandbox.faults.append(
         Fault(request.status, request.count, request.integration_id, request.retry_after, seconds=request.seconds)
     )
