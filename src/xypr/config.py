@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     retry_horizon_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # On SIGTERM: how long handlers already sending may take to finish before they are cancelled
+    # (keep it below the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriod).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
     # messages come back after this), and the longest sleep between polls for other processes'

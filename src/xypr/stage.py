@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -72,7 +73,11 @@ class Stage(abc.ABC, Generic[E]):
         """Called before each retry (e.g. to drop a cached credential)."""
 
 
-async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -> None:
+async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy, stopping: asyncio.Event) -> None:
+    if stopping.is_set():
+        # Its turn came after the process began to stop: hand it back untouched, first in line.
+        await delivery.release()
+        return
     try:
         event = stage.event_type.model_validate_json(delivery.body)
     except ValidationError as exc:
@@ -117,7 +122,13 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
                 log.info("event.retry", attempt=attempt, wait=round(wait, 3), error=str(exc)[:300])
                 if isinstance(exc, TransientError):
                     await stage.on_transient(event, exc)
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=wait)
+                if stopping.is_set():
+                    # Between tries nothing is in flight: give it back for the next process to retry.
+                    log.info("event.released", attempt=attempt)
+                    await delivery.release()
+                    return
                 continue
             EVENTS.labels(stage.name, outcome).inc()
             accepted_at = getattr(event, "accepted_at", None)
@@ -127,15 +138,29 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
             return
 
 
+class _StageConsumer(Consumer):
+    """The broker's consumer, plus telling the stage's handlers that the process is stopping."""
+
+    def __init__(self, consumer: Consumer, stopping: asyncio.Event) -> None:
+        self._consumer = consumer
+        self._stopping = stopping
+
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Handlers between tries give their delivery back at once; those sending get `grace` seconds."""
+        self._stopping.set()
+        await self._consumer.stop(grace=grace)
+
+
 async def run_stage(stage: Stage[Any], *, broker: Broker, policy: RetryPolicy, prefetch: int) -> Consumer:
-    """Start consuming `stage.queue`; the returned consumer stops it."""
+    """Start consuming `stage.queue`; the returned consumer stops it (gracefully, given a grace period)."""
     locks = KeyedLocks()
+    stopping = asyncio.Event()
 
     async def on_delivery(delivery: Delivery) -> None:
         try:
-            await locks.run(delivery.key, lambda: _process(stage, delivery, policy))
+            await locks.run(delivery.key, lambda: _process(stage, delivery, policy, stopping))
         except asyncio.CancelledError:
             await asyncio.shield(delivery.release())
             raise
 
-    return await broker.consume(stage.queue, on_delivery, prefetch=prefetch)
+    return _StageConsumer(await broker.consume(stage.queue, on_delivery, prefetch=prefetch), stopping)

@@ -14,6 +14,7 @@ from xypr.sandbox.genesys.models import (
     DisconnectRequest,
     FaultRequest,
     IntegrationRegistration,
+    LatencyRequest,
     RawWebhookRequest,
     ResetRequest,
     TokenTtlRequest,
@@ -72,6 +73,13 @@ async def set_token_ttl(request: TokenTtlRequest, sandbox: SandboxDep) -> dict[s
     """Lifetime (seconds) of tokens issued from now on."""
     sandbox.token_ttl = request.seconds
     return {"seconds": sandbox.token_ttl}
+
+
+@router.post("/latency")
+async def set_latency(request: LatencyRequest, sandbox: SandboxDep) -> dict[str, float]:
+    """Answer Open Messaging calls `seconds` after accepting them (0: at once)."""
+    sandbox.answer_delay_seconds = request.seconds
+    return {"seconds": sandbox.answer_delay_seconds}
 
 
 @router.post("/faults")

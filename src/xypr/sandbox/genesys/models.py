@@ -30,6 +30,12 @@ class IntegrationRegistration(BaseModel):
     org_id: str | None = None
 
 
+class LatencyRequest(BaseModel):
+    """Open Messaging calls are accepted (recorded) at once and answered `seconds` later."""
+
+    seconds: float = Field(ge=0, le=600)
+
+
 class TokenTtlRequest(BaseModel):
     """Lifetime of tokens issued from now on."""
 

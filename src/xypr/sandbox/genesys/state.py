@@ -136,6 +136,8 @@ class GenesysSandbox:
         self.service_clients: dict[str, ServiceClient] = {}
         # How long Genesys takes to complete an integration created through the API.
         self.integration_create_seconds = 0.2
+        # Open Messaging calls are recorded at once and answered this many seconds later.
+        self.answer_delay_seconds = 0.0
         # User login (code grant + PKCE, users/me): login clients, users, codes, user tokens.
         self.accounts = SandboxAccounts()
         self._init_traffic()
@@ -310,6 +312,7 @@ class GenesysSandbox:
     def reset(self, *, registry: bool = False) -> None:
         """Forget traffic, faults and conversations; with `registry`, integrations and tokens too."""
         self._init_traffic()
+        self.answer_delay_seconds = 0.0
         if registry:
             self.integrations.clear()
             self.tokens.clear()
