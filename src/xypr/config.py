@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     retry_horizon_seconds: float = Field(default=6 * 3600.0, gt=0)
     # On SIGTERM: how long handlers already sending may take to finish before they are cancelled
     # (keep it below the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriod).
+    # A WhatsApp send whose answer was lost is sent again only if no status webhook naming it (our id in
+    # `biz_opaque_callback_data`) arrived within this many seconds.
+    send_outcome_wait_seconds: float = Field(default=15.0, ge=0, le=600)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
