@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     meta_api_version: str = "v23.0"
     genesys_api_url: str = ""
     genesys_login_url: str = ""
+    # Agent attachments are fetched from any https host that resolves to public addresses only; when set,
+    # only from these hosts too (comma-separated; ".example.com" or "*.example.com" for subdomains).
+    attachment_host_allowlist: str = ""
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
