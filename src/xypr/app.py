@@ -142,7 +142,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
 
     @app.exception_handler(XyprError)
     async def xypr_error(_request: Request, exc: XyprError) -> JSONResponse:
-        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "ServiceUnavailable",
+    "TooManyRequests",
     "TransientError",
     "Unauthorized",
     "XyprError",
@@ -22,10 +23,12 @@ class XyprError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # Response headers the answer needs (`Retry-After`, `WWW-Authenticate`).
+        self.headers = headers or {}
 
     def to_body(self) -> dict[str, object]:
         """The JSON error body answered to clients."""
@@ -63,6 +66,11 @@ class Conflict(XyprError):
 class PayloadTooLarge(XyprError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(XyprError):
+    status_code = 429
+    code = "rate_limited"
 
 
 class ServiceUnavailable(XyprError):
