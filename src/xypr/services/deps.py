@@ -14,6 +14,7 @@ from xypr.runtime import Runtime
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "MAX_OFFSET",
     "RuntimeDep",
     "correlation_id",
     "json_too_deep",
@@ -27,6 +28,9 @@ __all__ = [
 # are refused where they are parsed, before they reach code with its own limits (orjson writes at most 254
 # levels, Python recursion ~1000).
 MAX_JSON_DEPTH = 64
+# The largest paging offset a query parameter takes: what every database's OFFSET holds (a larger Python
+# int overflows the driver: a 500 instead of a 400).
+MAX_OFFSET = 2**31 - 1
 _WINDOW_SECONDS = 60.0
 
 
