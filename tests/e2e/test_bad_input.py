@@ -230,9 +230,78 @@ async def test_broker_unavailable_is_503_so_the_sender_retries(backend_settings:
     async with running_bridge(backend_settings, workers=False) as bridge:
         await bridge.runtime.broker.close()
         raw = _text_webhook(bridge.demo["whatsapp"]["phone_number_id"])
-        code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
-        assert code == 503
-        assert body["error"]["code"] == "service_unavailable"  # type: ignore[index]
+        answer = await bridge.client.post(
+            "/webhook/whatsapp",
+            content=raw,
+            headers={"X-Hub-Signature-256": meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw)},
+        )
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "backend_unavailable"
+        assert answer.headers["retry-after"] == "5"
         ready = await bridge.client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["broker"] is False
+
+
+async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(backend_settings: Settings) -> None:
+    from xypr.backends.db.engine import create_database
+    from xypr.tenants.service import TenantDirectory
+
+    async with running_bridge(backend_settings, workers=False) as bridge:
+        runtime = bridge.runtime
+        # Nothing listens on port 1: every connection is refused, as while PostgreSQL restarts.
+        dead = create_database("postgresql+asyncpg://postgres@127.0.0.1:1/gone", pool_size=1)
+        healthy = runtime.tenants
+        runtime.tenants = TenantDirectory(dead, runtime.box)
+        try:
+            raw = _text_webhook(bridge.demo["whatsapp"]["phone_number_id"])
+            code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+            assert code == 503
+            assert body["error"]["code"] == "backend_unavailable"  # type: ignore[index]
+            answer = await bridge.client.post(
+                "/webhook/genesys",
+                content=b'{"id":"g1","channel":{"id":"i1","to":{"id":"1"}},"type":"Text","text":"x"}',
+                headers={"X-Hub-Signature-256": GENESYS_WRONG},
+            )
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == "5"
+        finally:
+            runtime.tenants = healthy
+            await dead.close()
+        # Back again: the same webhook goes through.
+        code, _ = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+        assert code == 200
+
+
+@pytest.mark.services
+async def test_pooled_connections_closed_by_a_postgresql_restart_are_503_not_500(tmp_path: Path) -> None:
+    """The fault run's case: the first lookups after PostgreSQL came back hit closed pooled connections."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_ADMIN, embedded_settings
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
+    name = f"xypr_test_{tmp_path.name[-12:].replace('-', '_').lower()}_503"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].split("://", 1)[1]
+    try:
+        settings = embedded_settings(tmp_path, database_url=f"postgresql+asyncpg://{base}/{name}")
+        async with running_bridge(settings, workers=False) as bridge:
+            numbers = iter(range(100))
+
+            async def lookup() -> int:
+                raw = _text_webhook(f"9999{next(numbers)}")  # an unknown number: always a database lookup
+                code, _ = await _post_meta(bridge, raw, meta_signature.sign("x", raw))
+                return code
+
+            assert await lookup() == 404  # the pool now holds a live connection
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            codes = [await lookup() for _ in range(3)]
+            assert codes[0] == 503, codes  # the closed connection: unavailable, retry
+            assert codes[-1] == 404, codes  # the pool replaced it
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailable",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -76,6 +77,16 @@ class TooManyRequests(XyprError):
 class ServiceUnavailable(XyprError):
     status_code = 503
     code = "service_unavailable"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    """The database, cache or broker cannot be reached right now: the caller should retry shortly."""
+
+    code = "backend_unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
 class TransientError(XyprError):

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS
 from xypr.events import OutboundGenesysEvent, ordering_key
@@ -99,6 +99,6 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("genesys", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="genesys", error=str(exc), correlation_id=cid)
-        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+        raise BackendUnavailable("cannot store the event right now; retry later") from exc
     WEBHOOKS.labels("genesys", "accepted").inc()
     return JSONResponse({"status": "accepted"}, headers={"X-Request-Id": cid})

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
@@ -156,7 +156,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("whatsapp", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="whatsapp", error=str(exc), correlation_id=cid)
-        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+        raise BackendUnavailable("cannot store the event right now; retry later") from exc
     WEBHOOKS.labels("whatsapp", "parked" if parked and not messages else "accepted" if messages else "empty").inc()
     answer: dict[str, Any] = {"status": "accepted", "events": len(messages) + parked}
     if parked:
