@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from xypr.backends.storage import create_object_store
 from xypr.backends.storage.local import LocalObjectStore, create_media_router
 from xypr.backends.unavailable import CONNECTION_FAILURES, backend_unavailable
 from xypr.config import Settings
+from xypr.core.correlation import sane_request_id
 from xypr.core.errors import XyprError
 from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
@@ -70,11 +70,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        request_id = sane_request_id(given.decode("latin-1"))
+        # The handlers take the same id (`correlation_id(request)`): the events they publish carry it.
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
 
+from xypr.core.correlation import sane_request_id
 from xypr.core.errors import BadRequest, PayloadTooLarge, TooManyRequests
 from xypr.runtime import Runtime
 
@@ -44,11 +44,12 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def correlation_id(request: Request) -> str:
-    """The request's correlation id: the caller's `X-Request-Id` when sane, else a new one."""
-    given = request.headers.get("x-request-id", "")
-    if 8 <= len(given) <= 64 and given.replace("-", "").isalnum():
-        return given
-    return uuid.uuid4().hex
+    """The request's correlation id: the one the request-id middleware chose (and answers in
+    `X-Request-Id`), so the response, the request's log lines and the events it publishes share it."""
+    chosen = getattr(request.state, "request_id", None)
+    if isinstance(chosen, str) and chosen:
+        return chosen
+    return sane_request_id(request.headers.get("x-request-id"))
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:

@@ -101,4 +101,5 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         log.error("webhook.broker_unavailable", source="genesys", error=str(exc), correlation_id=cid)
         raise BackendUnavailable("cannot store the event right now; retry later") from exc
     WEBHOOKS.labels("genesys", "accepted").inc()
+    log.info("webhook.accepted", source="genesys", events=1, correlation_id=cid)
     return JSONResponse({"status": "accepted"}, headers={"X-Request-Id": cid})

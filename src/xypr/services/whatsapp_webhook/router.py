@@ -158,6 +158,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         log.error("webhook.broker_unavailable", source="whatsapp", error=str(exc), correlation_id=cid)
         raise BackendUnavailable("cannot store the event right now; retry later") from exc
     WEBHOOKS.labels("whatsapp", "parked" if parked and not messages else "accepted" if messages else "empty").inc()
+    log.info("webhook.accepted", source="whatsapp", events=len(messages), parked=parked, correlation_id=cid)
     answer: dict[str, Any] = {"status": "accepted", "events": len(messages) + parked}
     if parked:
         answer["parked"] = parked
