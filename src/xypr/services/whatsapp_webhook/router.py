@@ -27,7 +27,7 @@ from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
 from xypr.whatsapp import signature
-from xypr.whatsapp.models import WebhookPayload, WebhookValue
+from xypr.whatsapp.models import WebhookPayload, WebhookValue, customer_of
 
 __all__ = ["router"]
 
@@ -126,7 +126,9 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     for entry in payload.entry:
         for change in entry.changes:
             if change.field != "messages":
-                continue  # other fields (account updates…) are not ours to bridge
+                # Other fields (account updates, template reviews…) are not ours to bridge: said, not dropped unseen.
+                log.info("webhook.field_not_bridged", field=change.field[:64], waba_id=entry.id, correlation_id=cid)
+                continue
             try:
                 values.append((entry.id, WebhookValue.model_validate(change.value)))
             except ValidationError as exc:
@@ -209,7 +211,8 @@ def _events(
     }
     out: list[OutgoingMessage] = []
     for item in value.messages:
-        customer = str(item.get("from") or item.get("from_user_id") or "_unknown")
+        # An identity change may come without `from`: it still goes in its customer's order.
+        customer = customer_of(item) or "_unknown"
         event = InboundWhatsAppEvent(kind="message", contact=by_customer.get(customer, fallback), item=item, **common)
         out.append(_outgoing(tenant.id, customer, event))
     for item in value.statuses:
