@@ -305,3 +305,23 @@ async def test_pooled_connections_closed_by_a_postgresql_restart_are_503_not_500
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_an_api_call_while_the_database_is_unreachable_is_503_with_retry_after(tmp_path: Path) -> None:
+    from tests.support.auth import login_as
+    from xypr.auth.principal import Role
+    from xypr.backends.db.engine import create_database
+
+    async with running_bridge(embedded_settings(tmp_path), workers=False) as bridge:
+        admin = await login_as(bridge, Role.XYPR_ADMIN)
+        runtime = bridge.runtime
+        healthy, runtime.database = runtime.database, create_database("postgresql+asyncpg://postgres@127.0.0.1:1/gone")
+        try:
+            answer = await bridge.client.get("/tenants", headers=admin)
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "backend_unavailable"
+            assert answer.headers["retry-after"] == "5"
+        finally:
+            dead, runtime.database = runtime.database, healthy
+            await dead.close()
+        assert (await bridge.client.get("/tenants", headers=admin)).status_code == 200
