@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from xypr.backends.broker.base import Consumer
 from xypr.backends.storage import create_object_store
 from xypr.backends.storage.local import LocalObjectStore, create_media_router
+from xypr.backends.unavailable import CONNECTION_FAILURES, backend_unavailable
 from xypr.config import Settings
+from xypr.core.correlation import sane_request_id
 from xypr.core.errors import XyprError
 from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
@@ -69,11 +70,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        request_id = sane_request_id(given.decode("latin-1"))
+        # The handlers take the same id (`correlation_id(request)`): the events they publish carry it.
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -142,7 +142,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
 
     @app.exception_handler(XyprError)
     async def xypr_error(_request: Request, exc: XyprError) -> JSONResponse:
-        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,8 +155,28 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
+    def backend_failure(exc: Exception) -> JSONResponse | None:
+        unavailable = backend_unavailable(exc)
+        if unavailable is None:
+            return None
+        log.warning("request.backend_unavailable", error_type=type(exc).__name__, error=str(exc)[:200])
+        return JSONResponse(unavailable.to_body(), status_code=unavailable.status_code, headers=unavailable.headers)
+
+    async def connection_failure(request: Request, exc: Exception) -> JSONResponse:
+        return backend_failure(exc) or await unexpected(request, exc)
+
+    # Registered per type (not only under `Exception`, whose handler runs after Starlette re-raises): a
+    # lost database, cache or broker connection is a 503 with Retry-After, wherever it surfaces.
+    for failure in CONNECTION_FAILURES:
+        app.add_exception_handler(failure, connection_failure)
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Also the answer for failures raised in middleware (the rate limiter's cache, the gateway's
+        # tenant lookup), which reach only this handler: an unreachable backend is still a 503.
+        unavailable = backend_failure(exc)
+        if unavailable is not None:
+            return unavailable
         log.exception("request.unhandled", error_type=type(exc).__name__)
         return _error(500, "internal_error", "unexpected error; it has been logged")
 

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     meta_api_version: str = "v23.0"
     genesys_api_url: str = ""
     genesys_login_url: str = ""
+    # Agent attachments are fetched from any https host that resolves to public addresses only; when set,
+    # only from these hosts too (comma-separated; ".example.com" or "*.example.com" for subdomains).
+    attachment_host_allowlist: str = ""
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
@@ -82,7 +85,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=60)
     rate_limit_per_ip: int = Field(default=3000, ge=0)
     rate_limit_per_tenant: int = Field(default=6000, ge=0)
-    rate_limit_webhooks_per_ip: int = Field(default=30000, ge=0)
+    # Webhooks: each address may send this many *refused* webhooks a minute (unsigned, badly signed,
+    # malformed: floods of garbage are cut); authenticated webhooks count against their tenant's budget only.
+    rate_limit_webhooks_per_ip: int = Field(default=3000, ge=0)
+    rate_limit_webhooks_per_tenant: int = Field(default=60000, ge=0)
     max_api_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     cors_origins: str = ""
     metrics_public: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import embedded_settings
 from tests.support.bridge import Bridge, running_bridge
 from xypr.config import Settings
+from xypr.genesys import signature as genesys_signature
 from xypr.topology import INBOUND_WHATSAPP, OUTBOUND_GENESYS
 from xypr.whatsapp import signature as meta_signature
 
@@ -93,21 +95,91 @@ async def test_correctly_signed_meta_webhook_is_published_before_the_200(bridge:
     assert await bridge.runtime.broker.depth(INBOUND_WHATSAPP) == 1
 
 
+META_WRONG = "sha256=" + "0" * 64
+GENESYS_WRONG = "sha256=" + "A" * 43 + "="
+
+
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2", '{"object": "\u00e9"'.encode()])
-async def test_malformed_json_is_400_on_both_webhooks(bridge: Bridge, raw: bytes) -> None:
-    for path in ("/webhook/whatsapp", "/webhook/genesys"):
-        answer = await bridge.client.post(path, content=raw, headers={"X-Hub-Signature-256": "sha256=x"})
-        assert answer.status_code == 400, path
-        assert answer.json()["error"]["code"] == "bad_request"
+async def test_a_body_that_is_not_json_cannot_be_authenticated_on_either_webhook(bridge: Bridge, raw: bytes) -> None:
+    for path, header in (("/webhook/whatsapp", META_WRONG), ("/webhook/genesys", GENESYS_WRONG)):
+        answer = await bridge.client.post(path, content=raw, headers={"X-Hub-Signature-256": header})
+        assert answer.status_code == 401, path
+        assert answer.json()["error"]["code"] == "unauthorized"
 
 
-async def test_json_that_is_not_a_webhook_is_400(bridge: Bridge) -> None:
-    for raw in (b"[]", b'{"object": "page", "entry": []}', b'{"entry": "x"}'):
-        code, body = await _post_meta(bridge, raw, "sha256=x")
-        assert code == 400, raw
-        assert body["error"]["code"] == "bad_request"  # type: ignore[index]
-    answer = await bridge.client.post("/webhook/genesys", content=b'{"channel": {}}')
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"object":"whatsapp_business_account"}',
+        b'{"object":"whatsapp_business_account","entry":[]}',
+        b'{"object":"whatsapp_business_account","entry":[{"changes":[]}]}',
+        b'{"object":"whatsapp_business_account","entry":"x"}',
+        b'{"entry":[{"changes":[{"value":{"metadata":{"phone_number_id":7}}}]}]}',
+        b"[]",
+        b"null",
+    ],
+)
+async def test_no_meta_webhook_gets_200_without_a_signature_of_a_tenant(bridge: Bridge, raw: bytes) -> None:
+    unsigned = await bridge.client.post("/webhook/whatsapp", content=raw)
+    assert unsigned.status_code == 401
+    # Signed with the tenant's own secret but naming no phone number: still nothing to verify it against.
+    signed = await bridge.client.post(
+        "/webhook/whatsapp",
+        content=raw,
+        headers={"X-Hub-Signature-256": meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw)},
+    )
+    assert signed.status_code == 401
+    assert await bridge.runtime.broker.depth(INBOUND_WHATSAPP) == 0
+
+
+@pytest.mark.parametrize("channel", ['"x"', "null", "[]", "{}", '{"id": 5}', '{"id": ""}', '{"id": ["a"]}'])
+async def test_a_genesys_webhook_with_an_odd_channel_is_401_signed_or_not(bridge: Bridge, channel: str) -> None:
+    raw = f'{{"id": "g1", "type": "Text", "text": "hi", "channel": {channel}}}'.encode()
+    for headers in ({}, {"X-Hub-Signature-256": GENESYS_WRONG}):
+        answer = await bridge.client.post("/webhook/genesys", content=raw, headers=headers)
+        assert answer.status_code == 401, (channel, headers)
+        assert answer.json()["error"]["code"] == "unauthorized"
+    assert await bridge.runtime.broker.depth(OUTBOUND_GENESYS) == 0
+
+
+async def test_a_signed_body_that_is_not_a_webhook_is_400(bridge: Bridge) -> None:
+    number = bridge.demo["whatsapp"]["phone_number_id"]
+    raw = orjson.dumps({"object": "page", "entry": [{"id": "1", "changes": [
+        {"field": "messages", "value": {"metadata": {"phone_number_id": number}}}]}]})  # fmt: skip
+    code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+    assert code == 400
+    assert body["error"]["code"] == "bad_request"  # type: ignore[index]
+
+
+def _nested(levels: int) -> object:
+    document: object = "deep"
+    for _ in range(levels):
+        document = {"a": [document]} if levels % 2 else [document]
+    return document
+
+
+async def test_a_signed_webhook_nested_300_levels_deep_is_400_not_500(bridge: Bridge) -> None:
+    number = bridge.demo["whatsapp"]["phone_number_id"]
+    document = orjson.loads(_text_webhook(number))
+    document["entry"][0]["changes"][0]["value"]["messages"][0]["text"] = {"body": "x", "extra": _nested(300)}
+    raw = json.dumps(document).encode()  # orjson itself refuses to write more than 254 levels
+    code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+    assert code == 400
+    assert "deeper" in body["error"]["message"]  # type: ignore[index]
+    assert await bridge.runtime.broker.depth(INBOUND_WHATSAPP) == 0
+
+    integration = bridge.demo["genesys"]["integration_id"]
+    raw = json.dumps({"id": "g-deep", "channel": {"id": integration, "to": {"id": CUSTOMER}}, "type": "Text",
+                      "text": "hi", "content": [_nested(300)]}).encode()  # fmt: skip
+    answer = await bridge.client.post(
+        "/webhook/genesys",
+        content=raw,
+        headers={"X-Hub-Signature-256": genesys_signature.sign(bridge.demo["genesys"]["webhook_secret"], raw)},
+    )
     assert answer.status_code == 400
+    assert "deeper" in answer.json()["error"]["message"]
+    assert await bridge.runtime.broker.depth(OUTBOUND_GENESYS) == 0
+    assert (await bridge.client.get("/health")).status_code == 200
 
 
 async def test_unknown_phone_number_id_is_404_logged_and_counted(bridge: Bridge) -> None:
@@ -123,7 +195,7 @@ async def test_unknown_phone_number_id_is_404_logged_and_counted(bridge: Bridge)
 
 async def test_unknown_genesys_integration_is_404_and_counted(bridge: Bridge) -> None:
     raw = orjson.dumps({"id": "x", "channel": {"id": "no-such-integration", "to": {"id": CUSTOMER}}, "type": "Text"})
-    answer = await bridge.client.post("/webhook/genesys", content=raw, headers={"X-Hub-Signature-256": "sha256=x"})
+    answer = await bridge.client.post("/webhook/genesys", content=raw, headers={"X-Hub-Signature-256": GENESYS_WRONG})
     assert answer.status_code == 404
     assert await _metric(bridge, 'xypr_webhook_requests_total{outcome="unknown_tenant",source="genesys"}') >= 1
 
@@ -158,9 +230,98 @@ async def test_broker_unavailable_is_503_so_the_sender_retries(backend_settings:
     async with running_bridge(backend_settings, workers=False) as bridge:
         await bridge.runtime.broker.close()
         raw = _text_webhook(bridge.demo["whatsapp"]["phone_number_id"])
-        code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
-        assert code == 503
-        assert body["error"]["code"] == "service_unavailable"  # type: ignore[index]
+        answer = await bridge.client.post(
+            "/webhook/whatsapp",
+            content=raw,
+            headers={"X-Hub-Signature-256": meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw)},
+        )
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "backend_unavailable"
+        assert answer.headers["retry-after"] == "5"
         ready = await bridge.client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["broker"] is False
+
+
+async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(backend_settings: Settings) -> None:
+    from xypr.backends.db.engine import create_database
+    from xypr.tenants.service import TenantDirectory
+
+    async with running_bridge(backend_settings, workers=False) as bridge:
+        runtime = bridge.runtime
+        # Nothing listens on port 1: every connection is refused, as while PostgreSQL restarts.
+        dead = create_database("postgresql+asyncpg://postgres@127.0.0.1:1/gone", pool_size=1)
+        healthy = runtime.tenants
+        runtime.tenants = TenantDirectory(dead, runtime.box)
+        try:
+            raw = _text_webhook(bridge.demo["whatsapp"]["phone_number_id"])
+            code, body = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+            assert code == 503
+            assert body["error"]["code"] == "backend_unavailable"  # type: ignore[index]
+            answer = await bridge.client.post(
+                "/webhook/genesys",
+                content=b'{"id":"g1","channel":{"id":"i1","to":{"id":"1"}},"type":"Text","text":"x"}',
+                headers={"X-Hub-Signature-256": GENESYS_WRONG},
+            )
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == "5"
+        finally:
+            runtime.tenants = healthy
+            await dead.close()
+        # Back again: the same webhook goes through.
+        code, _ = await _post_meta(bridge, raw, meta_signature.sign(bridge.demo["whatsapp"]["app_secret"], raw))
+        assert code == 200
+
+
+@pytest.mark.services
+async def test_pooled_connections_closed_by_a_postgresql_restart_are_503_not_500(tmp_path: Path) -> None:
+    """The fault run's case: the first lookups after PostgreSQL came back hit closed pooled connections."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_ADMIN, embedded_settings
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN.replace("postgresql+asyncpg://", "postgresql://"))
+    name = f"xypr_test_{tmp_path.name[-12:].replace('-', '_').lower()}_503"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].split("://", 1)[1]
+    try:
+        settings = embedded_settings(tmp_path, database_url=f"postgresql+asyncpg://{base}/{name}")
+        async with running_bridge(settings, workers=False) as bridge:
+            numbers = iter(range(100))
+
+            async def lookup() -> int:
+                raw = _text_webhook(f"9999{next(numbers)}")  # an unknown number: always a database lookup
+                code, _ = await _post_meta(bridge, raw, meta_signature.sign("x", raw))
+                return code
+
+            assert await lookup() == 404  # the pool now holds a live connection
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            codes = [await lookup() for _ in range(3)]
+            assert codes[0] == 503, codes  # the closed connection: unavailable, retry
+            assert codes[-1] == 404, codes  # the pool replaced it
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_an_api_call_while_the_database_is_unreachable_is_503_with_retry_after(tmp_path: Path) -> None:
+    from tests.support.auth import login_as
+    from xypr.auth.principal import Role
+    from xypr.backends.db.engine import create_database
+
+    async with running_bridge(embedded_settings(tmp_path), workers=False) as bridge:
+        admin = await login_as(bridge, Role.XYPR_ADMIN)
+        runtime = bridge.runtime
+        healthy, runtime.database = runtime.database, create_database("postgresql+asyncpg://postgres@127.0.0.1:1/gone")
+        try:
+            answer = await bridge.client.get("/tenants", headers=admin)
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "backend_unavailable"
+            assert answer.headers["retry-after"] == "5"
+        finally:
+            dead, runtime.database = runtime.database, healthy
+            await dead.close()
+        assert (await bridge.client.get("/tenants", headers=admin)).status_code == 200

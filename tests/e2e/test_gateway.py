@@ -95,6 +95,59 @@ async def test_rate_limit_per_ip_answers_429_with_retry_after(tmp_path: Path) ->
         assert handshake.status_code == 200
 
 
+def _signed_text(n: int) -> tuple[bytes, dict[str, str]]:
+    wa = DEMO_TENANT["whatsapp"]
+    body = contract("meta/webhook-text.json")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = wa["phone_number_id"]
+    value["messages"][0]["id"] = f"wamid.rate-{n}"
+    raw = json.dumps(body).encode()
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": signature.sign(wa["app_secret"], raw)}
+
+
+async def test_signed_webhooks_never_spend_the_address_budget_which_only_refused_ones_do(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path, rate_limit_webhooks_per_ip=5, rate_limit_webhooks_per_tenant=0)
+    async with running_bridge(settings, workers=False) as bridge:
+        genesys_ip = _from("198.51.100.20")  # one busy sender address, like a tenant's Genesys
+        for n in range(12):  # more than the address budget, all authenticated
+            raw, headers = _signed_text(n)
+            answer = await bridge.client.post("/webhook/whatsapp", content=raw, headers={**headers, **genesys_ip})
+            assert answer.status_code == 200, n
+        garbage = _from("203.0.113.50")
+        statuses = [
+            (await bridge.client.post("/webhook/whatsapp", content=b"{}", headers=garbage)).status_code
+            for _ in range(7)
+        ]
+        assert statuses == [401] * 5 + [429, 429]
+        cut = await bridge.client.post("/webhook/whatsapp", content=b"{}", headers=garbage)
+        assert 1 <= int(cut.headers["retry-after"]) <= 60
+        # The flood is cut for its own address only.
+        raw, headers = _signed_text(99)
+        answer = await bridge.client.post("/webhook/whatsapp", content=raw, headers={**headers, **genesys_ip})
+        assert answer.status_code == 200
+
+
+async def test_authenticated_webhooks_are_limited_per_tenant_after_the_signature(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path, rate_limit_webhooks_per_tenant=3)
+    async with running_bridge(settings, workers=False) as bridge:
+        statuses = []
+        for n in range(5):
+            raw, headers = _signed_text(n)
+            answer = await bridge.client.post(
+                "/webhook/whatsapp", content=raw, headers={**headers, **_from(f"10.9.0.{n}")}
+            )
+            statuses.append(answer.status_code)
+        assert statuses == [200, 200, 200, 429, 429]
+        assert 1 <= int(answer.headers["retry-after"]) <= 60
+        assert "organisation" in answer.json()["error"]["message"]
+        # A badly signed body never reaches the tenant's budget: it is refused for its signature.
+        raw, headers = _signed_text(7)
+        forged = await bridge.client.post(
+            "/webhook/whatsapp", content=raw, headers={**headers, "X-Hub-Signature-256": "sha256=" + "1" * 64}
+        )
+        assert forged.status_code == 403
+
+
 async def test_rate_limit_per_tenant_is_shared_by_its_users_and_spares_other_tenants(tmp_path: Path) -> None:
     async with running_bridge(embedded_settings(tmp_path, rate_limit_per_tenant=6), workers=False) as bridge:
         agent, supervisor = await login_as(bridge, "agent"), await login_as(bridge, "supervisor")
@@ -170,9 +223,10 @@ async def test_api_bodies_over_the_limit_are_413_declared_or_streamed(tmp_path: 
             "/auth/token", data={"grant_type": "password", "username": "a", "password": "b"}
         )
         assert small.status_code == 401
-        # Webhooks have their own limit (Meta sends up to 3 MB): 100 KiB reaches the router, which judges the JSON.
+        # Webhooks have their own limit (Meta sends up to 3 MB): 100 KiB reaches the router, which cannot
+        # authenticate it (no signature, no tenant in it).
         webhook = await bridge.client.post("/webhook/whatsapp", content=b"{" + b" " * (100 * 1024))
-        assert webhook.status_code == 400
+        assert webhook.status_code == 401
 
 
 async def test_cors_admits_only_the_configured_widget_origin(tmp_path: Path) -> None:

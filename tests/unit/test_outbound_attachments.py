@@ -1,75 +1,128 @@
-"""Agent attachments: only Genesys hosts are fetched, never more than WhatsApp's limit, redirects checked."""
+"""Agent attachments: fetched from any public address (never an internal one), within WhatsApp's limits.
+
+A local server plays the CDN; a stub resolver gives its public-looking name a public address, and the
+stubbed connection (the pinned resolver's answer) leads to the local server, so the tests prove what the
+address check sees and what is connected to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import datetime as dt
+import socket
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
+from aiohttp.abc import ResolveResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from tests.support.contracts import contract
 from xypr.core.errors import TransientError
-from xypr.whatsapp.attachments import AttachmentRefused, attachment_url_refusal, fetch_attachment, media_kind, mime_of
+from xypr.genesys.models import GenesysOutbound
+from xypr.transform.outbound import plan_outbound
+from xypr.whatsapp import attachments
+from xypr.whatsapp.attachments import (
+    AttachmentPolicy,
+    AttachmentRefused,
+    address_refusal,
+    fetch_attachment,
+    media_kind,
+    mime_of,
+)
 
-REGION = "usw2.pure.cloud"
-OVERRIDE = "http://127.0.0.1:8080/sandbox/genesys"
+CDN = "d3123134sdf42l.cloudfront.net"
+CDN_ADDRESS = "52.84.12.34"  # a public address (CloudFront's range); the test connection leads it to 127.0.0.1
+SANDBOX_API = "http://127.0.0.1:8080/sandbox/genesys"
+JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 500
 
 
 @pytest.mark.parametrize(
     "url",
     [
+        f"https://{CDN}/2021/02/image.jpg?Signature=abc",
         "https://api-downloads.usw2.pure.cloud/api/v2/downloads/pce1234456",
-        "https://api.usw2.pure.cloud/api/v2/downloads/x",
-        "https://usw2.pure.cloud/file.jpg",
+        "https://files.example.org:8443/a.pdf",
         "http://127.0.0.1:8080/sandbox/genesys/api/v2/downloads/abc",
+        "http://127.0.0.1:8080/media/tenant/x/a.jpg",  # the whole origin of XYPR_GENESYS_API_URL, any path
     ],
 )
-def test_genesys_hosts_of_the_tenant_and_the_configured_api_host_are_fetched(url: str) -> None:
-    assert attachment_url_refusal(url, region=REGION, api_url=OVERRIDE) is None
+def test_https_urls_and_the_configured_genesys_origin_pass_the_url_check(url: str) -> None:
+    refusal, _trusted = AttachmentPolicy.from_settings(
+        genesys_api_url=SANDBOX_API, host_allowlist="", timeout_seconds=5
+    ).url_refusal(url)
+    assert refusal is None
 
 
 @pytest.mark.parametrize(
     ("url", "why"),
     [
-        ("http://api-downloads.usw2.pure.cloud/a", "https"),
-        ("https://api.mypurecloud.ie/a", "not a Genesys host"),
-        ("https://evil.example/usw2.pure.cloud/a", "not a Genesys host"),
-        ("https://usw2.pure.cloud.evil.example/a", "not a Genesys host"),
-        ("https://evilusw2.pure.cloud/a", "not a Genesys host"),
-        ("https://169.254.169.254/latest/meta-data", "address"),
-        ("https://[::1]/a", "address"),
-        ("https://localhost/a", "address"),
-        ("http://127.0.0.1:8081/sandbox/genesys/a", "https"),
-        ("https://127.0.0.1:8080/a", "address"),
-        ("https://api.usw2.pure.cloud:8443/a", "not a Genesys host"),
+        (f"http://{CDN}/a.jpg", "https"),
+        ("http://127.0.0.1:8081/sandbox/genesys/a", "https"),  # another port: not the configured origin
         ("https://user:pw@api.usw2.pure.cloud/a", "credentials"),
         ("file:///etc/passwd", "host"),
         ("ftp://api.usw2.pure.cloud/a", "https"),
     ],
 )
-def test_other_hosts_addresses_and_schemes_are_refused(url: str, why: str) -> None:
-    refusal = attachment_url_refusal(url, region=REGION, api_url=OVERRIDE)
+def test_other_schemes_credentials_and_hostless_urls_are_refused(url: str, why: str) -> None:
+    refusal, _ = AttachmentPolicy.from_settings(
+        genesys_api_url=SANDBOX_API, host_allowlist="", timeout_seconds=5
+    ).url_refusal(url)
     assert refusal is not None
     assert why in refusal
 
 
+def test_an_operator_allowlist_admits_only_its_hosts_and_their_subdomains_when_asked() -> None:
+    policy = AttachmentPolicy.from_settings(
+        genesys_api_url="", host_allowlist="*.cloudfront.net, api-downloads.usw2.pure.cloud", timeout_seconds=5
+    )
+    assert policy.url_refusal(f"https://{CDN}/a.jpg")[0] is None
+    assert policy.url_refusal("https://api-downloads.usw2.pure.cloud/a")[0] is None
+    refusal = policy.url_refusal("https://evil.example/a.jpg")[0]
+    assert refusal is not None
+    assert "XYPR_ATTACHMENT_HOST_ALLOWLIST" in refusal
+    assert policy.url_refusal("https://cloudfront.net.evil.example/a")[0] is not None
+
+
 @pytest.mark.parametrize(
-    "url",
+    ("address", "why"),
     [
-        "http://127.0.0.1:8080/metrics",
-        "http://127.0.0.1:8080/media/tenant/x",
-        "http://127.0.0.1:8080/sandbox/genesys/../../metrics",
-        "http://127.0.0.1:8080/sandbox/genesys/%2e%2e/meta/x",
-        "http://127.0.0.1:8080/sandbox/genesysX/a",
+        ("127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "not a public address"),
+        ("::1", "loopback"),
+        ("::", "unspecified"),
+        ("fe80::1", "link-local"),
+        ("fd00::1", "private"),
+        ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 of 169.254.169.254
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
     ],
 )
-def test_on_the_api_override_host_only_the_api_path_is_fetched(url: str) -> None:
-    refusal = attachment_url_refusal(url, region=REGION, api_url=OVERRIDE)
+def test_internal_addresses_are_refused_with_the_reason(address: str, why: str) -> None:
+    refusal = address_refusal(address)
     assert refusal is not None
-    assert "outside /sandbox/genesys" in refusal
+    assert why in refusal
 
 
-def test_without_an_api_override_plain_http_is_never_fetched() -> None:
-    assert attachment_url_refusal("http://127.0.0.1:8080/a", region=REGION, api_url="") is not None
+@pytest.mark.parametrize("address", [CDN_ADDRESS, "93.184.215.14", "2600:9000:2000::1", "::ffff:52.84.12.34"])
+def test_public_addresses_pass(address: str) -> None:
+    assert address_refusal(address) is None
 
 
 @pytest.mark.parametrize(
@@ -84,93 +137,331 @@ def test_media_kinds_follow_whatsapp_supported_types(mime: str | None, filename:
     assert (found.whatsapp_type if found else None) == kind
 
 
-URL = "https://api-downloads.usw2.pure.cloud/api/v2/downloads/f1"
+# -- fetching -----------------------------------------------------------------------------------------
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=False)
+def _tls_for(*names: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throw-away CA and a certificate for `names`: (server context, client context trusting only that CA)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xypr test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    chain = leaf.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "c.pem").write_bytes(chain)
+        (Path(folder) / "k.pem").write_bytes(key_pem)
+        server.load_cert_chain(Path(folder) / "c.pem", Path(folder) / "k.pem")
+    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client
 
 
-async def _fetch(client: httpx.AsyncClient, url: str = URL, max_bytes: int = 1000) -> bytes:
-    fetched = await fetch_attachment(client, url, region=REGION, api_url="", max_bytes=max_bytes)
-    return fetched.data
+class _Cdn:
+    """A local https server playing the CDN, and the record of what reached it."""
+
+    def __init__(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self.handler = handler
+        self.requests: list[tuple[str, str, str | None]] = []  # (path, Host header, SNI name)
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> _Cdn:
+        server_tls, self.client_tls = _tls_for(CDN, "cdn2.example.com")
+        snis: list[str | None] = []
+        server_tls.sni_callback = lambda _sock, name, _ctx: snis.append(name)  # type: ignore[assignment,misc,func-returns-value]
+
+        async def record(request: web.Request) -> web.StreamResponse:
+            self.requests.append((request.path_qs, request.headers.get("Host", ""), snis[-1] if snis else None))
+            return await self.handler(request)
+
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", record)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_tls)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
 
 
-async def test_a_file_within_the_limit_is_downloaded() -> None:
-    async with _client(
-        lambda request: httpx.Response(200, content=b"x" * 1000, headers={"content-type": "image/png"})
-    ) as c:
-        assert await _fetch(c) == b"x" * 1000
+@pytest.fixture
+def dialled(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Stub the connection: the pinned addresses are recorded, then dialled at 127.0.0.1 (the test's CDN)."""
+    seen: list[list[str]] = []
+    original = attachments._PinnedResolver.resolve
+
+    async def to_local(self: Any, host: str, port: int = 0, family: Any = 0) -> list[ResolveResult]:
+        results = await original(self, host, port, family)
+        seen.append([result["host"] for result in results])
+        return [{**result, "host": "127.0.0.1", "family": 2} for result in results]  # type: ignore[typeddict-item]
+
+    monkeypatch.setattr(attachments._PinnedResolver, "resolve", to_local)
+    return seen
 
 
-async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
-    async with _client(lambda request: httpx.Response(200, content=b"x" * 1001)) as client:
+def _resolver(table: dict[str, Sequence[str]], asked: list[str] | None = None) -> attachments.Resolve:
+    async def resolve(host: str, port: int) -> Sequence[str]:
+        if asked is not None:
+            asked.append(host)
+        return table[host]
+
+    return resolve
+
+
+def _policy(cdn: _Cdn, **extra: Any) -> AttachmentPolicy:
+    return AttachmentPolicy(tls=cdn.client_tls, timeout_seconds=5, **extra)
+
+
+def _file(body: bytes = JPEG, content_type: str = "image/jpeg") -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return serve
+
+
+async def test_a_cdn_name_resolving_to_a_public_address_is_fetched_from_that_address_with_tls_for_the_name(
+    dialled: list[list[str]],
+) -> None:
+    asked: list[str] = []
+    async with _Cdn(_file()) as cdn:
+        url = f"https://{CDN}:{cdn.port}/2021/02/image.jpg?Signature=abc"
+        fetched = await fetch_attachment(
+            url, policy=_policy(cdn), max_bytes=5_000_000, resolve=_resolver({CDN: [CDN_ADDRESS]}, asked)
+        )
+    assert fetched.data == JPEG
+    assert fetched.content_type == "image/jpeg"
+    assert asked == [CDN]  # resolved once: no second lookup that rebinding could change
+    assert dialled == [[CDN_ADDRESS]]  # connected to exactly the checked address
+    assert cdn.requests == [("/2021/02/image.jpg?Signature=abc", f"{CDN}:{cdn.port}", CDN)]
+
+
+@pytest.mark.parametrize(
+    ("addresses", "why"),
+    [
+        (["127.0.0.1"], "loopback"),
+        (["10.0.0.7"], "private"),
+        (["169.254.169.254"], "link-local"),
+        (["::1"], "loopback"),
+        ([CDN_ADDRESS, "10.0.0.7"], "private"),  # one bad address among good ones refuses the name
+    ],
+)
+async def test_a_name_resolving_to_an_internal_address_is_refused_before_any_connection(
+    dialled: list[list[str]], addresses: list[str], why: str
+) -> None:
+    async with _Cdn(_file()) as cdn:
         with pytest.raises(AttachmentRefused) as refused:
-            await _fetch(client)
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=5_000_000,
+                resolve=_resolver({CDN: addresses}),
+            )  # fmt: skip
+    assert refused.value.reason == "GeneralError"
+    assert CDN in refused.value.message
+    assert why in refused.value.message
+    assert dialled == []
+    assert cdn.requests == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://127.0.0.1/a.jpg", "https://10.1.2.3/a.jpg", "https://169.254.169.254/latest", "https://[::1]/a"]
+)
+async def test_address_literals_of_internal_hosts_are_refused(url: str) -> None:
+    with pytest.raises(AttachmentRefused) as refused:
+        await fetch_attachment(url, policy=AttachmentPolicy(), max_bytes=1000, resolve=_resolver({}))
+    assert "refused" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://127.0.0.1/a.jpg",
+        "https://10.0.0.1/a.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/a.jpg",
+        "https://internal.example/a.jpg",  # a name resolving to a private address
+    ],
+)
+async def test_a_redirect_to_an_internal_address_is_refused_and_not_followed(
+    dialled: list[list[str]], target: str
+) -> None:
+    async def redirect(_request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": target})
+
+    async with _Cdn(redirect) as cdn:
+        with pytest.raises(AttachmentRefused) as refused:
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=1000,
+                resolve=_resolver({CDN: [CDN_ADDRESS], "internal.example": ["192.168.1.1"]}),
+            )  # fmt: skip
+    assert "redirects elsewhere" in refused.value.message
+    assert len(cdn.requests) == 1
+    assert dialled == [[CDN_ADDRESS]]
+
+
+async def test_a_redirect_to_another_public_host_is_checked_and_followed(dialled: list[list[str]]) -> None:
+    async def serve(request: web.Request) -> web.Response:
+        if request.path == "/a.jpg":
+            return web.Response(status=302, headers={"Location": f"https://cdn2.example.com:{request.url.port}/b.jpg"})
+        return web.Response(body=JPEG, headers={"Content-Type": "image/jpeg"})
+
+    async with _Cdn(serve) as cdn:
+        fetched = await fetch_attachment(
+            f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=5_000_000,
+            resolve=_resolver({CDN: [CDN_ADDRESS], "cdn2.example.com": ["93.184.215.14"]}),
+        )  # fmt: skip
+    assert fetched.data == JPEG
+    assert dialled == [[CDN_ADDRESS], ["93.184.215.14"]]
+    assert [(host.split(":")[0], sni) for _, host, sni in cdn.requests] == [
+        (CDN, CDN),
+        ("cdn2.example.com", "cdn2.example.com"),
+    ]
+
+
+async def test_redirect_loops_are_cut(dialled: list[list[str]]) -> None:
+    async def loop(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": str(request.path)})
+
+    async with _Cdn(loop) as cdn:
+        with pytest.raises(AttachmentRefused, match="more than"):
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=1000,
+                resolve=_resolver({CDN: [CDN_ADDRESS]}),
+            )  # fmt: skip
+    assert len(cdn.requests) == attachments.MAX_REDIRECTS + 1
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(dialled: list[list[str]]) -> None:
+    async with _Cdn(_file(b"x" * 1001)) as cdn:
+        with pytest.raises(AttachmentRefused) as refused:
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=1000,
+                resolve=_resolver({CDN: [CDN_ADDRESS]}),
+            )  # fmt: skip
     assert refused.value.reason == "InvalidMediaContentLength"
 
 
-async def test_a_stream_without_length_is_cut_once_it_passes_the_limit() -> None:
+async def test_a_stream_without_length_is_cut_once_it_passes_the_limit(dialled: list[list[str]]) -> None:
     produced: list[int] = []
 
-    async def endless() -> AsyncIterator[bytes]:
-        for _ in range(100):  # bounded: 100 chunks of 100 bytes, far past the 1 000-byte limit
-            produced.append(100)
-            yield b"y" * 100
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for _ in range(2000):  # bounded: 2000 chunks of 1 KB, far past the 10 KB limit
+                produced.append(1024)
+                await response.write(b"y" * 1024)
+                await asyncio.sleep(0.002)  # a slow origin: the client's cut, not socket buffers, ends it
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up, as it should
+        return response
 
-    async with _client(lambda request: httpx.Response(200, content=endless())) as client:
+    async with _Cdn(endless) as cdn:
         with pytest.raises(AttachmentRefused) as refused:
-            await _fetch(client)
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=10_000,
+                resolve=_resolver({CDN: [CDN_ADDRESS]}),
+            )  # fmt: skip
     assert refused.value.reason == "InvalidMediaContentLength"
-    assert sum(produced) <= 1100  # stopped reading right after the limit
+    assert sum(produced) < 500 * 1024  # the connection was dropped long before the server was done
 
 
-async def test_a_redirect_to_another_host_is_refused_and_not_followed() -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return httpx.Response(302, headers={"location": "https://attacker.example/steal"})
-
-    async with _client(handler) as client:
-        with pytest.raises(AttachmentRefused, match="redirects elsewhere"):
-            await _fetch(client)
-    assert seen == [URL]
+async def test_a_type_whatsapp_does_not_take_is_refused_while_streaming(dialled: list[list[str]]) -> None:
+    async with _Cdn(_file(b"<html>login</html>", "text/html; charset=utf-8")) as cdn:
+        with pytest.raises(AttachmentRefused) as refused:
+            await fetch_attachment(
+                f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=1000,
+                resolve=_resolver({CDN: [CDN_ADDRESS]}),
+            )  # fmt: skip
+    assert refused.value.reason == "MediaTypeNotAllowed"
+    assert "text/html" in refused.value.message
 
 
-async def test_a_redirect_on_the_same_host_is_followed() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/f1"):
-            return httpx.Response(302, headers={"location": "/api/v2/downloads/f1-real"})
-        return httpx.Response(200, content=b"real")
+async def test_server_errors_are_transient_and_missing_files_are_refused(dialled: list[list[str]]) -> None:
+    for status, expected in ((503, TransientError), (429, TransientError), (404, AttachmentRefused)):
 
-    async with _client(handler) as client:
-        assert await _fetch(client) == b"real"
+        async def answer(_request: web.Request, status: int = status) -> web.Response:
+            return web.Response(status=status)
 
-
-async def test_redirect_loops_are_cut() -> None:
-    async with _client(lambda request: httpx.Response(302, headers={"location": URL})) as client:
-        with pytest.raises(AttachmentRefused, match="more than"):
-            await _fetch(client)
+        async with _Cdn(answer) as cdn:
+            with pytest.raises(expected):
+                await fetch_attachment(
+                    f"https://{CDN}:{cdn.port}/a.jpg", policy=_policy(cdn), max_bytes=1000,
+                    resolve=_resolver({CDN: [CDN_ADDRESS]}),
+                )  # fmt: skip
 
 
-async def test_server_errors_are_transient_and_missing_files_are_refused() -> None:
-    async with _client(lambda request: httpx.Response(503)) as client:
-        with pytest.raises(TransientError):
-            await _fetch(client)
-    async with _client(lambda request: httpx.Response(404)) as client:
-        with pytest.raises(AttachmentRefused, match="HTTP 404"):
-            await _fetch(client)
+async def test_a_name_that_does_not_exist_is_refused_and_a_dns_outage_is_transient() -> None:
+    async def nxdomain(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def outage(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    with pytest.raises(AttachmentRefused, match="does not resolve"):
+        await fetch_attachment(f"https://{CDN}/a.jpg", policy=AttachmentPolicy(), max_bytes=1000, resolve=nxdomain)
+    with pytest.raises(TransientError):
+        await fetch_attachment(f"https://{CDN}/a.jpg", policy=AttachmentPolicy(), max_bytes=1000, resolve=outage)
 
 
-async def test_a_foreign_url_is_refused_without_any_request() -> None:
-    seen: list[httpx.Request] = []
+async def test_the_configured_genesys_origin_is_trusted_over_plain_http_on_a_private_address() -> None:
+    app = web.Application()
+    app.router.add_get("/media/tenant/x/a.jpg", _file())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        policy = AttachmentPolicy.from_settings(
+            genesys_api_url=f"http://127.0.0.1:{port}/sandbox/genesys", host_allowlist="", timeout_seconds=5
+        )
+        fetched = await fetch_attachment(f"http://127.0.0.1:{port}/media/tenant/x/a.jpg", policy=policy, max_bytes=1000)
+        assert fetched.data == JPEG
+        # The same address on another port is not the configured origin.
+        with pytest.raises(AttachmentRefused):
+            await fetch_attachment(f"http://127.0.0.1:{port + 1}/a.jpg", policy=policy, max_bytes=1000)
+    finally:
+        await runner.cleanup()
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, content=b"secret")
 
-    async with _client(handler) as client:
-        with pytest.raises(AttachmentRefused, match="not a Genesys host"):
-            await _fetch(client, url="https://metadata.internal.example/")
-    assert seen == []
+async def test_the_captured_genesys_attachment_goes_through_the_outbound_plan_and_is_fetched(
+    dialled: list[list[str]],
+) -> None:
+    captured: dict[str, Any] = contract("genesys/captured-openmessaging-outbound-attachment-image.json")
+    async with _Cdn(_file()) as cdn:
+        # The capture's URL, served by the test CDN (same name, its port).
+        original = captured["content"][0]["attachment"]["url"]
+        host = original.split("/")[2]
+        captured["content"][0]["attachment"]["url"] = original.replace(host, f"{CDN}:{cdn.port}")
+        message = GenesysOutbound.model_validate(captured)
+        plan = plan_outbound(message, to=message.channel.to.id, id_type=message.channel.to.id_type)
+        assert plan.attachment is not None, plan
+        source = plan.attachment
+        fetched = await fetch_attachment(
+            source.url, policy=_policy(cdn), max_bytes=source.max_bytes, resolve=_resolver({CDN: [CDN_ADDRESS]})
+        )
+    assert fetched.data == JPEG
+    assert source.mime_type == "image/jpeg"
+    assert cdn.requests[0][0] == "/api/v2/downloads/pce1234456"

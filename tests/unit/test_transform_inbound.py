@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.contracts import contract
-from xypr.transform.inbound import customer_party, genesys_time, to_genesys_inbound
-from xypr.whatsapp.models import WaContact, WaInboundMessage
+from xypr.transform.inbound import InboundFacts, customer_party, genesys_time, to_genesys_inbound
+from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of
 
 
 def _first(name: str) -> tuple[WaInboundMessage, WaContact]:
@@ -67,3 +67,50 @@ def test_a_type_this_bridge_does_not_know_still_reaches_the_agent_as_a_note() ->
 )
 def test_genesys_time_is_iso_utc_with_milliseconds(unix: str | float, iso: str) -> None:
     assert genesys_time(unix) == iso
+
+
+def _bsuid_change(**system: str) -> WaInboundMessage:
+    """A `user_changed_user_id` notice as Meta sends it from August 2026: no `from`, no contacts block."""
+    return WaInboundMessage.model_validate(
+        {"id": "wamid.S", "timestamp": "1750269342", "type": "system",
+         "system": {"type": "user_changed_user_id", "body": "User changed their user id", **system}}
+    )  # fmt: skip
+
+
+def test_an_identity_change_without_from_names_its_customer_by_the_ids_inside_system() -> None:
+    message = _bsuid_change(previous_user_id="US.111", user_id="US.222", parent_user_id="US.ENT.9")
+
+    assert message.customer_key is None
+    assert message.previous_ids == ("US.111",)
+    assert message.new_ids == ("US.222",)
+    assert customer_of(message.model_dump(by_alias=True)) == "US.111"
+    assert customer_of({"id": "x", "type": "system", "system": {"type": "user_changed_number", "wa_id": "1219"}}) == (
+        "1219"
+    )
+    assert customer_of({"id": "x", "type": "text", "system": "not an object"}) is None
+
+
+def test_only_identity_changes_name_previous_and_new_ids() -> None:
+    other = WaInboundMessage.model_validate(
+        {"from": "1650", "id": "wamid.T", "timestamp": "1", "type": "system",
+         "system": {"type": "customer_identity_changed", "previous_user_id": "US.1", "user_id": "US.2"}}
+    )  # fmt: skip
+    assert other.previous_ids == ("1650",)
+    assert other.new_ids == ()
+
+
+def test_an_identity_change_is_told_under_the_id_the_agent_knows() -> None:
+    message = _bsuid_change(previous_user_id="US.111", user_id="US.222")
+
+    body = to_genesys_inbound(message, None, InboundFacts(customer_name="Ann Lee", customer_id="US.111")).body
+
+    assert body["channel"]["from"] == {"id": "US.111", "idType": "Opaque", "nickname": "Ann Lee", "firstName": "Ann",
+                                       "lastName": "Lee"}  # fmt: skip
+    assert body["text"] == "[The customer's WhatsApp user id changed from US.111 to US.222.]"
+    phone = customer_party(message, None, "16505551234")
+    assert phone == {"id": "16505551234", "idType": "Phone"}
+
+
+def test_without_any_customer_id_there_is_no_party() -> None:
+    with pytest.raises(ValueError, match="neither"):
+        customer_party(_bsuid_change(user_id="US.222"), None)

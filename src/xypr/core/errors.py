@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailable",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -10,6 +11,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "ServiceUnavailable",
+    "TooManyRequests",
     "TransientError",
     "Unauthorized",
     "XyprError",
@@ -22,10 +24,12 @@ class XyprError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # Response headers the answer needs (`Retry-After`, `WWW-Authenticate`).
+        self.headers = headers or {}
 
     def to_body(self) -> dict[str, object]:
         """The JSON error body answered to clients."""
@@ -65,9 +69,24 @@ class PayloadTooLarge(XyprError):
     code = "payload_too_large"
 
 
+class TooManyRequests(XyprError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(XyprError):
     status_code = 503
     code = "service_unavailable"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    """The database, cache or broker cannot be reached right now: the caller should retry shortly."""
+
+    code = "backend_unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
 class TransientError(XyprError):

@@ -8,6 +8,8 @@ Two of them, for two kinds of call:
   `AiohttpPoster` does it for ~85 µs of CPU where httpx needs ~1 ms at the same concurrency
   (measured here: `docs/performance.md`); `HttpxPoster` does it over any httpx client (tests hand
   in mock transports).
+
+Both send the correlation id of the event in hand as `X-Request-Id` (`xypr.core.correlation`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Protocol
 
 import aiohttp
 import httpx
+
+from xypr.core.correlation import upstream_headers
 
 __all__ = ["AiohttpPoster", "HttpxPoster", "JsonAnswer", "JsonPoster", "UpstreamUnreachable", "create_http_client"]
 
@@ -94,7 +98,7 @@ class AiohttpPoster:
         self, url: str, body: bytes, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
     ) -> JsonAnswer:
         """POST without following redirects; the whole body is read before returning."""
-        headers = {"Content-Type": "application/json", **headers}
+        headers = {"Content-Type": "application/json", **upstream_headers(), **headers}
         try:
             async with self._client().post(
                 url, data=body, headers=headers, params=params, allow_redirects=False
@@ -124,7 +128,7 @@ class HttpxPoster:
         self, url: str, body: bytes, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
     ) -> JsonAnswer:
         """POST through the httpx client."""
-        headers = {"Content-Type": "application/json", **headers}
+        headers = {"Content-Type": "application/json", **upstream_headers(), **headers}
         try:
             response = await self._http.post(url, content=body, headers=headers, params=params)
         except httpx.HTTPError as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
-__all__ = ["sign", "verify"]
+__all__ = ["sign", "verify", "well_formed"]
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -20,3 +21,11 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+
+
+_SHAPE = re.compile(r"sha256=[A-Za-z0-9+/]{43}=")
+
+
+def well_formed(header: str) -> bool:
+    """True when `header` has the shape of a Genesys signature (base64 of 32 bytes)."""
+    return _SHAPE.fullmatch(header.strip()) is not None

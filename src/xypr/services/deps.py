@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-import uuid
+import math
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
 
-from xypr.core.errors import BadRequest, PayloadTooLarge
+from xypr.core.correlation import sane_request_id
+from xypr.core.errors import BadRequest, PayloadTooLarge, TooManyRequests
 from xypr.runtime import Runtime
 
-__all__ = ["RuntimeDep", "correlation_id", "read_json_body"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_OFFSET",
+    "RuntimeDep",
+    "correlation_id",
+    "json_too_deep",
+    "limit_webhooks_of_tenant",
+    "parse_json",
+    "read_body",
+    "read_json_body",
+]
+
+# Nesting deeper than any real webhook or API body (Meta's and Genesys's stay below 10): deeper documents
+# are refused where they are parsed, before they reach code with its own limits (orjson writes at most 254
+# levels, Python recursion ~1000).
+MAX_JSON_DEPTH = 64
+# The largest paging offset a query parameter takes: what every database's OFFSET holds (a larger Python
+# int overflows the driver: a 500 instead of a 400).
+MAX_OFFSET = 2**31 - 1
+_WINDOW_SECONDS = 60.0
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -24,15 +44,16 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def correlation_id(request: Request) -> str:
-    """The request's correlation id: the caller's `X-Request-Id` when sane, else a new one."""
-    given = request.headers.get("x-request-id", "")
-    if 8 <= len(given) <= 64 and given.replace("-", "").isalnum():
-        return given
-    return uuid.uuid4().hex
+    """The request's correlation id: the one the request-id middleware chose (and answers in
+    `X-Request-Id`), so the response, the request's log lines and the events it publishes share it."""
+    chosen = getattr(request.state, "request_id", None)
+    if isinstance(chosen, str) and chosen:
+        return chosen
+    return sane_request_id(request.headers.get("x-request-id"))
 
 
-async def read_json_body(request: Request, *, limit: int) -> tuple[bytes, Any]:
-    """The raw body (for signatures) and its JSON; 413 over `limit`, 400 when not JSON."""
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw body (for signatures); 413 over `limit`, never more than `limit` bytes read."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body larger than {limit} bytes")
@@ -43,8 +64,58 @@ async def read_json_body(request: Request, *, limit: int) -> tuple[bytes, Any]:
         if size > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def json_too_deep(document: Any, *, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True when arrays and objects nest deeper than `max_depth` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON of a body; `BadRequest` when it is not JSON or nests deeper than `MAX_JSON_DEPTH`."""
     try:
-        return raw, orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if json_too_deep(document):
+        raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+async def read_json_body(request: Request, *, limit: int) -> tuple[bytes, Any]:
+    """The raw body (for signatures) and its JSON; 413 over `limit`, 400 when not JSON or too deep."""
+    raw = await read_body(request, limit=limit)
+    return raw, parse_json(raw)
+
+
+async def limit_webhooks_of_tenant(runtime: Runtime, tenant_id: str) -> None:
+    """Count one authenticated webhook of a tenant; `TooManyRequests` past its per-minute budget.
+
+    Applied after the signature, so only the tenant's own traffic spends it (a busy tenant's Genesys, which
+    calls from few addresses, is never throttled by an address budget).
+    """
+    per_minute = runtime.settings.rate_limit_webhooks_per_tenant
+    if per_minute <= 0:
+        return
+    try:
+        decision = await runtime.cache.hit(f"rl:webhook-tenant:{tenant_id}", limit=per_minute, window=_WINDOW_SECONDS)
+    except Exception:  # a cache outage must not take the webhooks down
+        return
+    if not decision.allowed:
+        seconds = max(1, math.ceil(decision.retry_after))
+        raise TooManyRequests(
+            f"too many webhooks for this organisation; retry in {seconds} s", headers={"Retry-After": str(seconds)}
+        )

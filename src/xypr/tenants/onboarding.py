@@ -15,7 +15,7 @@ import httpx
 
 from xypr.config import Settings
 from xypr.genesys.client import api_base, login_base
-from xypr.tenants.schemas import CheckResult
+from xypr.tenants.schemas import CheckResult, header_safe
 from xypr.tenants.service import TenantRuntime
 
 __all__ = [
@@ -65,6 +65,8 @@ class Onboarding:
     async def genesys_token(self, tenant: TenantRuntime) -> tuple[str | None, CheckResult]:
         """A fresh client-credentials token (not the cached one: the credentials may be new)."""
         url = f"{login_base(tenant.genesys_region, self._settings.genesys_login_url)}/oauth/token"
+        if not (header_safe(tenant.genesys_client_id) and header_safe(tenant.genesys_client_secret)):
+            return None, CheckResult(ok=False, message=_NOT_HEADER_SAFE.format(what="the client id or secret"))
         try:
             response = await self._http.post(
                 url,
@@ -119,6 +121,8 @@ class Onboarding:
 
     async def check_phone_number(self, tenant: TenantRuntime) -> CheckResult:
         """The WhatsApp access token can read the phone number (`GET /{phone_number_id}`)."""
+        if not header_safe(tenant.wa_access_token):
+            return CheckResult(ok=False, message=_NOT_HEADER_SAFE.format(what="the access token"))
         try:
             response = await self._http.get(
                 f"{self._graph}/{tenant.wa_phone_number_id}", headers=_bearer(tenant.wa_access_token)
@@ -136,6 +140,8 @@ class Onboarding:
 
     async def subscribe_app(self, tenant: TenantRuntime) -> CheckResult:
         """Subscribe the Meta app to the WABA's webhooks (`POST /{waba_id}/subscribed_apps`)."""
+        if not header_safe(tenant.wa_access_token):
+            return CheckResult(ok=False, message=_NOT_HEADER_SAFE.format(what="the access token"))
         try:
             response = await self._http.post(
                 f"{self._graph}/{tenant.wa_waba_id}/subscribed_apps", headers=_bearer(tenant.wa_access_token)
@@ -193,6 +199,9 @@ class Onboarding:
         return integration_id, CheckResult(
             ok=True, message=f"created integration {integration_id} posting to {self.genesys_webhook_url}"
         )
+
+
+_NOT_HEADER_SAFE = "not checked: {what} holds characters an HTTP header cannot carry (visible ASCII only)"
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from xypr.backends.broker.base import Broker, BrokerUnavailable, OutgoingMessage
 from xypr.backends.db import Database
 from xypr.backends.db.base import utcnow
-from xypr.core.errors import Conflict, ServiceUnavailable
+from xypr.core.errors import BackendUnavailable, Conflict, ServiceUnavailable
 from xypr.core.logging import get_logger
 from xypr.tenants.models import ParkedEvent, Tenant
 from xypr.tenants.service import TenantRuntime
@@ -72,7 +72,7 @@ async def hold_if_suspended(
         return []
     except (SQLAlchemyError, OSError) as exc:
         log.error("webhook.park_failed", tenant_id=tenant.id, error_type=type(exc).__name__)
-        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+        raise BackendUnavailable("cannot store the event right now; retry later") from exc
     log.info("webhook.parked", tenant_id=tenant.id, queue=queue, events=len(messages))
     return []
 
@@ -135,7 +135,7 @@ async def _republish_batch(database: Database, broker: Broker, tenant_id: str) -
                 queue, [OutgoingMessage(body=e.body, key=e.key, headers=dict(e.headers or {})) for e in group]
             )
     except BrokerUnavailable as exc:
-        raise ServiceUnavailable("the broker is unavailable; parked events stay parked, try again") from exc
+        raise BackendUnavailable("the broker is unavailable; parked events stay parked, try again") from exc
     async with database.session() as session:
         await session.execute(delete(ParkedEvent).where(ParkedEvent.id.in_([event.id for event in parked])))
     return len(parked)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
     "GENESYS_REGIONS",
@@ -22,6 +22,7 @@ __all__ = [
     "TenantView",
     "WhatsAppPatch",
     "WhatsAppSection",
+    "header_safe",
     "known_region",
 ]
 
@@ -36,6 +37,25 @@ GENESYS_REGIONS = frozenset(
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+def header_safe(value: str) -> bool:
+    """True when `value` can go in an HTTP header as a credential: visible ASCII, no spaces."""
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
+
+
+def _visible_ascii(value: str) -> str:
+    if not header_safe(value):
+        raise ValueError("must be visible ASCII characters only (it is sent in an HTTP header)")
+    return value
+
+
+# Credentials that travel in HTTP headers (Bearer token, Basic client id and secret): a header carries
+# visible ASCII only, so anything else is refused here, naming the field, instead of failing at the call.
+HeaderSecret = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_visible_ascii)]
+HeaderText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible_ascii)
+]
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
 # Genesys requires more than 15 characters for the outbound webhook signature secret.
 WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
@@ -56,8 +76,8 @@ class GenesysSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region: str = Field(description="Genesys Cloud domain, e.g. usw2.pure.cloud", examples=["usw2.pure.cloud"])
-    client_id: Text
-    client_secret: Secret
+    client_id: HeaderText
+    client_secret: HeaderSecret
     integration_id: Text
     webhook_secret: WebhookSecret
     org_id: Text | None = None
@@ -76,7 +96,7 @@ class WhatsAppSection(BaseModel):
     waba_id: Digits
     phone_number_id: Digits
     display_phone_number: DisplayPhone
-    access_token: Secret
+    access_token: HeaderSecret
     app_secret: Secret
     verify_token: Secret
 
@@ -252,8 +272,8 @@ class GenesysPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region: str | None = None
-    client_id: Text | None = None
-    client_secret: Secret | None = None
+    client_id: HeaderText | None = None
+    client_secret: HeaderSecret | None = None
     integration_id: Text | None = None
     webhook_secret: WebhookSecret | None = None
     org_id: Text | None = Field(default=None, description="null clears it; only Xypr admins may change it")
@@ -272,7 +292,7 @@ class WhatsAppPatch(BaseModel):
     waba_id: Digits | None = None
     phone_number_id: Digits | None = None
     display_phone_number: DisplayPhone | None = None
-    access_token: Secret | None = None
+    access_token: HeaderSecret | None = None
     app_secret: Secret | None = None
     verify_token: Secret | None = None
 

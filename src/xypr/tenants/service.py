@@ -255,6 +255,10 @@ class TenantDirectory:
         """The tenant owning a WhatsApp phone number id."""
         return await self._lookup("phone", phone_number_id, Tenant.wa_phone_number_id)
 
+    async def by_waba_id(self, waba_id: str) -> TenantRuntime | None:
+        """A tenant of a WhatsApp Business Account (webhook changes that name no phone number)."""
+        return await self._lookup("waba", waba_id, Tenant.wa_waba_id)
+
     async def by_integration_id(self, integration_id: str) -> TenantRuntime | None:
         """The tenant owning a Genesys Open Messaging integration id."""
         return await self._lookup("integration", integration_id, Tenant.genesys_integration_id)
@@ -269,7 +273,7 @@ class TenantDirectory:
         if hit is not None and hit[0] > now:
             return hit[1]
         async with self._database.session() as session:
-            tenant = await session.scalar(select(Tenant).where(column == value))
+            tenant = await session.scalar(select(Tenant).where(column == value).limit(1))
         runtime = self._open(tenant) if tenant is not None else None
         # Misses are cached briefly too, so a flood for an unknown number does not hammer the database.
         self._cache[(kind, value)] = (now + (self._ttl if runtime else min(self._ttl, 5.0)), runtime)

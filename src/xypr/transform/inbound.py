@@ -88,6 +88,9 @@ class InboundFacts:
     media_problem: str | None = None
     # The customer's stored name, for webhooks without a `contacts` block (system messages).
     customer_name: str | None = None
+    # The id Genesys knows the customer by, when not the message's sender: an identity change is told
+    # to the agent under the id the conversation had until then.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +107,16 @@ def genesys_time(unix_seconds: str | float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def customer_party(message: WaInboundMessage, contact: WaContact | None) -> dict[str, Any]:
-    """`channel.from` for a customer: the phone number when known, else the BSUID as an opaque id."""
-    key = message.customer_key
+def customer_party(
+    message: WaInboundMessage, contact: WaContact | None, customer_id: str | None = None
+) -> dict[str, Any]:
+    """`channel.from` for a customer: the phone number when known, else the BSUID as an opaque id
+    (`customer_id`, when given, is the id to use: a BSUID has a `.`, a phone number none)."""
+    key = customer_id or message.customer_key
     if key is None:
         raise ValueError("message has neither `from` nor `from_user_id`")
-    party: dict[str, Any] = {"id": key, "idType": "Phone" if message.from_ else "Opaque"}
+    phone = "." not in key if customer_id else bool(message.from_)
+    party: dict[str, Any] = {"id": key, "idType": "Phone" if phone else "Opaque"}
     name = contact.profile.name if contact and contact.profile else None
     username = contact.profile.username if contact and contact.profile else None
     if name:
@@ -201,7 +208,7 @@ def to_genesys_inbound(
         contact = WaContact(profile=WaProfile(name=facts.customer_name))
     channel = {
         "messageId": message.id,
-        "from": customer_party(message, contact),
+        "from": customer_party(message, contact, facts.customer_id),
         "time": genesys_time(message.timestamp),
     }
     answer = _quick_reply_answer(message, facts.referenced)
@@ -316,7 +323,7 @@ def _content(message: WaInboundMessage, facts: InboundFacts) -> tuple[list[str],
     if kind == "order" and message.order:
         return _order_lines(message.order), None
     if kind == "system":
-        return [_system_line(message)], None
+        return [_system_line(message, facts)], None
     if kind == "edit":
         return _edit_lines(message, facts), None
     if kind == "revoke":
@@ -485,12 +492,18 @@ def _order_lines(order: WaOrder) -> list[str]:
     return lines
 
 
-def _system_line(message: WaInboundMessage) -> str:
+def _system_line(message: WaInboundMessage, facts: InboundFacts) -> str:
     system = message.system
+    before = message.customer_key or facts.customer_id
     if system and system.type == "user_changed_number" and (system.wa_id or system.user_id):
         new = system.wa_id or system.user_id
-        old = f" from {message.customer_key}" if message.customer_key else ""
+        old = f" from {before}" if before else ""
         return f"[The customer changed their WhatsApp number{old} to {new}. Their new messages come from {new}.]"
+    if system and system.type == "user_changed_user_id" and system.user_id:
+        # No phone number in this notice: the customer's WhatsApp user id (BSUID) is all that changed.
+        previous = system.previous_user_id or before
+        changed = f"changed from {previous} to {system.user_id}" if previous else f"changed to {system.user_id}"
+        return f"[The customer's WhatsApp user id {changed}.]"
     if system and system.body:
         return f"[WhatsApp: {system.body}]"
     return "[WhatsApp sent a system notice about this customer.]"

@@ -1,25 +1,34 @@
-"""Agent attachments for WhatsApp: the media types and sizes Meta takes, and a fetch from Genesys hosts only."""
+"""Agent attachments for WhatsApp: the media types and sizes Meta takes; a fetch that reaches public addresses only."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from dataclasses import dataclass
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from xypr.core.errors import TransientError
+from xypr.core.http import USER_AGENT
 
 __all__ = [
     "MAX_REDIRECTS",
+    "AttachmentPolicy",
     "AttachmentRefused",
     "FetchedAttachment",
     "MediaKind",
-    "attachment_url_refusal",
+    "Resolve",
+    "address_refusal",
     "fetch_attachment",
     "media_kind",
     "mime_of",
+    "system_resolve",
 ]
 
 _MB: Final = 1024 * 1024
@@ -116,112 +125,266 @@ class FetchedAttachment:
     content_type: str | None
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+Origin = tuple[str, str, int]
+
+
+def _origin(url: str) -> Origin:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    port = parts.port or {"https": 443, "http": 80}.get(scheme, 0)
     return scheme, (parts.hostname or "").lower().rstrip("."), port
 
 
-def _is_ip_or_local(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+@dataclass(frozen=True, slots=True)
+class AttachmentPolicy:
+    """Which attachment URLs may be fetched.
 
-
-def attachment_url_refusal(url: str, *, region: str, api_url: str = "") -> str | None:
-    """Why `url` must not be fetched, or None when it is on a Genesys host of this tenant.
-
-    Allowed: https on the tenant's region domain or one of its subdomains (default port), or the exact
-    scheme, host and port of `XYPR_GENESYS_API_URL` below its path when it is set (plain http only there).
-    Never IP literals, localhost, other hosts, or URLs with credentials.
+    Any https URL whose name resolves only to public addresses, unless the operator set an allowlist of
+    host names (`XYPR_ATTACHMENT_HOST_ALLOWLIST`). The origin of `XYPR_GENESYS_API_URL` (the emulator in
+    development) is trusted whole: its scheme may be http and its address private.
     """
+
+    trusted_origins: frozenset[Origin] = frozenset()
+    # Exact host names, or ".example.com" / "*.example.com" for every subdomain of example.com.
+    host_allowlist: tuple[str, ...] = ()
+    timeout_seconds: float = 10.0
+    # The certificate authorities TLS trusts; None: the system's (tests hand in their own CA).
+    tls: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_settings(cls, *, genesys_api_url: str, host_allowlist: str, timeout_seconds: float) -> AttachmentPolicy:
+        """The policy of the settings: the configured Genesys API origin trusted, the allowlist parsed."""
+        trusted = frozenset({_origin(genesys_api_url)}) if genesys_api_url.strip() else frozenset()
+        hosts = tuple(
+            host.strip().lower().rstrip(".").removeprefix("*") for host in host_allowlist.split(",") if host.strip()
+        )
+        return cls(trusted_origins=trusted, host_allowlist=hosts, timeout_seconds=timeout_seconds)
+
+    def url_refusal(self, url: str) -> tuple[str | None, bool]:
+        """Why `url` must not be fetched (None when it may be), and whether its origin is trusted whole."""
+        try:
+            parts = urlsplit(url)
+            origin = _origin(url)
+        except ValueError:
+            return "the attachment URL is not a valid URL", False
+        scheme, host, _port = origin
+        if not host:
+            return "the attachment URL has no host", False
+        if parts.username is not None or parts.password is not None:
+            return "attachment URLs with credentials are not fetched", False
+        if origin in self.trusted_origins:
+            return None, True
+        if scheme != "https":
+            return f"only https attachment URLs are fetched (got {scheme or 'no scheme'})", False
+        if self.host_allowlist and not any(_host_matches(host, allowed) for allowed in self.host_allowlist):
+            return f"attachment host {host} is not in XYPR_ATTACHMENT_HOST_ALLOWLIST", False
+        return None, False
+
+
+def _host_matches(host: str, allowed: str) -> bool:
+    if allowed.startswith("."):
+        return host.endswith(allowed)
+    return host == allowed
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to the IPv4 internet (mapped, 6to4, Teredo, NAT64)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def address_refusal(address: str) -> str | None:
+    """Why an attachment server at `address` must not be reached (None for a public unicast address)."""
     try:
-        parts = urlsplit(url)
-        scheme, host, port = _origin(url)
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return "the attachment URL is not a valid URL"
-    if not host:
-        return "the attachment URL has no host"
-    if parts.username is not None or parts.password is not None:
-        return "attachment URLs with credentials are not fetched"
-    is_override = False
-    if api_url:
-        o_scheme, o_host, o_port = _origin(api_url)
-        is_override = (scheme, host, port) == (o_scheme, o_host, o_port)
-    if scheme != "https" and not (scheme == "http" and is_override):
-        return f"only https attachment URLs are fetched (got {scheme or 'no scheme'})"
-    if is_override:
-        # Only below the override's own path: the configured API, not every route of that host.
-        prefix = urlsplit(api_url).path.rstrip("/")
-        path = parts.path
-        climbs = ".." in unquote(path).split("/")
-        if climbs or (prefix and not (path == prefix or path.startswith(prefix + "/"))):
-            return f"attachment path {path} is outside {prefix or '/'}"
+        return f"{address} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            inner = address_refusal(str(embedded))
+            return f"{address} carries {inner}" if inner else None
+    for flag, what in (
+        (ip.is_unspecified, "unspecified"),
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_reserved, "a reserved address"),
+        (ip.is_private, "a private address"),
+    ):
+        if flag:
+            return f"{address} is {what}"
+    if not ip.is_global:  # shared address space (100.64/10) and the like: not the public internet either
+        return f"{address} is not a public address"
+    return None
+
+
+Resolve = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for `host` (IPv4 and IPv6, duplicates removed)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _PinnedResolver(AbstractResolver):
+    """Hands aiohttp only the addresses already checked for a name: it never asks DNS itself, so a
+    rebinding DNS server cannot swap in another address between the check and the connection."""
+
+    def __init__(self) -> None:
+        self.pins: dict[tuple[str, int], list[str]] = {}
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = self.pins.get((host.lower().rstrip("."), port))
+        if not addresses:
+            raise OSError(f"{host}:{port} was not checked before connecting")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(slots=True)
+class _Hop:
+    url: str
+    host: str
+    port: int
+    trusted: bool
+    addresses: list[str] = field(default_factory=list)
+
+
+async def _checked_hop(url: str, policy: AttachmentPolicy, resolve: Resolve) -> _Hop:
+    """Check one URL of the chain (the first or a redirect target) and resolve it to allowed addresses."""
+    refusal, trusted = policy.url_refusal(url)
+    if refusal:
+        raise AttachmentRefused("GeneralError", refusal)
+    _scheme, host, port = _origin(url)
+    literal = host.strip("[]")
+    try:
+        ipaddress.ip_address(literal)
+        addresses = [literal]
+    except ValueError:
+        try:
+            addresses = list(await resolve(host, port))
+        except socket.gaierror as exc:
+            if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                raise AttachmentRefused("GeneralError", f"attachment host {host} does not resolve") from exc
+            raise TransientError(f"attachment host {host} could not be resolved: {exc}") from exc
+        except OSError as exc:
+            raise TransientError(f"attachment host {host} could not be resolved: {exc}") from exc
+    if not addresses:
+        raise AttachmentRefused("GeneralError", f"attachment host {host} does not resolve")
+    if not trusted:
+        # Every address must be public: refusing only some would let DNS pick which one we reach.
+        for address in addresses:
+            why = address_refusal(address)
+            if why:
+                raise AttachmentRefused("GeneralError", f"attachment host {host} refused: {why}")
+    return _Hop(url, host, port, trusted, addresses)
+
+
+# What a CDN may call any file; everything else must be a type WhatsApp takes (an HTML error page is not).
+_OPAQUE_TYPES: Final = frozenset({"application/octet-stream", "binary/octet-stream"})
+
+
+def _media_type_refusal(content_type: str | None) -> str | None:
+    if not content_type:
         return None
-    if _is_ip_or_local(host):
-        return f"attachment host {host} is an address, not a Genesys host"
-    domain = region.lower().strip(".")
-    if domain and (host == domain or host.endswith("." + domain)) and port == 443:
+    mime = mime_of(content_type, None)
+    if mime is None or mime in _OPAQUE_TYPES or media_kind(mime) is not None:
         return None
-    return f"attachment host {host} is not a Genesys host of this tenant ({domain})"
+    return f"the attachment server sent {mime}, a type WhatsApp does not take"
 
 
 async def fetch_attachment(
-    http: httpx.AsyncClient, url: str, *, region: str, api_url: str, max_bytes: int
+    url: str, *, policy: AttachmentPolicy, max_bytes: int, resolve: Resolve = system_resolve
 ) -> FetchedAttachment:
-    """Download an agent attachment from Genesys, refusing other hosts and stopping past `max_bytes`.
+    """Download an agent attachment, reaching only public addresses and stopping past `max_bytes`.
 
-    Redirects are followed only to the same host (and only if that host passes the same check), at most
-    `MAX_REDIRECTS` times. Network trouble, 429 and 5xx are transient; anything else is an
-    `AttachmentRefused` with the receipt reason for the agent.
+    Each URL of the chain (redirects are followed by hand, at most `MAX_REDIRECTS`) is checked, resolved
+    once, and connected to at exactly the addresses checked; TLS still verifies the name. Network trouble,
+    429 and 5xx are transient; anything else is an `AttachmentRefused` with the receipt reason for the agent.
     """
-    refusal = attachment_url_refusal(url, region=region, api_url=api_url)
-    if refusal:
-        raise AttachmentRefused("GeneralError", refusal)
-    first_host = _origin(url)[1]
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            async with http.stream("GET", current, follow_redirects=False) as response:
-                if response.is_redirect:
-                    target = urljoin(current, response.headers.get("location", ""))
-                    refusal = attachment_url_refusal(target, region=region, api_url=api_url)
-                    if refusal or _origin(target)[1] != first_host:
-                        raise AttachmentRefused(
-                            "GeneralError", f"the attachment URL redirects elsewhere: {refusal or 'another host'}"
-                        )
-                    current = target
-                    continue
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise TransientError(f"attachment download answered HTTP {response.status_code}")
-                if not response.is_success:
-                    raise AttachmentRefused(
-                        "GeneralError", f"the attachment could not be downloaded (HTTP {response.status_code})"
-                    )
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise AttachmentRefused(
-                        "InvalidMediaContentLength",
-                        f"the attachment has {declared} bytes; WhatsApp takes at most {max_bytes} for this type",
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise AttachmentRefused(
-                            "InvalidMediaContentLength",
-                            f"the attachment is larger than {max_bytes} bytes, the WhatsApp limit for this type",
-                        )
-                    chunks.append(chunk)
-                if size == 0:
-                    raise AttachmentRefused("InvalidMediaContentLength", "the attachment is empty")
-                return FetchedAttachment(b"".join(chunks), response.headers.get("content-type"))
-        except httpx.HTTPError as exc:
-            raise TransientError(f"attachment download failed: {type(exc).__name__}") from exc
+    hop = await _checked_hop(url, policy, resolve)
+    pinned = _PinnedResolver()
+    timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds * 3, sock_connect=policy.timeout_seconds)
+    # One session per download: its connections were made to addresses of this check only. No proxy from the
+    # environment: a proxy would resolve the name again, out of our sight.
+    connector = aiohttp.TCPConnector(
+        resolver=pinned, use_dns_cache=False, limit=4, ssl=policy.tls if policy.tls is not None else True
+    )
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trust_env=False, headers={"User-Agent": USER_AGENT}
+    ) as session:
+        for _ in range(MAX_REDIRECTS + 1):
+            pinned.pins[(hop.host, hop.port)] = hop.addresses
+            try:
+                async with session.get(hop.url, allow_redirects=False) as response:
+                    if response.status in (301, 302, 303, 307, 308):
+                        target = urljoin(hop.url, response.headers.get("location", ""))
+                        try:
+                            hop = await _checked_hop(target, policy, resolve)
+                        except AttachmentRefused as refused:
+                            raise AttachmentRefused(
+                                "GeneralError", f"the attachment URL redirects elsewhere: {refused.message}"
+                            ) from refused
+                        continue
+                    return await _read(response, max_bytes)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise TransientError(f"attachment download failed: {type(exc).__name__}") from exc
     raise AttachmentRefused("GeneralError", f"the attachment URL redirects more than {MAX_REDIRECTS} times")
+
+
+async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> FetchedAttachment:
+    """The body of a final answer, within the size and type caps (checked before and while reading)."""
+    status = response.status
+    if status == 429 or status >= 500:
+        raise TransientError(f"attachment download answered HTTP {status}")
+    if not 200 <= status < 300:
+        raise AttachmentRefused("GeneralError", f"the attachment could not be downloaded (HTTP {status})")
+    content_type = response.headers.get("content-type")
+    refusal = _media_type_refusal(content_type)
+    if refusal:
+        raise AttachmentRefused("MediaTypeNotAllowed", refusal)
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise AttachmentRefused(
+            "InvalidMediaContentLength",
+            f"the attachment has {declared} bytes; WhatsApp takes at most {max_bytes} for this type",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise AttachmentRefused(
+                "InvalidMediaContentLength",
+                f"the attachment is larger than {max_bytes} bytes, the WhatsApp limit for this type",
+            )
+        chunks.append(chunk)
+    if size == 0:
+        raise AttachmentRefused("InvalidMediaContentLength", "the attachment is empty")
+    return FetchedAttachment(b"".join(chunks), content_type)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "IDENTITY_CHANGES",
     "WaButton",
     "WaCardAddress",
     "WaCardEmail",
@@ -41,6 +42,7 @@ __all__ = [
     "WebhookEntry",
     "WebhookPayload",
     "WebhookValue",
+    "customer_of",
 ]
 
 
@@ -218,13 +220,27 @@ class WaContext(_Wire):
     referred_product: WaReferredProduct | None = None
 
 
+# `system` notices that a customer's WhatsApp identity changed: a new phone number (which also gives a new
+# BSUID), or a new BSUID alone. Either may come without `from`: the customer is then named only inside.
+IDENTITY_CHANGES = frozenset({"user_changed_number", "user_changed_user_id"})
+
+
 class WaSystem(_Wire):
-    """`system`: e.g. `user_changed_number` with the new `wa_id` (and, from 2026, the new `user_id`)."""
+    """`system`: `user_changed_number` (new `wa_id`) or `user_changed_user_id` (new BSUID only); both carry
+    the new `user_id` / `parent_user_id` and the `previous_user_id` / `previous_parent_user_id`."""
 
     type: str | None = None
     body: str | None = None
     wa_id: str | None = None
     user_id: str | None = None
+    parent_user_id: str | None = None
+    previous_user_id: str | None = None
+    previous_parent_user_id: str | None = None
+
+    @property
+    def is_identity_change(self) -> bool:
+        """A notice that the customer's phone number or BSUID changed."""
+        return self.type in IDENTITY_CHANGES
 
 
 class WaError(_Wire):
@@ -295,6 +311,36 @@ class WaInboundMessage(WaMessageContent):
     def customer_key(self) -> str | None:
         """The customer's id: the phone `wa_id` when present, else the BSUID."""
         return self.from_ or self.from_user_id
+
+    @property
+    def previous_ids(self) -> tuple[str, ...]:
+        """Every id this message names its customer by *before* an identity change (or simply: its sender)."""
+        ids = [self.from_, self.from_user_id]
+        if self.system is not None and self.system.is_identity_change:
+            ids += [self.system.previous_user_id, self.system.previous_parent_user_id]
+        return tuple(dict.fromkeys(each for each in ids if each))
+
+    @property
+    def new_ids(self) -> tuple[str, ...]:
+        """The ids an identity change gives the customer (new phone `wa_id`, new BSUID); else none."""
+        if self.system is None or not self.system.is_identity_change:
+            return ()
+        ids = [self.system.wa_id, self.system.user_id]
+        return tuple(dict.fromkeys(each for each in ids if each))
+
+
+def customer_of(item: dict[str, Any]) -> str | None:
+    """The customer a raw `messages[]` item is about, read defensively: `from`, `from_user_id`, else the
+    ids inside an identity-change `system` object (previous ones first: the conversation is theirs)."""
+    for key in ("from", "from_user_id"):
+        if isinstance(item.get(key), str) and item[key]:
+            return str(item[key])
+    system = item.get("system")
+    if isinstance(system, dict):
+        for key in ("previous_user_id", "wa_id", "user_id"):
+            if isinstance(system.get(key), str) and system[key]:
+                return str(system[key])
+    return None
 
 
 class WaStatus(_Wire):

@@ -26,6 +26,8 @@ __all__ = ["GatewayMiddleware", "GatewayOptions"]
 log = get_logger(__name__)
 
 _WINDOW_SECONDS = 60.0
+# Webhook answers that mean "not authenticated or not a webhook": the ones a flood of garbage gets.
+_REFUSED_WEBHOOK = frozenset({400, 401, 403, 404, 413})
 _CSP_HTML = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
@@ -70,6 +72,11 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return {name: morsel.value for name, morsel in jar.items()}
 
 
+def _refused_key(scope: Scope) -> str:
+    ip = scope["client"][0] if scope.get("client") else "unknown"
+    return f"rl:webhook-refused:{ip}"
+
+
 async def _send_error(send: Send, reject: _Reject) -> None:
     body = orjson.dumps({"error": {"code": reject.code, "message": reject.message}})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -112,7 +119,27 @@ class GatewayMiddleware:
         except _Reject as reject:
             await _send_error(send, reject)
             return
+        if kind is PathKind.WEBHOOK and self.options.enforce_limits:
+            await self._pass_webhook(scope, receive, send, path, runtime)
+            return
         await self._pass(scope, receive, send, path, runtime=runtime)
+
+    async def _pass_webhook(self, scope: Scope, receive: Receive, send: Send, path: str, runtime: Runtime) -> None:
+        """Pass a webhook on; a refused one (unsigned, badly signed, malformed) counts against its address."""
+        status = 0
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self._pass(scope, receive, send_noting_status, path, runtime=runtime)
+        if status in _REFUSED_WEBHOOK and self.settings.rate_limit_webhooks_per_ip > 0:
+            try:
+                await runtime.cache.incr(_refused_key(scope), ttl=_WINDOW_SECONDS)
+            except Exception as exc:  # the count is a defence, not a reason to fail the answer already sent
+                log.warning("gateway.rate_limit_unavailable", error=type(exc).__name__)
 
     async def _pass(
         self, scope: Scope, receive: Receive, send: Send, path: str, runtime: Runtime | None = None
@@ -128,7 +155,9 @@ class GatewayMiddleware:
         ip = scope["client"][0] if scope.get("client") else "unknown"
         if self.options.enforce_limits:
             if kind is PathKind.WEBHOOK:
-                await self._limit(runtime, f"rl:webhook-ip:{ip}", self.settings.rate_limit_webhooks_per_ip, "address")
+                # Only refused webhooks spend the address budget (checked here, counted after the answer):
+                # a tenant's own traffic is limited per tenant after its signature (services/deps.py).
+                await self._refused_webhooks_below_limit(scope, runtime)
                 return
             await self._limit(runtime, f"rl:ip:{ip}", self.settings.rate_limit_per_ip, "address")
         elif kind is PathKind.WEBHOOK:
@@ -142,6 +171,22 @@ class GatewayMiddleware:
             )
         if path == "/metrics" and principal.role is not Role.XYPR_ADMIN:
             raise _Reject(403, "forbidden", "metrics are for Xypr administrators")
+
+    async def _refused_webhooks_below_limit(self, scope: Scope, runtime: Runtime) -> None:
+        per_minute = self.settings.rate_limit_webhooks_per_ip
+        if per_minute <= 0:
+            return
+        try:
+            count = await runtime.cache.get(_refused_key(scope))
+        except Exception as exc:  # a cache outage must not take the webhooks down
+            log.warning("gateway.rate_limit_unavailable", error=type(exc).__name__)
+            return
+        if count is not None and int(count) >= per_minute:
+            seconds = math.ceil(_WINDOW_SECONDS)
+            raise _Reject(
+                429, "rate_limited", f"too many refused webhooks from this address; retry in {seconds} s",
+                {"Retry-After": str(seconds)},
+            )  # fmt: skip
 
     async def _limit(self, runtime: Runtime, key: str, per_minute: int, whose: str) -> None:
         if per_minute <= 0:

@@ -69,8 +69,10 @@ def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     chain = (prior.decode("latin-1") + ", " if prior else "") + client
     host = next((value for key, value in scope["headers"] if key == b"host"), b"")
     # The id the gateway logs this request under travels on, so the service's logs line up with it.
+    # (In place of the caller's header, which the gateway may have found unfit and replaced.)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    if request_id and not any(key == b"x-request-id" for key, _ in headers):
+    if request_id:
+        headers = [(key, value) for key, value in headers if key != b"x-request-id"]
         headers.append((b"x-request-id", str(request_id).encode("latin-1")))
     headers += [
         (b"x-forwarded-for", chain.encode("latin-1")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -10,13 +11,20 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS
 from xypr.events import OutboundGenesysEvent, ordering_key
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
-from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.services.deps import (
+    MAX_JSON_DEPTH,
+    RuntimeDep,
+    correlation_id,
+    json_too_deep,
+    limit_webhooks_of_tenant,
+    read_body,
+)
 from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
 
@@ -30,28 +38,43 @@ router = APIRouter(tags=["webhooks"])
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Verify and publish one agent message, event or receipt; 200 only once it is durable.
 
+    Authentication first: the signature header before the body, the body only as far as `channel.id`
+    (anything else is 401) before the signature is checked.
+
     WhatsApp-side problems never turn into a non-2xx here (that would break the Genesys chat):
     they are reported later as a `Failed` receipt.
     """
     cid = correlation_id(request)
-    raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
-    integration_id = document.get("channel", {}).get("id") if isinstance(document, dict) else None
-    if not isinstance(integration_id, str) or not integration_id:
-        WEBHOOKS.labels("genesys", "malformed").inc()
-        raise BadRequest("channel.id (the integration id) is required")
-    tenant = await runtime.tenants.by_integration_id(integration_id)
-    if tenant is None:
-        WEBHOOKS.labels("genesys", "unknown_tenant").inc()
-        log.warning("webhook.unknown_integration", integration_id=integration_id, correlation_id=cid)
-        raise NotFound("no tenant owns this integration id")
     header = request.headers.get("x-hub-signature-256")
     if not header:
         WEBHOOKS.labels("genesys", "bad_signature").inc()
         raise Unauthorized("missing X-Hub-Signature-256")
+    if not signature.well_formed(header):
+        WEBHOOKS.labels("genesys", "bad_signature").inc()
+        raise Forbidden("X-Hub-Signature-256 is not sha256=<base64 HMAC-SHA256>")
+    raw = await read_body(request, limit=runtime.settings.max_webhook_body_bytes)
+    # Only as far as the integration id, whose tenant's secret signs the body; nothing else is trusted yet.
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    channel = document.get("channel") if isinstance(document, dict) else None
+    integration_id = channel.get("id") if isinstance(channel, dict) else None
+    if not isinstance(integration_id, str) or not integration_id:
+        WEBHOOKS.labels("genesys", "bad_signature").inc()
+        raise Unauthorized("cannot authenticate: the body names no integration (channel.id)")
+    tenant = await runtime.tenants.by_integration_id(integration_id)
+    if tenant is None:
+        WEBHOOKS.labels("genesys", "unknown_tenant").inc()
+        log.warning("webhook.unknown_integration", integration_id=integration_id[:100], correlation_id=cid)
+        raise NotFound("no tenant owns this integration id")
     if not signature.verify(tenant.genesys_webhook_secret, raw, header):
         WEBHOOKS.labels("genesys", "bad_signature").inc()
         log.warning("webhook.bad_signature", source="genesys", tenant_id=tenant.id, correlation_id=cid)
         raise Forbidden("X-Hub-Signature-256 does not match")
+    if json_too_deep(document):
+        WEBHOOKS.labels("genesys", "malformed").inc()
+        raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         message = GenesysOutbound.model_validate(document)
     except ValidationError as exc:
@@ -59,6 +82,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
+    await limit_webhooks_of_tenant(runtime, tenant.id)
     event = OutboundGenesysEvent(tenant_id=tenant.id, body=document, accepted_at=time.time(), correlation_id=cid)
     outgoing = OutgoingMessage(
         body=orjson.dumps(event.model_dump(mode="json")),
@@ -75,6 +99,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("genesys", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="genesys", error=str(exc), correlation_id=cid)
-        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
+        raise BackendUnavailable("cannot store the event right now; retry later") from exc
     WEBHOOKS.labels("genesys", "accepted").inc()
+    log.info("webhook.accepted", source="genesys", events=1, correlation_id=cid)
     return JSONResponse({"status": "accepted"}, headers={"X-Request-Id": cid})

@@ -27,6 +27,7 @@ from xypr.state.service import (
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_GENESYS
 from xypr.transform.inbound import (
+    GenesysInbound,
     InboundFacts,
     QuickReply,
     ReferencedMessage,
@@ -36,7 +37,7 @@ from xypr.transform.inbound import (
     to_genesys_inbound,
 )
 from xypr.whatsapp.media import MediaCopier, MediaUnavailable
-from xypr.whatsapp.models import WaContact, WaInboundMessage
+from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of
 
 __all__ = ["handle_message", "parse_message", "quick_replies_of"]
 
@@ -50,22 +51,41 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
     """Track a customer message once per wamid, enrich it, and queue its Open Messaging request."""
     message = parse_message(event)
     contact = _contact(event)
+    _count_unknown_fields(tenant, message)
+    if message.system is not None and message.system.is_identity_change:
+        changed = await _track_identity_change(runtime, tenant, message)
+        if changed is None:
+            return "duplicate"
+        customer_name, conversation_id, row_id, told_as = changed
+        facts = InboundFacts(customer_name=customer_name, customer_id=told_as)
+        return await _publish(
+            runtime, tenant, event, to_genesys_inbound(message, contact, facts), row_id, conversation_id
+        )
+
     customer = message.customer_key
     if customer is None:
         raise PermanentError("WhatsApp message without `from` or `from_user_id`")
-    _count_unknown_fields(tenant, message)
+    # Without `from`, the BSUID may belong to a customer known by phone (or whose BSUID changed since).
+    known_as = await _known_by_bsuid(runtime, tenant, message.from_user_id) if message.from_ is None else None
+    customer = known_as or customer
 
     known = await _track(runtime, tenant, message, contact, customer)
     if known is None:
         return "duplicate"
     customer_name, conversation_id, row_id, referenced = known
 
-    facts = InboundFacts(referenced=referenced, customer_name=customer_name)
+    facts = InboundFacts(referenced=referenced, customer_name=customer_name, customer_id=known_as)
     media_id: str | None = None
     if message.media is not None:
         media_id = message.media.id
         stored, problem = await _copy_media(runtime, tenant, message)
-        facts = InboundFacts(referenced=referenced, media=stored, media_problem=problem, customer_name=customer_name)
+        facts = InboundFacts(
+            referenced=referenced,
+            media=stored,
+            media_problem=problem,
+            customer_name=customer_name,
+            customer_id=known_as,
+        )
     inbound = to_genesys_inbound(message, contact, facts)
 
     if media_id is not None or inbound.kind == "structured" or message.type == "edit":
@@ -83,6 +103,18 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
                 # Later quotes of the edited message show what it says now.
                 await _rewrite(session, tenant.id, message.edit.original_message_id, message_summary(message))
 
+    return await _publish(runtime, tenant, event, inbound, row_id, conversation_id)
+
+
+async def _publish(
+    runtime: Runtime,
+    tenant: TenantRuntime,
+    event: InboundWhatsAppEvent,
+    inbound: GenesysInbound,
+    row_id: str,
+    conversation_id: str,
+) -> str:
+    """Queue the Open Messaging request of one tracked customer message."""
     request = GenesysRequest(
         tenant_id=tenant.id,
         kind=inbound.kind,
@@ -98,7 +130,7 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
             OutgoingMessage(
                 body=orjson.dumps(request.model_dump(mode="json")),
                 # The key the webhook used, so this request keeps the conversation's order downstream.
-                key=ordering_key(tenant.id, customer),
+                key=ordering_key(tenant.id, customer_of(event.item) or "_unknown"),
                 headers={"correlation_id": event.correlation_id},
             )
         ],
@@ -159,9 +191,82 @@ async def _track(
                 )
             ).message
         referenced = await _referenced(session, tenant.id, wamid_referenced)
-        if message.type == "system" and message.system and message.system.type == "user_changed_number":
-            await _follow_number_change(session, conversation, message)
         return conversation.customer_name, conversation.id, row.id, referenced
+
+
+async def _track_identity_change(
+    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage
+) -> tuple[str | None, str, str, str] | None:
+    """Track a phone number or BSUID change once, in the customer's existing conversation, and move that
+    conversation to the new ids: (customer name, conversation id, message row id, the id the agent knew
+    the customer by), or None when it already reached Genesys."""
+    before, after = message.previous_ids, message.new_ids
+    if not before and not after:
+        kind = message.system.type if message.system else "system"
+        raise PermanentError(f"WhatsApp {kind} notice names no customer (no from, previous_user_id, wa_id, user_id)")
+    async with runtime.database.session() as session:
+        row = await _inbound_row(session, tenant.id, message.id)
+        if row is not None and row.status in SETTLED:
+            return None
+        conversation = None
+        if row is not None and row.conversation_id:
+            # A redelivery: the conversation it was tracked in has moved to the new ids already.
+            conversation = await session.get(Conversation, row.conversation_id)
+        conversation = (
+            conversation
+            or await _conversation_of(session, tenant.id, before)
+            or await _conversation_of(session, tenant.id, after)  # the move happened, the notice came again
+            or await upsert_conversation(  # never seen: their conversation starts under the new id
+                session, tenant_id=tenant.id, wa_id=(after or before)[0], bsuid=_new_bsuid(message)
+            )
+        )
+        if row is None:
+            row = (
+                await record_inbound(
+                    session, conversation=conversation, wamid=message.id, kind="system", text=message_summary(message)
+                )
+            ).message
+        # Told to the agent under the id the conversation had until now: kept on the row for redeliveries.
+        told_as = str((row.details or {}).get("customer_id") or conversation.wa_id)
+        row.details = {**(row.details or {}), "customer_id": told_as}
+        await _follow_identity(session, conversation, message)
+        return conversation.customer_name, conversation.id, row.id, told_as
+
+
+async def _conversation_of(session: AsyncSession, tenant_id: str, ids: tuple[str, ...]) -> Conversation | None:
+    """The conversation one of `ids` names: as its key first, else as its BSUID."""
+    for each in ids:
+        found = await find_conversation(session, tenant_id=tenant_id, wa_id=each)
+        if found is not None:
+            return found
+    if not ids:
+        return None
+    return await session.scalar(
+        select(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.bsuid.in_(ids))
+        .order_by(Conversation.updated_at.desc())
+        .limit(1)
+    )
+
+
+async def _known_by_bsuid(runtime: Runtime, tenant: TenantRuntime, bsuid: str | None) -> str | None:
+    """The key of the conversation whose customer has this BSUID, when it is not the BSUID itself."""
+    if not bsuid:
+        return None
+    async with runtime.database.session() as session:
+        if await find_conversation(session, tenant_id=tenant.id, wa_id=bsuid) is not None:
+            return None
+        key = await session.scalar(
+            select(Conversation.wa_id)
+            .where(Conversation.tenant_id == tenant.id, Conversation.bsuid == bsuid)
+            .order_by(Conversation.updated_at.desc())
+            .limit(1)
+        )
+    return str(key) if key else None
+
+
+def _new_bsuid(message: WaInboundMessage) -> str | None:
+    return message.system.user_id if message.system else None
 
 
 def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:
@@ -260,22 +365,36 @@ async def _rewrite(session: AsyncSession, tenant_id: str, wamid: str, text: str 
         original.text = text
 
 
-async def _follow_number_change(session: AsyncSession, conversation: Conversation, message: WaInboundMessage) -> None:
-    """`user_changed_number`: the conversation now belongs to the new number (or BSUID)."""
+async def _follow_identity(session: AsyncSession, conversation: Conversation, message: WaInboundMessage) -> None:
+    """The conversation follows its customer: to the new phone number (`user_changed_number`), or to the
+    new BSUID (`user_changed_user_id`; the key itself only for a customer known by BSUID alone)."""
     system = message.system
-    new_key = (system.wa_id or system.user_id) if system else None
-    if not new_key or new_key == conversation.wa_id:
+    if system is None:
         return
-    taken = await find_conversation(session, tenant_id=conversation.tenant_id, wa_id=new_key)
-    if taken is not None:
-        # The customer already wrote from the new number: that conversation stays theirs, nothing to merge.
-        log.info("inbound.number_change_target_exists", tenant_id=conversation.tenant_id, conversation_id=taken.id)
-        return
-    log.info("inbound.number_changed", tenant_id=conversation.tenant_id, conversation_id=conversation.id)
-    conversation.wa_id = new_key
-    if system and system.user_id:
+    new_key: str | None = None
+    if system.type == "user_changed_number":
+        new_key = system.wa_id or system.user_id
+    elif system.user_id and _is_bsuid_key(conversation, message):
+        new_key = system.user_id
+    if new_key and new_key != conversation.wa_id:
+        taken = await find_conversation(session, tenant_id=conversation.tenant_id, wa_id=new_key)
+        if taken is not None:
+            # The customer already wrote from the new id: that conversation stays theirs, nothing to merge.
+            log.info("inbound.identity_target_exists", tenant_id=conversation.tenant_id, conversation_id=taken.id)
+            return
+        log.info("inbound.identity_changed", tenant_id=conversation.tenant_id, conversation_id=conversation.id,
+                 change=system.type)  # fmt: skip
+        conversation.wa_id = new_key
+    if system.user_id:
         conversation.bsuid = system.user_id
     await session.flush()
+
+
+def _is_bsuid_key(conversation: Conversation, message: WaInboundMessage) -> bool:
+    """Whether the conversation is keyed by the customer's (old) BSUID rather than a phone number
+    (a BSUID is `CC.<digits>`; a phone number has no dot)."""
+    previous = message.system.previous_user_id if message.system else None
+    return "." in conversation.wa_id or conversation.wa_id == previous
 
 
 async def _copy_media(

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, XyprError
+from xypr.core.errors import BackendUnavailable, Conflict, Forbidden, NotFound, XyprError
 from xypr.core.logging import get_logger
 from xypr.events import WhatsAppRequest, ordering_key
 from xypr.genesys.content import TemplateParameter
@@ -268,7 +268,7 @@ async def send_template(
             row = await session.get(Message, message_id)
             if row is not None:
                 row.status, row.error = "failed", "ServerError: the broker was unavailable; nothing was sent"
-        raise ServiceUnavailable("cannot queue the template right now; retry later") from exc
+        raise BackendUnavailable("cannot queue the template right now; retry later") from exc
     log.info("template.queued", tenant_id=tenant.id, message_id=message_id, template=send["template"]["name"])
     return JSONResponse(
         {"messageId": message_id, "conversationId": conversation.id, "status": "queued", "message": send},

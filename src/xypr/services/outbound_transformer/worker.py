@@ -40,7 +40,7 @@ from xypr.transform.outbound import (
     plan_outbound,
     typing_indicator,
 )
-from xypr.whatsapp.attachments import AttachmentRefused, fetch_attachment
+from xypr.whatsapp.attachments import AttachmentPolicy, AttachmentRefused, fetch_attachment
 
 __all__ = ["CUSTOMER_SERVICE_WINDOW", "MARK_READ_SETTING", "OutboundTransformer", "window_open"]
 
@@ -172,14 +172,14 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             return record.message.id
 
     async def _keep_attachment(self, tenant: TenantRuntime, source: AttachmentSource, row_id: str) -> MediaUpload:
-        """Fetch the agent's file from Genesys (Genesys hosts only) and keep it in the object store."""
-        fetched = await fetch_attachment(
-            self.runtime.http,
-            source.url,
-            region=tenant.genesys_region,
-            api_url=self.runtime.settings.genesys_api_url,
-            max_bytes=source.max_bytes,
+        """Fetch the agent's file (public addresses only) and keep it in the object store."""
+        settings = self.runtime.settings
+        policy = AttachmentPolicy.from_settings(
+            genesys_api_url=settings.genesys_api_url,
+            host_allowlist=settings.attachment_host_allowlist,
+            timeout_seconds=settings.http_timeout_seconds,
         )
+        fetched = await fetch_attachment(source.url, policy=policy, max_bytes=source.max_bytes)
         name = _object_name(source)
         key = f"tenant/{tenant.id}/outbound/{row_id}/{name}"
         await self.runtime.store.put(key, fetched.data, content_type=source.mime_type)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from xypr.auth.principal import Principal, Role, require_roles
 from xypr.backends.db.base import as_utc
 from xypr.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from xypr.services.deps import RuntimeDep
+from xypr.services.deps import MAX_OFFSET, RuntimeDep
 from xypr.services.openapi import error_responses
 from xypr.services.state_manager.schemas import (
     MESSAGE_STATUSES,
@@ -362,7 +362,7 @@ async def list_messages(
     status_: Annotated[str | None, Query(alias="status", description=f"One of {', '.join(MESSAGE_STATUSES)}")] = None,
     direction: Annotated[str | None, Query(description="inbound (customer → agent) or outbound")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> MessagePage:
     """Tracked messages of the tenant, newest first, filtered; agents must name one conversation."""
     tenant_id = _tenant(scope)

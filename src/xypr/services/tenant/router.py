@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from xypr.auth.principal import CurrentPrincipal, Principal, Role, require_roles
 from xypr.auth.roles import RoleMapping
 from xypr.core.errors import BadRequest, NotFound
-from xypr.services.deps import RuntimeDep
+from xypr.services.deps import MAX_OFFSET, RuntimeDep
 from xypr.services.openapi import error_responses
 from xypr.tenants.lifecycle import (
     check_tenant,
@@ -108,7 +108,7 @@ async def list_all(
     runtime: RuntimeDep,
     _admin: XyprAdmin,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Tenants to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tenants to skip")] = 0,
     status_: Annotated[
         str | None, Query(alias="status", description=f"Only tenants in this status: {', '.join(TENANT_STATUSES)}")
     ] = None,

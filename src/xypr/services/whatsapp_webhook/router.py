@@ -11,16 +11,23 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
-from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.services.deps import (
+    MAX_JSON_DEPTH,
+    RuntimeDep,
+    correlation_id,
+    json_too_deep,
+    limit_webhooks_of_tenant,
+    read_body,
+)
 from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
 from xypr.whatsapp import signature
-from xypr.whatsapp.models import WebhookPayload, WebhookValue
+from xypr.whatsapp.models import WebhookPayload, WebhookValue, customer_of
 
 __all__ = ["router"]
 
@@ -28,6 +35,9 @@ log = get_logger(__name__)
 
 # The keys of a `messages` change value this version understands.
 _VALUE_FIELDS = frozenset({"messaging_product", "metadata", "contacts", "messages", "statuses", "errors"})
+
+# Distinct phone numbers (or WABAs) looked up to authenticate one body; one WABA has only a few numbers.
+_MAX_ROUTING_IDS = 50
 
 router = APIRouter(tags=["webhooks"])
 
@@ -49,9 +59,58 @@ async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response
 
 @router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)")
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
-    """Verify and publish every message, status and error of the POST; 200 only once all are durable."""
+    """Verify and publish every message, status and error of the POST; 200 only once all are durable.
+
+    Authentication comes first: the signature header must be there and well formed before the body is
+    read; the body is parsed only far enough to find the tenants whose app secret signs it, and a body
+    that names none cannot be authenticated (401). Only a verified body is validated in full.
+    """
     cid = correlation_id(request)
-    raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
+    header = request.headers.get("x-hub-signature-256")
+    if not header:
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        raise Unauthorized("missing X-Hub-Signature-256")
+    if not signature.well_formed(header):
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        raise Forbidden("X-Hub-Signature-256 is not sha256=<64 hex digits>")
+    raw = await read_body(request, limit=runtime.settings.max_webhook_body_bytes)
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    numbers, wabas = _routing_ids(document)
+    if not numbers and not wabas:
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        raise Unauthorized("cannot authenticate: the body is not a WhatsApp webhook naming a phone_number_id")
+
+    tenants: dict[str, TenantRuntime] = {}  # by phone number id
+    unknown: set[str] = set()
+    for number in numbers:
+        tenant = await runtime.tenants.by_phone_number_id(number)
+        if tenant is None:
+            unknown.add(number)
+        else:
+            tenants[number] = tenant
+    # Changes without a number (account updates…) are authenticated by their WhatsApp Business Account.
+    by_waba = [tenant for waba in wabas if (tenant := await runtime.tenants.by_waba_id(waba)) is not None]
+    if unknown:
+        WEBHOOKS.labels("whatsapp", "unknown_tenant").inc()
+        log.warning("webhook.unknown_phone_number", phone_number_ids=sorted(unknown), correlation_id=cid)
+    if not tenants and not by_waba:
+        raise NotFound("no tenant owns the phone_number_id(s) of this webhook")
+    trusted = {number for number, tenant in tenants.items() if signature.verify(tenant.wa_app_secret, raw, header)}
+    if not trusted and not any(signature.verify(tenant.wa_app_secret, raw, header) for tenant in by_waba):
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        log.warning("webhook.bad_signature", source="whatsapp", correlation_id=cid)
+        raise Forbidden("X-Hub-Signature-256 does not match")
+    untrusted = sorted(set(tenants) - trusted)
+    if untrusted:  # another tenant's numbers in a body signed for this one: not theirs to speak for
+        log.warning("webhook.untrusted_numbers", phone_number_ids=untrusted, correlation_id=cid)
+
+    # Authenticated: now the whole body is checked.
+    if json_too_deep(document):
+        WEBHOOKS.labels("whatsapp", "malformed").inc()
+        raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         payload = WebhookPayload.model_validate(document)
     except ValidationError as exc:
@@ -60,12 +119,16 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     if payload.object != "whatsapp_business_account":
         WEBHOOKS.labels("whatsapp", "malformed").inc()
         raise BadRequest(f"unexpected object {payload.object!r}")
+    for tenant in {tenant.id: tenant for tenant in [*(tenants[n] for n in trusted), *by_waba]}.values():
+        await limit_webhooks_of_tenant(runtime, tenant.id)
 
     values: list[tuple[str, WebhookValue]] = []
     for entry in payload.entry:
         for change in entry.changes:
             if change.field != "messages":
-                continue  # other fields (account updates…) are not ours to bridge
+                # Other fields (account updates, template reviews…) are not ours to bridge: said, not dropped unseen.
+                log.info("webhook.field_not_bridged", field=change.field[:64], waba_id=entry.id, correlation_id=cid)
+                continue
             try:
                 values.append((entry.id, WebhookValue.model_validate(change.value)))
             except ValidationError as exc:
@@ -76,41 +139,14 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 WHATSAPP_UNKNOWN_FIELDS.labels("value").inc()
                 log.info("webhook.unknown_fields", source="whatsapp", fields=unknown_fields[:20], correlation_id=cid)
 
-    tenants: dict[str, TenantRuntime] = {}
-    unknown: set[str] = set()
-    for _, value in values:
-        number = value.metadata.phone_number_id
-        if number not in tenants and number not in unknown:
-            tenant = await runtime.tenants.by_phone_number_id(number)
-            if tenant is None:
-                unknown.add(number)
-            else:
-                tenants[number] = tenant
-    if unknown:
-        WEBHOOKS.labels("whatsapp", "unknown_tenant").inc()
-        log.warning("webhook.unknown_phone_number", phone_number_ids=sorted(unknown), correlation_id=cid)
-    if not tenants:
-        if values:
-            raise NotFound("no tenant owns the phone_number_id(s) of this webhook")
-        WEBHOOKS.labels("whatsapp", "empty").inc()
-        return JSONResponse({"status": "accepted", "events": 0})
-
-    header = request.headers.get("x-hub-signature-256")
-    if not header:
-        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
-        raise Unauthorized("missing X-Hub-Signature-256")
-    trusted = {number for number, tenant in tenants.items() if signature.verify(tenant.wa_app_secret, raw, header)}
-    if not trusted:
-        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
-        log.warning("webhook.bad_signature", source="whatsapp", correlation_id=cid)
-        raise Forbidden("X-Hub-Signature-256 does not match")
-
     now = time.time()
     messages: list[OutgoingMessage] = []
     parked = 0
     for waba_id, value in values:
         tenant = tenants.get(value.metadata.phone_number_id)
         if tenant is None or value.metadata.phone_number_id not in trusted:
+            # Not this body's signer's number (logged above as unknown or untrusted): theirs to send, not ours.
+            log.warning("webhook.value_skipped", phone_number_id=value.metadata.phone_number_id, correlation_id=cid)
             continue
         events = _events(tenant, waba_id, value, accepted_at=now, cid=cid)
         # A suspended tenant's events are parked durably instead; reactivation republishes them in order.
@@ -122,12 +158,38 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     except BrokerUnavailable as exc:
         WEBHOOKS.labels("whatsapp", "unavailable").inc()
         log.error("webhook.broker_unavailable", source="whatsapp", error=str(exc), correlation_id=cid)
-        raise ServiceUnavailable("cannot store the event right now; retry later") from exc
-    WEBHOOKS.labels("whatsapp", "parked" if parked and not messages else "accepted").inc()
+        raise BackendUnavailable("cannot store the event right now; retry later") from exc
+    WEBHOOKS.labels("whatsapp", "parked" if parked and not messages else "accepted" if messages else "empty").inc()
+    log.info("webhook.accepted", source="whatsapp", events=len(messages), parked=parked, correlation_id=cid)
     answer: dict[str, Any] = {"status": "accepted", "events": len(messages) + parked}
     if parked:
         answer["parked"] = parked
     return JSONResponse(answer, headers={"X-Request-Id": cid})
+
+
+def _routing_ids(document: Any) -> tuple[list[str], list[str]]:
+    """The phone number ids a body names (and the WABA ids of entries naming none), read defensively:
+    anything that is not the webhook's shape names nothing, and nothing raises. At most
+    `_MAX_ROUTING_IDS` of each: an unauthenticated body must not buy many lookups."""
+    numbers: dict[str, None] = {}
+    wabas: dict[str, None] = {}
+    entries = document.get("entry") if isinstance(document, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        changes = entry.get("changes")
+        found = False
+        for change in changes if isinstance(changes, list) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if isinstance(number, str) and number:
+                numbers[number] = None
+                found = True
+        waba = entry.get("id")
+        if not found and isinstance(waba, str) and waba:
+            wabas[waba] = None
+    return list(numbers)[:_MAX_ROUTING_IDS], list(wabas)[:_MAX_ROUTING_IDS]
 
 
 def _events(
@@ -149,7 +211,8 @@ def _events(
     }
     out: list[OutgoingMessage] = []
     for item in value.messages:
-        customer = str(item.get("from") or item.get("from_user_id") or "_unknown")
+        # An identity change may come without `from`: it still goes in its customer's order.
+        customer = customer_of(item) or "_unknown"
         event = InboundWhatsAppEvent(kind="message", contact=by_customer.get(customer, fallback), item=item, **common)
         out.append(_outgoing(tenant.id, customer, event))
     for item in value.statuses:

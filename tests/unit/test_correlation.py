@@ -1,0 +1,29 @@
+"""The correlation id: a caller's id is kept only when safe, and upstream calls carry the bound one."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+
+from xypr.core.correlation import sane_request_id, upstream_headers
+
+
+@pytest.mark.parametrize("given", ["a1b2c3d4", "0b6f3c1e-2a44-4d0a-9d64-3f1f2c7a9e10", "x" * 64])
+def test_a_sane_caller_id_is_kept(given: str) -> None:
+    assert sane_request_id(given) == given
+
+
+@pytest.mark.parametrize("given", [None, "", "short", "x" * 65, "has space1", "ünïcödé-id", "new\nline-id"])
+def test_anything_else_gets_a_fresh_id(given: str | None) -> None:
+    chosen = sane_request_id(given)
+    assert chosen != given
+    assert len(chosen) == 32
+    assert sane_request_id(chosen) == chosen
+
+
+def test_upstream_calls_carry_the_event_id_else_the_request_id_else_nothing() -> None:
+    assert upstream_headers() == {}
+    with structlog.contextvars.bound_contextvars(request_id="request-0001"):
+        assert upstream_headers() == {"X-Request-Id": "request-0001"}
+        with structlog.contextvars.bound_contextvars(correlation_id="event-00001"):
+            assert upstream_headers() == {"X-Request-Id": "event-00001"}
