@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from xypr.core.apimodel import ApiModel
 
 __all__ = ["ErrorBody", "ErrorDetail", "error_responses"]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(ApiModel):
     """What went wrong: a stable code, a message for people, the offending field when there is one."""
 
     code: str
@@ -17,7 +19,7 @@ class ErrorDetail(BaseModel):
     field: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(ApiModel):
     """Every 4xx/5xx answer of the API."""
 
     model_config = ConfigDict(

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
+
+from xypr.core.apimodel import ApiModel
 
 __all__ = [
     "GENESYS_REGIONS",
     "CheckResult",
     "GenesysPatch",
     "GenesysSection",
+    "GenesysView",
     "SetupOptions",
     "TenantCreate",
     "TenantFile",
@@ -22,6 +25,7 @@ __all__ = [
     "TenantView",
     "WhatsAppPatch",
     "WhatsAppSection",
+    "WhatsAppView",
     "known_region",
 ]
 
@@ -50,7 +54,7 @@ def known_region(value: str) -> str:
     return value
 
 
-class GenesysSection(BaseModel):
+class GenesysSection(ApiModel):
     """The Genesys Cloud side of a tenant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -68,7 +72,7 @@ class GenesysSection(BaseModel):
         return known_region(value)
 
 
-class WhatsAppSection(BaseModel):
+class WhatsAppSection(ApiModel):
     """The WhatsApp Business side of a tenant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -81,8 +85,8 @@ class WhatsAppSection(BaseModel):
     verify_token: Secret
 
 
-class TenantFile(BaseModel):
-    """What `xypr tenant create --file` reads and `POST /tenants` takes."""
+class TenantFile(ApiModel):
+    """What `xypr tenant create --file` reads and `POST /tenants` takes (camelCase; snake_case accepted too)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,14 +96,31 @@ class TenantFile(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class CheckResult(BaseModel):
+class CheckResult(ApiModel):
     """The outcome of one onboarding check or setup step."""
 
     ok: bool
     message: str
 
 
-class TenantView(BaseModel):
+class GenesysView(ApiModel):
+    """The Genesys side of a tenant, without its secrets."""
+
+    region: str
+    client_id: str
+    integration_id: str
+    org_id: str | None
+
+
+class WhatsAppView(ApiModel):
+    """The WhatsApp side of a tenant, without its secrets."""
+
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str
+
+
+class TenantView(ApiModel):
     """A tenant as shown to people and tools: identifiers only, never a secret."""
 
     model_config = ConfigDict(
@@ -111,25 +132,25 @@ class TenantView(BaseModel):
                     "status": "active",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
-                        "org_id": None,
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "integrationId": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "orgId": None,
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
                     },
                     "settings": {},
                     "checks": {
                         "genesys.credentials": {"ok": True, "message": "client credentials accepted"},
-                        "genesys.integration_id": {"ok": True, "message": "integration exists (Completed)"},
-                        "whatsapp.access_token": {"ok": True, "message": "the token can read +1 555 0100"},
+                        "genesys.integrationId": {"ok": True, "message": "integration exists (Completed)"},
+                        "whatsapp.accessToken": {"ok": True, "message": "the token can read +1 555 0100"},
                     },
-                    "checked_at": "2026-11-22T10:00:00Z",
-                    "parked_events": 0,
-                    "created_at": "2026-11-22T10:00:00Z",
-                    "updated_at": "2026-11-22T10:00:00Z",
+                    "checkedAt": "2026-11-22T10:00:00Z",
+                    "parkedEvents": 0,
+                    "createdAt": "2026-11-22T10:00:00Z",
+                    "updatedAt": "2026-11-22T10:00:00Z",
                 }
             ]
         }
@@ -138,17 +159,19 @@ class TenantView(BaseModel):
     id: str
     name: str
     status: str = Field(description="active | suspended (webhooks parked) | resuming (parked events replaying)")
-    genesys: dict[str, str | None]
-    whatsapp: dict[str, str]
+    genesys: GenesysView
+    whatsapp: WhatsAppView
     settings: dict[str, Any]
-    checks: dict[str, CheckResult] = Field(default_factory=dict, description="The last onboarding checks")
+    checks: dict[str, CheckResult] = Field(
+        default_factory=dict, description="The last onboarding checks, by the field they check (`whatsapp.accessToken`)"
+    )
     checked_at: datetime | None = None
     parked_events: int = Field(default=0, description="Webhook events waiting for reactivation")
     created_at: datetime
     updated_at: datetime
 
 
-class TenantSummary(BaseModel):
+class TenantSummary(ApiModel):
     """What agents and supervisors may see of their own tenant."""
 
     id: str
@@ -156,7 +179,7 @@ class TenantSummary(BaseModel):
     status: str
 
 
-class TenantPage(BaseModel):
+class TenantPage(ApiModel):
     """One page of tenants, with the total across all pages."""
 
     items: list[TenantView]
@@ -165,14 +188,14 @@ class TenantPage(BaseModel):
     offset: int
 
 
-class TenantResumed(BaseModel):
+class TenantResumed(ApiModel):
     """A reactivated tenant and how many parked webhook events were republished, in arrival order."""
 
     tenant: TenantView
     resumed_events: int
 
 
-class SetupOptions(BaseModel):
+class SetupOptions(ApiModel):
     """One-step setup done before the tenant is created (each step must succeed, or nothing is created)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -180,7 +203,7 @@ class SetupOptions(BaseModel):
     create_integration: bool = Field(
         default=False,
         description="Create the Open Messaging integration in Genesys with our webhook URL and a generated "
-        "secret (then `genesys.integration_id` and `genesys.webhook_secret` must be left out)",
+        "secret (then `genesys.integrationId` and `genesys.webhookSecret` must be left out)",
     )
     subscribe_app: bool = Field(default=False, description="Subscribe the Meta app to the WABA's webhooks")
     integration_name: Text | None = Field(default=None, description="Name of the new integration (default: tenant)")
@@ -193,7 +216,7 @@ class GenesysCreateSection(GenesysSection):
     webhook_secret: WebhookSecret | None = None  # type: ignore[assignment]
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(ApiModel):
     """`POST /tenants`: the tenant file, plus the optional one-step setup."""
 
     model_config = ConfigDict(
@@ -204,36 +227,36 @@ class TenantCreate(BaseModel):
                     "name": "Acme Support",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "client_secret": "the OAuth client secret",
-                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
-                        "webhook_secret": "at least sixteen characters",
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "clientSecret": "the OAuth client secret",
+                        "integrationId": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "webhookSecret": "at least sixteen characters",
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
-                        "access_token": "EAAG…",
-                        "app_secret": "the Meta app secret",
-                        "verify_token": "a verify token of your choice",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
+                        "accessToken": "EAAG…",
+                        "appSecret": "the Meta app secret",
+                        "verifyToken": "a verify token of your choice",
                     },
                 },
                 {
                     "name": "Acme Support (one-step setup)",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "client_secret": "the OAuth client secret",
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "clientSecret": "the OAuth client secret",
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
-                        "access_token": "EAAG…",
-                        "app_secret": "the Meta app secret",
-                        "verify_token": "a verify token of your choice",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
+                        "accessToken": "EAAG…",
+                        "appSecret": "the Meta app secret",
+                        "verifyToken": "a verify token of your choice",
                     },
-                    "setup": {"create_integration": True, "subscribe_app": True},
+                    "setup": {"createIntegration": True, "subscribeApp": True},
                 },
             ]
         },
@@ -246,7 +269,7 @@ class TenantCreate(BaseModel):
     setup: SetupOptions = Field(default_factory=SetupOptions)
 
 
-class GenesysPatch(BaseModel):
+class GenesysPatch(ApiModel):
     """Changes to the Genesys side; absent fields keep their value, secrets are write-only."""
 
     model_config = ConfigDict(extra="forbid")
@@ -264,7 +287,7 @@ class GenesysPatch(BaseModel):
         return known_region(value) if value is not None else None
 
 
-class WhatsAppPatch(BaseModel):
+class WhatsAppPatch(ApiModel):
     """Changes to the WhatsApp side; absent fields keep their value, secrets are write-only."""
 
     model_config = ConfigDict(extra="forbid")
@@ -277,13 +300,13 @@ class WhatsAppPatch(BaseModel):
     verify_token: Secret | None = None
 
 
-class TenantUpdate(BaseModel):
+class TenantUpdate(ApiModel):
     """`PATCH /tenants/{id}`: only the fields given change; `settings` is replaced as a whole."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "Acme Customer Care", "whatsapp": {"access_token": "EAAG… (a new long-lived token)"}}]
+            "examples": [{"name": "Acme Customer Care", "whatsapp": {"accessToken": "EAAG… (a new long-lived token)"}}]
         },
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -140,7 +141,11 @@ def _token_response(tokens: SessionTokens) -> TokenResponse:
 
 def _session_response(runtime: Runtime, tokens: SessionTokens, response: Response | None = None) -> Response:
     csrf = new_csrf_token()
-    view = SessionView(user=PrincipalView.of(tokens.principal), csrf_token=csrf, expires_at=tokens.access_expires_at)
+    view = SessionView(
+        user=PrincipalView.of(tokens.principal),
+        csrf_token=csrf,
+        expires_at=datetime.fromtimestamp(tokens.access_expires_at, UTC),
+    )
     response = response or JSONResponse(view.model_dump(mode="json"))
     set_session_cookies(
         response, runtime.settings, access_token=tokens.access_token, refresh_token=tokens.refresh_token,

@@ -176,11 +176,16 @@ async def write_mapping(
 ) -> MappingView:
     """Map a customer (`waId`) to a conversation: 201 when new, 200 when it existed (fields given are updated)."""
     tenant_id = _tenant(scope)
+    if body.phone_number_id is not None:
+        tenant = await runtime.tenants.by_id(tenant_id)
+        if tenant is None or tenant.wa_phone_number_id != body.phone_number_id:
+            raise NotFound(f"no WhatsApp number {body.phone_number_id} in this tenant", field="phoneNumberId")
+    given = body.model_fields_set | ({"customer_name"} if "contact_name" in body.model_fields_set else set())
     async with runtime.database.session() as session:
         existing = await _by_customer(session, tenant_id, body.wa_id)
         conversation = existing or await upsert_conversation(session, tenant_id=tenant_id, wa_id=body.wa_id)
         for field in ("bsuid", "customer_name", "genesys_conversation_id"):
-            if field in body.model_fields_set:
+            if field in given:
                 setattr(conversation, field, getattr(body, field))
         await session.flush()
         await session.refresh(conversation)
@@ -307,11 +312,20 @@ async def track_message(
         raise BadRequest("wamid: required for an inbound message", field="wamid")
     if body.direction == "outbound" and not body.genesys_message_id:
         raise BadRequest("genesysMessageId: required for an outbound message", field="genesysMessageId")
+    if body.wa_id is None and body.conversation_id is None:
+        raise BadRequest("waId or conversationId: name the conversation", field="waId")
     try:
         async with runtime.database.session() as session:
+            wa_id = body.wa_id
+            if wa_id is None:
+                assert body.conversation_id is not None
+                known = await _by_conversation(session, tenant_id, body.conversation_id)
+                if known is None:
+                    raise NotFound(f"no conversation {body.conversation_id}", field="conversationId")
+                wa_id = known.wa_id
             if body.direction == "inbound":
                 assert body.wamid is not None
-                conversation = await upsert_conversation(session, tenant_id=tenant_id, wa_id=body.wa_id)
+                conversation = await upsert_conversation(session, tenant_id=tenant_id, wa_id=wa_id)
                 record = await record_inbound(
                     session, conversation=conversation, wamid=body.wamid, kind=body.kind, text=body.text
                 )
@@ -322,7 +336,7 @@ async def track_message(
                     session,
                     tenant_id=tenant_id,
                     genesys_message_id=body.genesys_message_id,
-                    customer_id=body.wa_id,
+                    customer_id=wa_id,
                     kind=body.kind,
                     text=body.text,
                 )

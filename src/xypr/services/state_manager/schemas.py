@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from xypr.core.apimodel import ApiModel
 
 __all__ = [
     "MESSAGE_STATUSES",
@@ -28,12 +29,23 @@ Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_l
 CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
+
+
+class _Wire(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Annotated[str, StringConstraints(max_length=200)]
 
 
 class MappingRequest(_Wire):
-    """A customer ↔ conversation mapping to create or update (keyed by the customer's `waId`)."""
+    """A customer ↔ conversation mapping to create or update (keyed by the customer's `waId`).
+
+    The setup guide's body (`waId`, `contactName`, `phoneNumberId`, `displayPhoneNumber`) is accepted as
+    written: `contactName` is `customerName`, and `phoneNumberId` / `displayPhoneNumber`, when given, must
+    be the tenant's WhatsApp number.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -42,15 +54,37 @@ class MappingRequest(_Wire):
                     "waId": "16505551234",
                     "customerName": "Sheena Nelson",
                     "genesysConversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
-                }
+                },
+                {
+                    "waId": "16505551234",
+                    "contactName": "Sheena Nelson",
+                    "phoneNumberId": "106540352242922",
+                    "displayPhoneNumber": "+1 555 0100",
+                },
             ]
         }
     )
 
     wa_id: CustomerId = Field(description="The customer's WhatsApp id (phone digits) or BSUID")
     bsuid: CustomerId | None = None
-    customer_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    customer_name: Name | None = None
+    contact_name: Name | None = Field(
+        default=None, description="The setup guide's name for `customerName` (which wins when both are given)"
+    )
     genesys_conversation_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    phone_number_id: Digits | None = Field(
+        default=None, description="The tenant's WhatsApp phone number id (checked, not stored)"
+    )
+    display_phone_number: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="The tenant's WhatsApp number as shown to customers (informative)"
+    )
+
+    @model_validator(mode="after")
+    def _one_name(self) -> MappingRequest:
+        # The canonical name wins when both are given.
+        if self.customer_name is None and self.contact_name is not None:
+            self.customer_name = self.contact_name
+        return self
 
 
 class MappingView(_Wire):
@@ -128,7 +162,12 @@ class ContextView(_Wire):
 
 
 class MessageRequest(_Wire):
-    """A message to track: inbound ones by `wamid`, outbound ones by `genesysMessageId`."""
+    """A message to track: inbound ones by `wamid`, outbound ones by `genesysMessageId`.
+
+    The conversation is named by the customer (`waId`) or by `conversationId` (ours or the Genesys one).
+    The setup guide's body (`metaMessageId`, `genesysMessageId`, `conversationId`, `direction`) is
+    accepted as written: `metaMessageId` is the `wamid`.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -140,14 +179,28 @@ class MessageRequest(_Wire):
                     "kind": "text",
                     "status": "received",
                     "text": "Does it come in another color?",
-                }
+                },
+                {
+                    "metaMessageId": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+                    "genesysMessageId": "3c7b2d4e5f60718293a4b5c6d7e8f901",
+                    "conversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
+                    "direction": "inbound",
+                },
             ]
         }
     )
 
     direction: Literal["inbound", "outbound"]
-    wa_id: CustomerId = Field(description="The customer (conversation) the message belongs to")
+    wa_id: CustomerId | None = Field(
+        default=None, description="The customer (conversation) the message belongs to; or give `conversationId`"
+    )
+    conversation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
+        Field(default=None, description="Our conversation id or the Genesys one (instead of `waId`)")
+    )
     wamid: Id | None = None
+    meta_message_id: Id | None = Field(
+        default=None, description="The setup guide's name for `wamid` (which wins when both are given)"
+    )
     genesys_message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
         None
     )
@@ -155,6 +208,13 @@ class MessageRequest(_Wire):
     status: Literal["received", "sent", "delivered", "read", "failed"] = "received"
     text: Annotated[str, StringConstraints(max_length=4096)] | None = None
     error: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_wamid(self) -> MessageRequest:
+        # The canonical name wins when both are given.
+        if self.wamid is None and self.meta_message_id is not None:
+            self.wamid = self.meta_message_id
+        return self
 
 
 class MessageView(_Wire):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import ValidationError
 
 from xypr.auth.principal import CurrentPrincipal, Principal, Role, require_roles
@@ -48,6 +48,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
+TenantId = Annotated[str, Path(alias="tenantId", description="The tenant's id")]
 XyprAdmin = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN))]
 TenantAdmin = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN, Role.TENANT_ADMIN))]
 
@@ -123,12 +124,12 @@ async def list_all(
 
 
 @router.get(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=TenantView | TenantSummary,
     summary="Read a tenant",
     responses=error_responses(401, 404),
 )
-async def read(tenant_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView | TenantSummary:
+async def read(tenant_id: TenantId, runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView | TenantSummary:
     """The tenant without any secret; supervisors and agents get only its id, name and status."""
     _in_scope(principal, tenant_id)
     view = await _view(runtime, tenant_id)
@@ -138,12 +139,12 @@ async def read(tenant_id: str, runtime: RuntimeDep, principal: CurrentPrincipal)
 
 
 @router.patch(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=TenantView,
     summary="Update a tenant",
     responses=error_responses(400, 401, 403, 404, 409),
 )
-async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
+async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
     """Change the fields given (same fields as the tenant file); secrets are re-sealed, never returned.
 
     The onboarding checks run again and are returned. A tenant admin may not change `genesys.org_id`,
@@ -157,12 +158,12 @@ async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, princip
 
 
 @router.post(
-    "/{tenant_id}/checks",
+    "/{tenantId}/checks",
     response_model=TenantView,
     summary="Run the onboarding checks again",
     responses=error_responses(401, 403, 404),
 )
-async def run_checks(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
+async def run_checks(tenant_id: TenantId, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
     """Check the stored credentials against Genesys and Meta again; the results are kept and returned."""
     _in_scope(principal, tenant_id)
     await check_tenant(runtime, tenant_id)
@@ -170,24 +171,24 @@ async def run_checks(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin
 
 
 @router.post(
-    "/{tenant_id}/suspend",
+    "/{tenantId}/suspend",
     response_model=TenantView,
     summary="Suspend a tenant",
     responses=error_responses(401, 403, 404),
 )
-async def suspend(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
+async def suspend(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
     """Stop processing the tenant: its webhooks are still acknowledged, and parked until reactivation."""
     await suspend_tenant(runtime, tenant_id)
     return await _view(runtime, tenant_id)
 
 
 @router.post(
-    "/{tenant_id}/reactivate",
+    "/{tenantId}/reactivate",
     response_model=TenantResumed,
     summary="Reactivate a suspended tenant",
     responses=error_responses(401, 403, 404, 409, 503),
 )
-async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantResumed:
+async def reactivate(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantResumed:
     """Republish the parked webhook events in the order they arrived, then process the tenant again.
 
     503 when the broker is down or events keep arriving past the time limit: the tenant stays
@@ -198,13 +199,13 @@ async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> 
 
 
 @router.delete(
-    "/{tenant_id}",
+    "/{tenantId}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a suspended tenant",
     responses=error_responses(401, 403, 404, 409),
 )
-async def remove(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
+async def remove(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
     """Delete the tenant with its users, conversations, messages and parked events (suspend it first)."""
     await delete_tenant(runtime, tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
