@@ -380,9 +380,9 @@ async def test_the_api_is_documented_at_docs_with_tags_and_examples(bridge: Brid
     assert "swagger" in page.text.lower()
     paths = schema["paths"]
     expected = {
-        ("/tenants", "post"), ("/tenants", "get"), ("/tenants/{tenant_id}", "get"), ("/tenants/{tenant_id}", "patch"),
-        ("/tenants/{tenant_id}", "delete"), ("/tenants/{tenant_id}/checks", "post"),
-        ("/tenants/{tenant_id}/suspend", "post"), ("/tenants/{tenant_id}/reactivate", "post"),
+        ("/tenants", "post"), ("/tenants", "get"), ("/tenants/{tenantId}", "get"), ("/tenants/{tenantId}", "patch"),
+        ("/tenants/{tenantId}", "delete"), ("/tenants/{tenantId}/checks", "post"),
+        ("/tenants/{tenantId}/suspend", "post"), ("/tenants/{tenantId}/reactivate", "post"),
         ("/state/mapping", "post"), ("/state/mapping/{waId}", "get"), ("/state/conversation/{conversationId}", "get"),
         ("/state/context/{conversationId}", "get"), ("/state/context/{conversationId}", "put"),
         ("/state/message", "post"), ("/state/messages", "get"), ("/state/stats", "get"),

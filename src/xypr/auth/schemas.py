@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from xypr.auth.principal import Principal, Role
 from xypr.core.apimodel import ApiModel
+from xypr.tenants.schemas import GENESYS_REGIONS
 
 __all__ = [
     "GRANT_PASSWORD",
@@ -43,18 +45,51 @@ class LoginRequest(ApiModel):
 # snake_case, the one documented exception to the API's camelCase (see xypr.core.apimodel).
 
 
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+_REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
+
+
+def _grant(grant_type: str, *required: str) -> dict[str, Any]:
+    """JSON schema: this grant type, with the fields it needs."""
+    return {
+        "properties": {
+            "grant_type": {"const": grant_type},
+            **{name: {"type": "string", "minLength": 1} for name in required},
+        },
+        "required": ["grant_type", *required],
+    }
+
+
 class TokenRequest(BaseModel):
     """`POST /auth/token` (form-encoded or JSON), OAuth 2 style (RFC 6749 names)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                _grant(GRANT_PASSWORD, "username", "password"),
+                _grant(GRANT_REFRESH, "refresh_token"),
+                _grant(GRANT_TOKEN_EXCHANGE, "subject_token"),
+            ]
+        }
+    )
 
     grant_type: Literal["password", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"] = Field(
         description="password (Xypr admins), refresh_token, or token-exchange (a Genesys user token)"
     )
-    username: str | None = Field(default=None, description="password grant: the administrator's email")
-    password: str | None = Field(default=None, description="password grant")
-    refresh_token: str | None = Field(default=None, description="refresh_token grant")
-    subject_token: str | None = Field(default=None, description="token-exchange: a Genesys Cloud user access token")
-    subject_token_type: str | None = Field(default=None, examples=[TOKEN_TYPE_ACCESS])
-    region: str | None = Field(default=None, description="token-exchange: the Genesys Cloud domain of the user")
+    username: NonEmpty | SkipJsonSchema[None] = Field(
+        default=None, description="password grant: the administrator's email"
+    )
+    password: str | SkipJsonSchema[None] = Field(default=None, description="password grant")
+    refresh_token: NonEmpty | SkipJsonSchema[None] = Field(default=None, description="refresh_token grant")
+    subject_token: NonEmpty | SkipJsonSchema[None] = Field(
+        default=None, description="token-exchange: a Genesys Cloud user access token"
+    )
+    subject_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | SkipJsonSchema[None] = None
+    region: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="token-exchange: the Genesys Cloud domain of the user",
+        json_schema_extra={"enum": _REGION_ENUM},
+    )
 
 
 class RefreshRequest(BaseModel):

@@ -17,12 +17,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-__all__ = ["ApiModel", "camel_path", "snake_path", "utc"]
+__all__ = ["ApiModel", "camel_path", "integral", "snake_path", "utc"]
 
 
 def utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive time is taken as UTC (how the databases store them)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def integral(value: Any) -> Any:
+    """A JSON number with no fraction (`3.0`) as the integer it is (JSON Schema counts it as an integer)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def camel_path(path: str) -> str:
@@ -38,7 +43,9 @@ def snake_path(path: str) -> str:
 class ApiModel(BaseModel):
     """Base of every API body: camelCase on the wire (snake_case accepted too), UTC times with `Z`."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+    # Strict: a body is taken as its schema says (no "5" for 5, no false for 0.0), so what the OpenAPI
+    # document describes is exactly what is accepted.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, strict=True)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -53,8 +53,11 @@ _GENESYS_LOGIN_FIELDS = {("genesys", "region"), ("genesys", "client_id"), ("gene
 RESUME_TIME_LIMIT = 60.0
 
 
-class OnboardingFailed(BadRequest):
-    """A setup step or a required check failed; nothing was changed. The body carries every check."""
+class OnboardingFailed(Conflict):
+    """409: a setup step or a required check failed; nothing was changed. The body carries every check.
+
+    Not a 400: the request is well formed; Genesys or Meta (the state of the world) refused it.
+    """
 
     code = "onboarding_failed"
 

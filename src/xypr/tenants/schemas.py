@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from xypr.core.apimodel import ApiModel
 
@@ -38,12 +39,18 @@ GENESYS_REGIONS = frozenset(
     }
 )  # fmt: skip
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+# `pattern` says in the schema what stripping then `min_length` enforce: something besides white space.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+# Secrets travel in HTTP headers (Bearer tokens, Basic auth) and signatures: printable ASCII only.
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[\x20-\x7e]+$")]
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
 # Genesys requires more than 15 characters for the outbound webhook signature secret.
-WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[\x20-\x7e]+$")]
 DisplayPhone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{4,32}$")]
+
+
+# The regions as a JSON schema `enum` (a list of JSON values, for the schema's type).
+_REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
 
 
 def known_region(value: str) -> str:
@@ -59,7 +66,11 @@ class GenesysSection(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    region: str = Field(description="Genesys Cloud domain, e.g. usw2.pure.cloud", examples=["usw2.pure.cloud"])
+    region: str = Field(
+        description="Genesys Cloud domain, e.g. usw2.pure.cloud",
+        examples=["usw2.pure.cloud"],
+        json_schema_extra={"enum": _REGION_ENUM},
+    )
     client_id: Text
     client_secret: Secret
     integration_id: Text
@@ -236,7 +247,7 @@ class TenantCreate(ApiModel):
                         "wabaId": "102290129340398",
                         "phoneNumberId": "106540352242922",
                         "displayPhoneNumber": "+1 555 0100",
-                        "accessToken": "EAAG…",
+                        "accessToken": "EAAGm0PX4ZCpsBA",
                         "appSecret": "the Meta app secret",
                         "verifyToken": "a verify token of your choice",
                     },
@@ -252,13 +263,37 @@ class TenantCreate(ApiModel):
                         "wabaId": "102290129340398",
                         "phoneNumberId": "106540352242922",
                         "displayPhoneNumber": "+1 555 0100",
-                        "accessToken": "EAAG…",
+                        "accessToken": "EAAGm0PX4ZCpsBA",
                         "appSecret": "the Meta app secret",
                         "verifyToken": "a verify token of your choice",
                     },
                     "setup": {"createIntegration": True, "subscribeApp": True},
                 },
-            ]
+            ],
+            # Either the integration is given (id and secret), or the setup creates it (and neither is given).
+            "anyOf": [
+                {
+                    "properties": {
+                        "genesys": {
+                            "required": ["integrationId", "webhookSecret"],
+                            "properties": {"integrationId": {"type": "string"}, "webhookSecret": {"type": "string"}},
+                        },
+                        "setup": {"properties": {"createIntegration": {"const": False}}},
+                    }
+                },
+                {
+                    "required": ["setup"],
+                    "properties": {
+                        "genesys": {
+                            "properties": {"integrationId": {"type": "null"}, "webhookSecret": {"type": "null"}}
+                        },
+                        "setup": {
+                            "required": ["createIntegration"],
+                            "properties": {"createIntegration": {"const": True}},
+                        },
+                    },
+                },
+            ],
         },
     )
 
@@ -274,11 +309,12 @@ class GenesysPatch(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    region: str | None = None
-    client_id: Text | None = None
-    client_secret: Secret | None = None
-    integration_id: Text | None = None
-    webhook_secret: WebhookSecret | None = None
+    # Absent keeps the value; null is refused (except for `orgId`), so the schema offers no null.
+    region: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra={"enum": _REGION_ENUM})
+    client_id: Text | SkipJsonSchema[None] = None
+    client_secret: Secret | SkipJsonSchema[None] = None
+    integration_id: Text | SkipJsonSchema[None] = None
+    webhook_secret: WebhookSecret | SkipJsonSchema[None] = None
     org_id: Text | None = Field(default=None, description="null clears it; only Xypr admins may change it")
 
     @field_validator("region")
@@ -292,12 +328,12 @@ class WhatsAppPatch(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    waba_id: Digits | None = None
-    phone_number_id: Digits | None = None
-    display_phone_number: DisplayPhone | None = None
-    access_token: Secret | None = None
-    app_secret: Secret | None = None
-    verify_token: Secret | None = None
+    waba_id: Digits | SkipJsonSchema[None] = None
+    phone_number_id: Digits | SkipJsonSchema[None] = None
+    display_phone_number: DisplayPhone | SkipJsonSchema[None] = None
+    access_token: Secret | SkipJsonSchema[None] = None
+    app_secret: Secret | SkipJsonSchema[None] = None
+    verify_token: Secret | SkipJsonSchema[None] = None
 
 
 class TenantUpdate(ApiModel):
@@ -306,11 +342,13 @@ class TenantUpdate(ApiModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "Acme Customer Care", "whatsapp": {"accessToken": "EAAG… (a new long-lived token)"}}]
+            "examples": [
+                {"name": "Acme Customer Care", "whatsapp": {"accessToken": "EAAGm0PX4ZCps (a new long-lived token)"}}
+            ]
         },
     )
 
-    name: Text | None = None
-    genesys: GenesysPatch | None = None
-    whatsapp: WhatsAppPatch | None = None
-    settings: dict[str, Any] | None = None
+    name: Text | SkipJsonSchema[None] = None
+    genesys: GenesysPatch | SkipJsonSchema[None] = None
+    whatsapp: WhatsAppPatch | SkipJsonSchema[None] = None
+    settings: dict[str, Any] | SkipJsonSchema[None] = None

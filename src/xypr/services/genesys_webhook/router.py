@@ -17,6 +17,7 @@ from xypr.events import OutboundGenesysEvent, ordering_key
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.services.webhook_schemas import GENESYS_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
 
@@ -26,7 +27,7 @@ log = get_logger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook")
+@router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook", **GENESYS_WEBHOOK)
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Verify and publish one agent message, event or receipt; 200 only once it is durable.
 
@@ -34,8 +35,12 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     they are reported later as a `Failed` receipt.
     """
     cid = correlation_id(request)
+    if not request.headers.get("x-hub-signature-256"):  # unsigned: refused before anything is read
+        WEBHOOKS.labels("genesys", "bad_signature").inc()
+        raise Unauthorized("missing X-Hub-Signature-256")
     raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
-    integration_id = document.get("channel", {}).get("id") if isinstance(document, dict) else None
+    channel = document.get("channel") if isinstance(document, dict) else None
+    integration_id = channel.get("id") if isinstance(channel, dict) else None
     if not isinstance(integration_id, str) or not integration_id:
         WEBHOOKS.labels("genesys", "malformed").inc()
         raise BadRequest("channel.id (the integration id) is required")

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from xypr.auth.principal import CurrentPrincipal
-from xypr.core.apimodel import ApiModel
+from xypr.core.apimodel import ApiModel, integral
 from xypr.services.openapi import error_responses
 from xypr.transform.inbound import InboundFacts, StoredMedia, to_genesys_inbound
 from xypr.whatsapp.models import WaContact, WaInboundMessage, WaProfile
@@ -23,6 +23,15 @@ __all__ = ["InboundContent", "InboundTransform", "InboundTransformRequest", "rou
 
 router = APIRouter(tags=["inbound transform"])
 
+_FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+_TIMESTAMP_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": _LAST_SECOND},
+        {"type": "string", "pattern": "^[0-9]{1,11}$"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 _OPEN_MESSAGING = "/api/v2/conversations/messages/{integrationId}"
 _PATHS = {"message": "/inbound/open/message", "structured": "/inbound/open/structured/response"}
 Short = Annotated[str, StringConstraints(max_length=1024)]
@@ -88,7 +97,7 @@ class InboundTransformRequest(ApiModel):
     contact_name: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The customer's WhatsApp profile name"
     )
-    timestamp: datetime | int | str = Field(
+    timestamp: Annotated[int | str, BeforeValidator(integral), WithJsonSchema(_TIMESTAMP_SCHEMA)] = Field(
         description="When the customer sent it: Unix seconds (as Meta sends it, number or string) or RFC 3339"
     )
     type: Literal["text", "image", "audio", "video", "document", "sticker", "location"] = "text"
@@ -98,17 +107,19 @@ class InboundTransformRequest(ApiModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _unix_seconds(cls, value: datetime | int | str) -> int:
-        if isinstance(value, datetime):
-            return int(value.timestamp())
-        if isinstance(value, str):
+    def _unix_seconds(cls, value: int | str) -> int:
+        if isinstance(value, str) and not value.isdigit():
             try:
-                value = int(value) if value.strip().isdigit() else int(datetime.fromisoformat(value).timestamp())
-            except ValueError as exc:
+                seconds = int(datetime.fromisoformat(value.upper()).timestamp())
+            except (ValueError, OverflowError) as exc:
                 raise ValueError("Unix seconds or an RFC 3339 time") from exc
-        if not 0 <= value < 253402300800:  # up to the year 9999
-            raise ValueError("a time between 1970 and 9999")
-        return value
+            if not _FIRST_SECOND <= seconds <= _LAST_SECOND:
+                raise ValueError("a time between the years 1 and 9999")
+            return seconds
+        seconds = int(value)
+        if not 0 <= seconds <= _LAST_SECOND:
+            raise ValueError("Unix seconds: from 0 to 253402300799 (the end of the year 9999)")
+        return seconds
 
 
 class InboundTransform(ApiModel):

@@ -22,14 +22,14 @@ from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.apimodel import ApiModel
-from xypr.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, XyprError
+from xypr.core.apimodel import ApiModel, integral
+from xypr.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from xypr.core.logging import get_logger
 from xypr.events import WhatsAppRequest, ordering_key
 from xypr.genesys.content import TemplateParameter
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id
-from xypr.services.openapi import ErrorBody, ErrorDetail, error_responses
+from xypr.services.openapi import error_responses
 from xypr.state.models import Conversation, Message
 from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import (
@@ -52,8 +52,8 @@ __all__ = [
     "PlaceholderValue",
     "TemplateQueued",
     "TemplateSendRequest",
+    "TransformFailure",
     "TransformRequest",
-    "UnsupportedMessage",
     "router",
 ]
 
@@ -64,33 +64,6 @@ router = APIRouter(tags=["outbound transform"])
 # The tenant setting naming the language of templates sent without `language` (a WhatsApp language code).
 TEMPLATE_LANGUAGE_SETTING = "template_language"
 DEFAULT_TEMPLATE_LANGUAGE = "en_US"
-
-
-class UnsupportedMessage(XyprError):
-    """422: the Genesys message has no WhatsApp form; `reason` is the receipt reason the agent would get."""
-
-    status_code = 422
-    code = "unsupported_message"
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def to_body(self) -> dict[str, object]:
-        """The error body, with the Genesys receipt reason code."""
-        return {"error": {"code": self.code, "message": self.message, "reason": self.reason}}
-
-
-class UnsupportedDetail(ErrorDetail):
-    """The error, with the Genesys receipt reason the agent would get."""
-
-    reason: str
-
-
-class UnsupportedBody(ErrorBody):
-    """422: the message has no WhatsApp form."""
-
-    error: UnsupportedDetail
 
 
 class TransformRequest(GenesysOutbound):
@@ -112,6 +85,13 @@ class MediaToFetch(ApiModel):
     type: str = Field(description="WhatsApp message type: image, audio, video, document or sticker")
     max_bytes: int = Field(description="WhatsApp's size limit for this type")
     filename: str | None
+
+
+class TransformFailure(ApiModel):
+    """Why a Genesys message has no WhatsApp form: the Open Messaging receipt reason, and the details."""
+
+    reason: str = Field(description="The Open Messaging receipt reason code, e.g. UnsupportedMessage")
+    message: str
 
 
 class OutboundTransform(ApiModel):
@@ -142,6 +122,11 @@ class OutboundTransform(ApiModel):
     quick_replies: list[dict[str, str]] = Field(description="The quick replies offered, as the customer will see them")
     media: list[MediaToFetch]
     template: bool = Field(description="A template message (may go outside the 24-hour window)")
+    failed: TransformFailure | None = Field(
+        default=None,
+        description="The message has no WhatsApp form: nothing would be sent, and the agent would get a "
+        "`Failed` receipt with this reason",
+    )
 
 
 _TRANSFORM_EXAMPLE = {
@@ -161,13 +146,17 @@ _TRANSFORM_EXAMPLE = {
 }
 
 
+def _failed(reason: str, message: str) -> OutboundTransform:
+    return OutboundTransform(
+        messages=[], quick_replies=[], media=[], template=False, failed=TransformFailure(reason=reason, message=message)
+    )
+
+
 @router.post(
     "/transform/outbound",
     summary="Genesys outbound message → WhatsApp Graph API bodies (no side effects)",
     response_model=OutboundTransform,
-    responses=error_responses(
-        400, 401, 403, 413, also={422: {"model": UnsupportedBody, "description": "The message has no WhatsApp form"}}
-    ),
+    responses=error_responses(400, 401, 403, 413),
     openapi_extra={
         "requestBody": {"content": {"application/json": {"examples": {"text": {"value": _TRANSFORM_EXAMPLE}}}}}
     },
@@ -176,21 +165,23 @@ async def transform_outbound(request: TransformRequest, _principal: CurrentPrinc
     """The Graph `/messages` bodies a Genesys message becomes, in order; nothing is sent or stored.
 
     An attachment's body lacks its media `id`: `media` says which URL is fetched and uploaded first.
+    A message WhatsApp cannot take answers no bodies and `failed`: the reason of the `Failed` receipt
+    the agent would get (a well-formed request, so still 200).
     """
     to = request.to or request.channel.to.id
     # A given `to` is addressed by its own shape unless `toIdType` says otherwise.
     id_type = request.to_id_type or (None if request.to else request.channel.to.id_type)
     if request.type in ("Event", "Receipt"):
         if not request.wamid:
-            raise UnsupportedMessage(
-                f"a {request.type} needs `wamid`, the customer's message it refers to", reason="InvalidMessageStructure"
+            return _failed(
+                "InvalidMessageStructure", f"a {request.type} needs `wamid`, the customer's message it refers to"
             )
         body = typing_indicator(request.wamid) if request.type == "Event" else mark_read(request.wamid)
         return OutboundTransform(messages=[body], quick_replies=[], media=[], template=False)
     try:
         plan = plan_outbound(request, to=to, id_type=id_type)
     except UnsupportedOutbound as exc:
-        raise UnsupportedMessage(str(exc), reason=exc.reason) from exc
+        return _failed(exc.reason, str(exc))
     media = []
     if plan.attachment is not None:
         source = plan.attachment
@@ -226,7 +217,7 @@ class ButtonValue(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=0, le=9)
+    index: Annotated[int, BeforeValidator(integral)] = Field(ge=0, le=9)
     type: Literal["quick_reply", "url"] = Field(
         default="quick_reply", validation_alias=AliasChoices("type", "subType", "sub_type")
     )
@@ -240,7 +231,7 @@ class HeaderValue(ApiModel):
 
     type: Literal["text", "image", "video", "document"] = "text"
     parameters: list[str | PlaceholderValue] = Field(default_factory=list, max_length=10)
-    link: str | None = Field(default=None, max_length=2000)
+    link: str | None = Field(default=None, max_length=2000, pattern=r"^https://")
     filename: str | None = Field(default=None, max_length=240)
 
     @field_validator("link")

@@ -19,14 +19,17 @@ __all__ = [
     "MediaView",
     "MessagePage",
     "MessageRequest",
+    "MessageStatus",
     "MessageView",
     "StatsView",
 ]
 
 MESSAGE_STATUSES = ("received", "sent", "delivered", "read", "failed")
+MessageStatus = Literal["received", "sent", "delivered", "read", "failed"]
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# `pattern` says in the schema what stripping then `min_length` enforce: something besides white space.
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"\S")]
 
 
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
@@ -161,6 +164,11 @@ class ContextView(_Wire):
     context: dict[str, Any]
 
 
+def _given(*names: str) -> dict[str, Any]:
+    """JSON schema: these fields are present and not null."""
+    return {"required": list(names), "properties": {name: {"type": "string"} for name in names}}
+
+
 class MessageRequest(_Wire):
     """A message to track: inbound ones by `wamid`, outbound ones by `genesysMessageId`.
 
@@ -186,7 +194,15 @@ class MessageRequest(_Wire):
                     "conversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
                     "direction": "inbound",
                 },
-            ]
+            ],
+            # What the handler requires beyond the fields' own types: a conversation (`waId` or
+            # `conversationId`), and the id the direction is tracked by.
+            "anyOf": [
+                {"properties": {"direction": {"const": direction}}, **_given(conversation, tracked_by)}
+                for direction, ids in (("inbound", ("wamid", "metaMessageId")), ("outbound", ("genesysMessageId",)))
+                for tracked_by in ids
+                for conversation in ("waId", "conversationId")
+            ],
         }
     )
 
@@ -194,18 +210,18 @@ class MessageRequest(_Wire):
     wa_id: CustomerId | None = Field(
         default=None, description="The customer (conversation) the message belongs to; or give `conversationId`"
     )
-    conversation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
-        Field(default=None, description="Our conversation id or the Genesys one (instead of `waId`)")
-    )
+    conversation_id: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"\S")] | None
+    ) = Field(default=None, description="Our conversation id or the Genesys one (instead of `waId`)")
     wamid: Id | None = None
     meta_message_id: Id | None = Field(
         default=None, description="The setup guide's name for `wamid` (which wins when both are given)"
     )
-    genesys_message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
-        None
-    )
+    genesys_message_id: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"\S")] | None
+    ) = None
     kind: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "text"
-    status: Literal["received", "sent", "delivered", "read", "failed"] = "received"
+    status: MessageStatus = "received"
     text: Annotated[str, StringConstraints(max_length=4096)] | None = None
     error: Annotated[str, StringConstraints(max_length=2000)] | None = None
 

@@ -16,6 +16,7 @@ from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
+from xypr.services.webhook_schemas import WHATSAPP_VERIFY, WHATSAPP_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
@@ -32,7 +33,9 @@ _VALUE_FIELDS = frozenset({"messaging_product", "metadata", "contacts", "message
 router = APIRouter(tags=["webhooks"])
 
 
-@router.get("/webhook/whatsapp", response_class=PlainTextResponse, summary="Meta verification handshake")
+@router.get(
+    "/webhook/whatsapp", response_class=PlainTextResponse, summary="Meta verification handshake", **WHATSAPP_VERIFY
+)
 async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response:
     """Answer `hub.challenge` when `hub.verify_token` is the verify token of one of our tenants."""
     params = request.query_params
@@ -47,10 +50,13 @@ async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response
     return PlainTextResponse(challenge)
 
 
-@router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)")
+@router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)", **WHATSAPP_WEBHOOK)
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Verify and publish every message, status and error of the POST; 200 only once all are durable."""
     cid = correlation_id(request)
+    if not request.headers.get("x-hub-signature-256"):  # unsigned: refused before anything is read
+        WEBHOOKS.labels("whatsapp", "bad_signature").inc()
+        raise Unauthorized("missing X-Hub-Signature-256")
     raw, document = await read_json_body(request, limit=runtime.settings.max_webhook_body_bytes)
     try:
         payload = WebhookPayload.model_validate(document)
