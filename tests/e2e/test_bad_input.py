@@ -106,8 +106,12 @@ async def test_json_that_is_not_a_webhook_is_400(bridge: Bridge) -> None:
         code, body = await _post_meta(bridge, raw, "sha256=x")
         assert code == 400, raw
         assert body["error"]["code"] == "bad_request"  # type: ignore[index]
-    answer = await bridge.client.post("/webhook/genesys", content=b'{"channel": {}}')
+    answer = await bridge.client.post(
+        "/webhook/genesys", content=b'{"channel": {}}', headers={"X-Hub-Signature-256": "x"}
+    )
     assert answer.status_code == 400
+    unsigned = await bridge.client.post("/webhook/genesys", content=b'{"channel": {}}')
+    assert unsigned.status_code == 401  # nothing is read before the signature is there
 
 
 async def test_unknown_phone_number_id_is_404_logged_and_counted(bridge: Bridge) -> None:

@@ -52,6 +52,7 @@ async def test_transform_outbound_answers_the_graph_bodies_and_sends_nothing(bri
         "media": [{"part": 0, "url": message["content"][0]["attachment"]["url"], "mimeType": "image/jpeg",
                    "type": "image", "maxBytes": 5 * 1024 * 1024, "filename": "image.jpg"}],
         "template": False,
+        "failed": None,
     }  # fmt: skip
     assert await bridge.whatsapp_sent() == []
 

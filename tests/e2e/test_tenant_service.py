@@ -186,7 +186,7 @@ async def test_a_failed_setup_step_creates_nothing_and_reports_why(bridge: Bridg
 
     answer = await bridge.client.post("/tenants", json=spec, headers=admin)
 
-    assert answer.status_code == 400, answer.text
+    assert answer.status_code == 409, answer.text  # well formed; Genesys refused it
     error = answer.json()["error"]
     assert error["code"] == "onboarding_failed"
     assert error["checks"]["genesys.credentials"]["ok"] is False
@@ -278,7 +278,7 @@ async def test_a_tenant_admin_may_not_move_the_org_id_nor_take_a_number_its_toke
 
     assert org.status_code == 403
     assert org.json()["error"]["field"] == "genesys.orgId"
-    assert number.status_code == 400
+    assert number.status_code == 409
     assert number.json()["error"]["code"] == "onboarding_failed"
     assert number.json()["error"]["checks"]["whatsapp.accessToken"]["ok"] is False
     assert renamed.status_code == 200

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.conftest import embedded_settings
 from xypr.app import AppPlan, create_app
@@ -53,9 +54,9 @@ def test_every_query_and_path_parameter_is_camel_case(tmp_path: Path) -> None:
         for parameter in operation.get("parameters", [])
         if parameter["in"] in ("query", "path")
     }
-    # The Genesys login callback's parameters are OAuth 2's (RFC 6749 §4.1.2).
-    oauth = {"error_description"}
-    assert {name for _path, name in names if not CAMEL.match(name) and name not in oauth} == set()
+    # The Genesys login callback's parameters are OAuth 2's (RFC 6749 §4.1.2); Meta names its handshake's.
+    theirs = {"error_description", "hub.mode", "hub.verify_token", "hub.challenge"}
+    assert {name for _path, name in names if not CAMEL.match(name) and name not in theirs} == set()
 
 
 class _Answer(ApiModel):
@@ -79,8 +80,21 @@ def test_times_are_answered_in_utc_with_z(given: datetime, written: str) -> None
 
 def test_input_is_accepted_in_camel_case_and_in_snake_case() -> None:
     camel = _Answer.model_validate({"createdAt": "2026-11-22T09:58:10Z"})
-    snake = _Answer.model_validate({"created_at": "2026-11-22T09:58:10Z"})
+    snake = _Answer.model_validate_json('{"created_at": "2026-11-22T09:58:10Z"}')
     assert camel == snake
+    assert camel.created_at == datetime(2026, 11, 22, 9, 58, 10, tzinfo=UTC)
+
+
+def test_bodies_are_taken_as_their_schema_says_without_coercion() -> None:
+    class _Body(ApiModel):
+        count: int
+        share: float
+
+    with pytest.raises(ValidationError):
+        _Body.model_validate({"count": "5", "share": 0.5})
+    with pytest.raises(ValidationError):
+        _Body.model_validate({"count": 5, "share": False})
+    assert _Body.model_validate({"count": 5, "share": 1}).share == 1.0
 
 
 def test_field_paths_convert_both_ways() -> None:

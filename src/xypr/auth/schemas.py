@@ -46,6 +46,8 @@ class LoginRequest(ApiModel):
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+# Tokens travel in HTTP headers: printable ASCII without spaces.
+Token = Annotated[str, StringConstraints(min_length=1, max_length=8000, pattern=r"^[\x21-\x7e]+$")]
 _REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
 
 
@@ -54,7 +56,12 @@ def _grant(grant_type: str, *required: str) -> dict[str, Any]:
     return {
         "properties": {
             "grant_type": {"const": grant_type},
-            **{name: {"type": "string", "minLength": 1} for name in required},
+            **{name: {"type": "string", "minLength": 1} for name in required if name != "subject_token"},
+            **(
+                {"subject_token": {"type": "string", "pattern": "^[\\x21-\\x7e]+$"}}
+                if "subject_token" in required
+                else {}
+            ),
         },
         "required": ["grant_type", *required],
     }
@@ -80,8 +87,8 @@ class TokenRequest(BaseModel):
         default=None, description="password grant: the administrator's email"
     )
     password: str | SkipJsonSchema[None] = Field(default=None, description="password grant")
-    refresh_token: NonEmpty | SkipJsonSchema[None] = Field(default=None, description="refresh_token grant")
-    subject_token: NonEmpty | SkipJsonSchema[None] = Field(
+    refresh_token: Token | SkipJsonSchema[None] = Field(default=None, description="refresh_token grant")
+    subject_token: Token | SkipJsonSchema[None] = Field(
         default=None, description="token-exchange: a Genesys Cloud user access token"
     )
     subject_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | SkipJsonSchema[None] = None

@@ -48,15 +48,13 @@ component_schema(
             "object": {"const": "whatsapp_business_account"},
             "entry": {
                 "type": "array",
-                "maxItems": 5,
                 "items": {
                     "type": "object",
-                    "required": ["id", "changes"],
+                    "required": ["id"],
                     "properties": {
-                        "id": {**_ID, "description": "The WhatsApp Business Account id"},
+                        "id": {"type": "string", "description": "The WhatsApp Business Account id"},
                         "changes": {
                             "type": "array",
-                            "maxItems": 5,
                             "items": {
                                 "type": "object",
                                 "required": ["field", "value"],

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, JsonValue, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from xypr.core.apimodel import ApiModel
+from xypr.core.apimodel import ApiModel, not_null
 
 __all__ = [
     "GENESYS_REGIONS",
@@ -349,6 +349,7 @@ class TenantUpdate(ApiModel):
     )
 
     name: Text | SkipJsonSchema[None] = None
-    genesys: GenesysPatch | SkipJsonSchema[None] = None
-    whatsapp: WhatsAppPatch | SkipJsonSchema[None] = None
+    # `X | SkipJsonSchema[None]` would put the model's name in error locations; this keeps them plain.
+    genesys: GenesysPatch | None = Field(default=None, json_schema_extra=not_null)
+    whatsapp: WhatsAppPatch | None = Field(default=None, json_schema_extra=not_null)
     settings: dict[str, Any] | SkipJsonSchema[None] = None

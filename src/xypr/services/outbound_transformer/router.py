@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.apimodel import ApiModel, integral
+from xypr.core.apimodel import ApiModel, integral, variants
 from xypr.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from xypr.core.logging import get_logger
 from xypr.events import WhatsAppRequest, ordering_key
@@ -226,6 +226,11 @@ class ButtonValue(ApiModel):
 
 class HeaderValue(ApiModel):
     """The header's value: text parameters, or a media link (https)."""
+
+    # A media header needs its link; a text header does not.
+    model_config = ConfigDict(
+        json_schema_extra=variants(({"type": ["text"]}, ()), ({"type": ["image", "video", "document"]}, ("link",)))
+    )
 
     model_config = ConfigDict(extra="forbid")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
 
-from xypr.core.apimodel import ApiModel
+from xypr.core.apimodel import ApiModel, variants
+from xypr.services.openapi import component_schema
 
 __all__ = [
     "MESSAGE_STATUSES",
@@ -130,6 +131,36 @@ class ConversationView(MappingView):
     last_message_at: datetime | None
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+_CONTEXT_VALUE_REF = {"$ref": "#/components/schemas/ContextValue"}
+# Any JSON value, but integers within 64 bits (a float is not an integer here: `not integer`).
+component_schema(
+    "ContextValue",
+    {
+        "anyOf": [
+            {"type": "null"},
+            {"type": "boolean"},
+            {"type": "string"},
+            {"type": "integer", "minimum": _INT64[0], "maximum": _INT64[1]},
+            {"type": "number", "not": {"type": "integer"}},
+            {"type": "array", "items": _CONTEXT_VALUE_REF},
+            {"type": "object", "additionalProperties": _CONTEXT_VALUE_REF},
+        ]
+    },
+)
+_CONTEXT_SCHEMA = {"type": "object", "additionalProperties": _CONTEXT_VALUE_REF}
+
+
+def _fits(value: Any) -> bool:
+    """Whether every integer in a JSON value fits in 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int | list | dict):
+        return True
+    if isinstance(value, int):
+        return _INT64[0] <= value <= _INT64[1]
+    items = value.values() if isinstance(value, dict) else value
+    return all(_fits(item) for item in items)
+
+
 class ContextBody(_Wire):
     """`PUT /state/context/{conversationId}`: the writable keys (Xypr's own facts cannot be overwritten)."""
 
@@ -137,7 +168,16 @@ class ContextBody(_Wire):
         json_schema_extra={"examples": [{"context": {"language": "es", "order": "A-1042", "vip": True}}]}
     )
 
-    context: dict[str, Any]
+    context: Annotated[dict[str, Any], WithJsonSchema(_CONTEXT_SCHEMA)] = Field(
+        description="A JSON object; integers within 64 bits (how the context is stored and cached)"
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _storable(cls, context: dict[str, Any]) -> dict[str, Any]:
+        if not _fits(context):
+            raise ValueError("integers must fit in 64 bits")
+        return context
 
 
 class ContextView(_Wire):
@@ -164,21 +204,22 @@ class ContextView(_Wire):
     context: dict[str, Any]
 
 
-def _given(*names: str) -> dict[str, Any]:
-    """JSON schema: these fields are present and not null."""
-    return {"required": list(names), "properties": {name: {"type": "string"} for name in names}}
+# What the handler requires beyond the fields' own types: a conversation (`waId` or `conversationId`) and
+# the id the direction is tracked by.
+_REQUIREMENTS = variants(
+    *(
+        ({"direction": [direction]}, (conversation, tracked_by))
+        for direction, ids in (("inbound", ("wamid", "metaMessageId")), ("outbound", ("genesysMessageId",)))
+        for tracked_by in ids
+        for conversation in ("waId", "conversationId")
+    )
+)
 
 
-class MessageRequest(_Wire):
-    """A message to track: inbound ones by `wamid`, outbound ones by `genesysMessageId`.
-
-    The conversation is named by the customer (`waId`) or by `conversationId` (ours or the Genesys one).
-    The setup guide's body (`metaMessageId`, `genesysMessageId`, `conversationId`, `direction`) is
-    accepted as written: `metaMessageId` is the `wamid`.
-    """
-
-    model_config = ConfigDict(
-        json_schema_extra={
+def _message_request_schema(schema: dict[str, Any]) -> None:
+    _REQUIREMENTS(schema)
+    schema.update(
+        {
             "examples": [
                 {
                     "direction": "inbound",
@@ -195,16 +236,19 @@ class MessageRequest(_Wire):
                     "direction": "inbound",
                 },
             ],
-            # What the handler requires beyond the fields' own types: a conversation (`waId` or
-            # `conversationId`), and the id the direction is tracked by.
-            "anyOf": [
-                {"properties": {"direction": {"const": direction}}, **_given(conversation, tracked_by)}
-                for direction, ids in (("inbound", ("wamid", "metaMessageId")), ("outbound", ("genesysMessageId",)))
-                for tracked_by in ids
-                for conversation in ("waId", "conversationId")
-            ],
         }
     )
+
+
+class MessageRequest(_Wire):
+    """A message to track: inbound ones by `wamid`, outbound ones by `genesysMessageId`.
+
+    The conversation is named by the customer (`waId`) or by `conversationId` (ours or the Genesys one).
+    The setup guide's body (`metaMessageId`, `genesysMessageId`, `conversationId`, `direction`) is
+    accepted as written: `metaMessageId` is the `wamid`.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_message_request_schema)
 
     direction: Literal["inbound", "outbound"]
     wa_id: CustomerId | None = Field(

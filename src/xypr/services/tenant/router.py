@@ -88,7 +88,7 @@ async def create(body: TenantCreate, runtime: RuntimeDep, _admin: XyprAdmin) -> 
 
     With `setup`, Xypr first subscribes the Meta app to the WABA and/or creates the Genesys Open
     Messaging integration (webhook `XYPR_PUBLIC_URL/webhook/genesys`, a generated secret), waiting
-    until Genesys reports it `Completed`; if a setup step fails nothing is created and the 400 body
+    until Genesys reports it `Completed`; if a setup step fails nothing is created and the 409 body
     carries `checks`. Then the onboarding checks run (Genesys credentials fetch a token, the
     integration exists and posts to us, the WhatsApp token can read the phone number); their results
     are returned in `checks`, field by field, but do not block the creation.
@@ -147,7 +147,7 @@ async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, pr
 
     The onboarding checks run again and are returned. A tenant admin may not change `genesys.org_id`,
     and may change `whatsapp.phone_number_id` or `genesys.integration_id` only when the tenant's
-    credentials pass the matching check (400 `onboarding_failed` otherwise, nothing changed).
+    credentials pass the matching check (409 `onboarding_failed` otherwise, nothing changed).
     """
     _in_scope(principal, tenant_id)
     _check_role_mapping(body.settings)
