@@ -37,7 +37,7 @@ async def _schemathesis(url: str, authorization: str, report: Path) -> tuple[int
         "--header", f"Authorization: {authorization}",
         "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1", "--request-timeout", "60",
         "--exclude-path", "/auth/logout", "--report", "junit", "--report-junit-path", str(report),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=report.parent,
     )  # fmt: skip
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=RUN_SECONDS)

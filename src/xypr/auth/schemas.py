@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
-from pydantic.json_schema import SkipJsonSchema
 
 from xypr.auth.principal import Principal, Role
-from xypr.core.apimodel import ApiModel
+from xypr.core.apimodel import ApiModel, not_null
 from xypr.tenants.schemas import GENESYS_REGIONS
 
 __all__ = [
@@ -51,6 +50,11 @@ Token = Annotated[str, StringConstraints(min_length=1, max_length=8000, pattern=
 _REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
 
 
+def _region(schema: dict[str, Any]) -> None:
+    not_null(schema)
+    schema["enum"] = _REGION_ENUM
+
+
 def _grant(grant_type: str, *required: str) -> dict[str, Any]:
     """JSON schema: this grant type, with the fields it needs."""
     return {
@@ -83,19 +87,19 @@ class TokenRequest(BaseModel):
     grant_type: Literal["password", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"] = Field(
         description="password (Xypr admins), refresh_token, or token-exchange (a Genesys user token)"
     )
-    username: NonEmpty | SkipJsonSchema[None] = Field(
-        default=None, description="password grant: the administrator's email"
+    username: NonEmpty | None = Field(
+        json_schema_extra=not_null, default=None, description="password grant: the administrator's email"
     )
-    password: str | SkipJsonSchema[None] = Field(default=None, description="password grant")
-    refresh_token: Token | SkipJsonSchema[None] = Field(default=None, description="refresh_token grant")
-    subject_token: Token | SkipJsonSchema[None] = Field(
-        default=None, description="token-exchange: a Genesys Cloud user access token"
+    password: str | None = Field(json_schema_extra=not_null, default=None, description="password grant")
+    refresh_token: Token | None = Field(json_schema_extra=not_null, default=None, description="refresh_token grant")
+    subject_token: Token | None = Field(
+        json_schema_extra=not_null, default=None, description="token-exchange: a Genesys Cloud user access token"
     )
-    subject_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | SkipJsonSchema[None] = None
-    region: str | SkipJsonSchema[None] = Field(
-        default=None,
-        description="token-exchange: the Genesys Cloud domain of the user",
-        json_schema_extra={"enum": _REGION_ENUM},
+    subject_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | None = Field(
+        default=None, json_schema_extra=not_null
+    )
+    region: str | None = Field(
+        default=None, description="token-exchange: the Genesys Cloud domain of the user", json_schema_extra=_region
     )
 
 

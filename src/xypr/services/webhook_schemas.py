@@ -43,7 +43,7 @@ component_schema(
     {
         "type": "object",
         "description": "Meta's webhook envelope (WhatsApp Business Account); one POST may carry many changes",
-        "required": ["object", "entry"],
+        "required": ["object"],
         "properties": {
             "object": {"const": "whatsapp_business_account"},
             "entry": {

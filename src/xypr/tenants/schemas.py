@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, JsonValue, StringConstraints, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from xypr.core.apimodel import ApiModel, not_null
 
@@ -51,6 +50,11 @@ DisplayPhone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r
 
 # The regions as a JSON schema `enum` (a list of JSON values, for the schema's type).
 _REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
+
+
+def _region_not_null(schema: dict[str, Any]) -> None:
+    not_null(schema)
+    schema["enum"] = _REGION_ENUM
 
 
 def known_region(value: str) -> str:
@@ -310,11 +314,11 @@ class GenesysPatch(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     # Absent keeps the value; null is refused (except for `orgId`), so the schema offers no null.
-    region: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra={"enum": _REGION_ENUM})
-    client_id: Text | SkipJsonSchema[None] = None
-    client_secret: Secret | SkipJsonSchema[None] = None
-    integration_id: Text | SkipJsonSchema[None] = None
-    webhook_secret: WebhookSecret | SkipJsonSchema[None] = None
+    region: str | None = Field(default=None, json_schema_extra=_region_not_null)
+    client_id: Text | None = Field(default=None, json_schema_extra=not_null)
+    client_secret: Secret | None = Field(default=None, json_schema_extra=not_null)
+    integration_id: Text | None = Field(default=None, json_schema_extra=not_null)
+    webhook_secret: WebhookSecret | None = Field(default=None, json_schema_extra=not_null)
     org_id: Text | None = Field(default=None, description="null clears it; only Xypr admins may change it")
 
     @field_validator("region")
@@ -328,12 +332,12 @@ class WhatsAppPatch(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    waba_id: Digits | SkipJsonSchema[None] = None
-    phone_number_id: Digits | SkipJsonSchema[None] = None
-    display_phone_number: DisplayPhone | SkipJsonSchema[None] = None
-    access_token: Secret | SkipJsonSchema[None] = None
-    app_secret: Secret | SkipJsonSchema[None] = None
-    verify_token: Secret | SkipJsonSchema[None] = None
+    waba_id: Digits | None = Field(default=None, json_schema_extra=not_null)
+    phone_number_id: Digits | None = Field(default=None, json_schema_extra=not_null)
+    display_phone_number: DisplayPhone | None = Field(default=None, json_schema_extra=not_null)
+    access_token: Secret | None = Field(default=None, json_schema_extra=not_null)
+    app_secret: Secret | None = Field(default=None, json_schema_extra=not_null)
+    verify_token: Secret | None = Field(default=None, json_schema_extra=not_null)
 
 
 class TenantUpdate(ApiModel):
@@ -348,8 +352,8 @@ class TenantUpdate(ApiModel):
         },
     )
 
-    name: Text | SkipJsonSchema[None] = None
-    # `X | SkipJsonSchema[None]` would put the model's name in error locations; this keeps them plain.
+    name: Text | None = Field(default=None, json_schema_extra=not_null)
+    # Absent keeps the value; null is refused (400), so the schema offers no null.
     genesys: GenesysPatch | None = Field(default=None, json_schema_extra=not_null)
     whatsapp: WhatsAppPatch | None = Field(default=None, json_schema_extra=not_null)
-    settings: dict[str, Any] | SkipJsonSchema[None] = None
+    settings: dict[str, Any] | None = Field(default=None, json_schema_extra=not_null)
