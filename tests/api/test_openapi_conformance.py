@@ -64,6 +64,8 @@ async def test_every_operation_answers_as_its_openapi_document_says(tmp_path: Pa
         headers = await login_as(bridge, role)
         code, output = await _schemathesis(bridge.url, headers["Authorization"], tmp_path / "junit.xml")
 
+    tally = [line.strip() for line in output.splitlines() if "generated" in line or line.startswith("=")]
+    print(f"schemathesis as {role.value}:", *tally[-2:])  # shown with -s
     summary = re.search(r"(\d+) unique failures?", output)
     assert code == 0, f"schemathesis as {role.value}: {summary.group(0) if summary else 'failed'}\n{output}"
     assert "No issues found" in output or " passed" in output, output
