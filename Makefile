@@ -26,7 +26,7 @@ test: install
 	@$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: install
-	@$(VENV)/bin/pytest -q -m "not services and not browser"
+	@$(VENV)/bin/pytest -q -m "not services and not browser and not schemathesis"
 
 lint: install
 	@$(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench

@@ -13,7 +13,9 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xypr.backends.broker.base import Consumer
@@ -27,6 +29,8 @@ from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
 from xypr.services import ops
 from xypr.services.gateway import install_gateway
+from xypr.services.gateway.paths import PathRules
+from xypr.services.openapi import install_openapi
 from xypr.services.registry import routers_of, stages_of
 from xypr.stage import run_stage
 from xypr.tenants.service import follow_tenant_changes
@@ -90,6 +94,15 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the routes matching `path` answer."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute | Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
     """Build the app for `plan`; backends open in its lifespan."""
 
@@ -151,9 +164,14 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         return _error(400, "bad_request", f"{where}: {first['msg']}" if where else str(first["msg"]), field=where)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: `Allow` lists every method of the resource (Starlette names only its first route's).
+            response.headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path))
+        return response
 
     def backend_failure(exc: Exception) -> JSONResponse | None:
         unavailable = backend_unavailable(exc)
@@ -192,5 +210,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         app, settings, public_gateway=plan.public_gateway, sandbox_prefixes=plan.sandbox_prefixes,
         remote_services=plan.remote_services,
     )  # fmt: skip
+    rules = PathRules.of(sandbox_prefixes=plan.sandbox_prefixes, metrics_public=settings.metrics_public)
+    install_openapi(app, rules, limits=plan.public_gateway)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -71,7 +71,7 @@ async def test_genesys_browser_login_opens_a_cookie_session_with_the_mapped_role
         assert me.json()["user"]["role"] == "supervisor"
         assert me.json()["user"]["email"] == person["email"]
         assert me.json()["tenant"]["name"] == DEMO_TENANT["name"]
-        assert me.json()["authenticated_by"] == "cookie"
+        assert me.json()["authenticatedBy"] == "cookie"
 
 
 async def test_cookie_session_unsafe_request_without_the_csrf_header_is_refused(tmp_path: Path) -> None:
@@ -224,7 +224,9 @@ async def test_admin_logs_in_with_an_argon2id_password(tmp_path: Path) -> None:
         session = await bridge.client.post("/auth/login", json={"email": email.upper(), "password": password})
         assert session.status_code == 200
         assert session.json()["user"]["role"] == "xypr_admin"
-        assert session.json()["user"]["tenant_id"] is None
+        assert session.json()["user"]["tenantId"] is None
+        assert session.json()["csrfToken"] == bridge.client.cookies.get("xypr_csrf", session.cookies["xypr_csrf"])
+        assert session.json()["expiresAt"].endswith("Z")  # RFC 3339 UTC, like every time the API answers
         assert "access_token" not in session.text  # browser logins keep tokens in HttpOnly cookies
         form = await bridge.client.post("/auth/token", data={"grant_type": "password", "username": email,
                                                               "password": password})  # fmt: skip

@@ -219,7 +219,7 @@ async def test_a_xypr_admin_names_the_tenant_and_sees_the_platform_without_one(b
     platform = await bridge.client.get("/state/stats", headers=platform_admin)
     one_tenant = await bridge.client.get("/state/stats", params={"tenantId": tenant.id}, headers=platform_admin)
 
-    assert (unnamed.status_code, unnamed.json()["error"]["field"]) == (400, "tenantId")
+    assert (unnamed.status_code, unnamed.json()["error"]["field"]) == (403, "tenantId")
     assert unknown.status_code == 404
     assert written.status_code == 201
     assert platform.json()["scope"] == "platform"

@@ -35,7 +35,7 @@ async def test_a_suspended_tenants_webhooks_are_parked_and_replayed_in_order_on_
 
         assert [webhook["webhook_status"] for webhook in webhooks] == [200, 200, 200, 200]
         view = (await bridge.client.get(f"/tenants/{tenant.id}", headers=admin)).json()
-        assert view["parked_events"] == 4
+        assert view["parkedEvents"] == 4
         await asyncio.sleep(0.5)  # time enough for the workers to have acted, were anything published
         assert [item["body"]["text"] for item in await bridge.genesys_received()] == ["first"]
         assert await bridge.whatsapp_sent(to=CUSTOMER) == []
@@ -43,9 +43,9 @@ async def test_a_suspended_tenants_webhooks_are_parked_and_replayed_in_order_on_
         reactivated = await bridge.client.post(f"/tenants/{tenant.id}/reactivate", headers=admin)
 
         assert reactivated.status_code == 200, reactivated.text
-        assert reactivated.json()["resumed_events"] == 4
+        assert reactivated.json()["resumedEvents"] == 4
         assert reactivated.json()["tenant"]["status"] == "active"
-        assert reactivated.json()["tenant"]["parked_events"] == 0
+        assert reactivated.json()["tenant"]["parkedEvents"] == 0
 
         async def texts_at_genesys() -> list[str] | None:
             texts = [item["body"]["text"] for item in await bridge.genesys_received()]

@@ -42,8 +42,9 @@ def test_create_prints_the_tenant_with_its_id_and_no_secret(env: dict[str, str],
     assert result.returncode == 0, result.stderr
     tenant = json.loads(result.stdout)
     assert len(tenant["id"]) == 36
-    assert tenant["whatsapp"]["phone_number_id"] == "106540352242922"
-    assert tenant["genesys"]["integration_id"] == "int-1"
+    assert tenant["whatsapp"]["phoneNumberId"] == "106540352242922"
+    assert tenant["genesys"]["integrationId"] == "int-1"
+    assert tenant["createdAt"].endswith("Z"), "RFC 3339 UTC, like every time the API answers"
     for secret in SECRETS:
         assert secret not in result.stdout
         assert secret not in result.stderr
@@ -61,13 +62,13 @@ def test_duplicate_phone_number_or_integration_is_refused_naming_the_field(env: 
     assert _create(env, tmp_path, GOOD).returncode == 0
     again = _create(env, tmp_path, GOOD, "again.json")
     assert again.returncode != 0
-    assert "whatsapp.phone_number_id" in again.stderr
+    assert "whatsapp.phoneNumberId" in again.stderr
 
     other_number = json.loads(json.dumps(GOOD))
     other_number["whatsapp"]["phone_number_id"] = "999"
     clash = _create(env, tmp_path, other_number, "clash.json")
     assert clash.returncode != 0
-    assert "genesys.integration_id" in clash.stderr
+    assert "genesys.integrationId" in clash.stderr
 
 
 @pytest.mark.parametrize(

@@ -33,9 +33,49 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     return spec
 
 
+CAMEL: dict[str, Any] = {
+    "name": "Acme Support",
+    "genesys": {"region": "usw2.pure.cloud", "clientId": "cid", "clientSecret": "csecret",
+                "integrationId": "int-1", "webhookSecret": "0123456789abcdef"},
+    "whatsapp": {"wabaId": "419561257915477", "phoneNumberId": "106540352242922",
+                 "displayPhoneNumber": "+1 555 0100", "accessToken": "EAAG", "appSecret": "appsecret",
+                 "verifyToken": "verify"},
+}  # fmt: skip
+
+
 def test_the_documented_file_is_accepted() -> None:
-    spec = parse_tenant_file(GOOD)
+    spec = parse_tenant_file(CAMEL)
     assert spec.whatsapp.phone_number_id == "106540352242922"
+    assert spec.genesys.webhook_secret == "0123456789abcdef"
+
+
+def test_a_file_written_in_snake_case_before_the_camel_case_convention_still_works() -> None:
+    assert parse_tenant_file(GOOD) == parse_tenant_file(CAMEL)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("genesys.clientSecret", ..., "genesys.clientSecret: is required"),
+        ("genesys.webhookSecret", "short", "genesys.webhookSecret: must be at least 16 characters"),
+        ("whatsapp.phoneNumberId", "12ab", "whatsapp.phoneNumberId:"),
+        ("whatsapp.colour", "blue", "whatsapp.colour: is not a known field"),
+    ],
+)
+def test_a_bad_camel_case_file_names_the_field_in_camel_case(path: str, value: Any, message: str) -> None:
+    spec = copy.deepcopy(CAMEL)
+    *parents, leaf = path.split(".")
+    target = spec
+    for part in parents:
+        target = target[part]
+    if value is ...:
+        del target[leaf]
+    else:
+        target[leaf] = value
+    with pytest.raises(BadRequest) as caught:
+        parse_tenant_file(spec)
+    assert caught.value.message.startswith(message)
+    assert caught.value.field == path
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from xypr.core.apimodel import ApiModel
 from xypr.core.metrics import QUEUE_DEPTH
 from xypr.services.deps import RuntimeDep
 from xypr.topology import QUEUES
@@ -17,13 +19,31 @@ __all__ = ["router"]
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="Liveness")
-async def health() -> dict[str, str]:
+class Health(ApiModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class Readiness(ApiModel):
+    """Whether every backend answers, backend by backend."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, bool]
+
+
+@router.get("/health", summary="Liveness", response_model=Health)
+async def health() -> Health:
     """The process is up and serving."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/ready", summary="Readiness: every backend reachable")
+@router.get(
+    "/ready",
+    summary="Readiness: every backend reachable",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A backend does not answer (named in `checks`)"}},
+)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """200 when database, broker, cache and object store all answer, else 503 naming the failing ones."""
     names = ("database", "broker", "cache", "storage")
@@ -36,7 +56,12 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "ready" if ok else "unavailable", "checks": status}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus text format; queue depths are read at scrape time."""
     for queue in QUEUES:

@@ -57,6 +57,12 @@ def _state_manager() -> list[APIRouter]:
     return [router]
 
 
+def _inbound_router() -> list[APIRouter]:
+    from xypr.services.inbound_transformer.router import router
+
+    return [router]
+
+
 def _inbound(runtime: Runtime) -> list[Stage[Any]]:
     from xypr.services.inbound_transformer.worker import InboundTransformer
 
@@ -93,7 +99,13 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("api-gateway", 3000),
         ServiceSpec("whatsapp-webhook", 3009, routers=_whatsapp_webhook, paths=("/webhook/whatsapp",)),
         ServiceSpec("genesys-webhook", 3011, routers=_genesys_webhook, paths=("/webhook/genesys",)),
-        ServiceSpec("inbound-transformer", 3002, stages=_inbound),
+        ServiceSpec(
+            "inbound-transformer",
+            3002,
+            routers=_inbound_router,
+            paths=("/transform/inbound",),
+            stages=_inbound,
+        ),
         ServiceSpec(
             "outbound-transformer",
             3003,
@@ -111,7 +123,15 @@ SERVICES: dict[str, ServiceSpec] = {
     )
 }
 
-HTTP_SERVICES = ("whatsapp-webhook", "genesys-webhook", "auth", "outbound-transformer", "tenant", "state-manager")
+HTTP_SERVICES = (
+    "whatsapp-webhook",
+    "genesys-webhook",
+    "auth",
+    "inbound-transformer",
+    "outbound-transformer",
+    "tenant",
+    "state-manager",
+)
 WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
 
 

@@ -87,16 +87,17 @@ async def put_context(
 ) -> dict[str, Any]:
     """Replace the writable keys of a conversation's context; returns the context as now stored."""
     stored = {name: value for name, value in context.items() if name not in MAINTAINED_FACTS}
-    try:
-        encoded = orjson.dumps(stored)
-    except TypeError as exc:
-        raise BadRequest(f"context must be a JSON object with string keys: {exc}", field="context") from exc
-    if len(encoded) > MAX_CONTEXT_BYTES:
-        raise PayloadTooLarge(f"context is {len(encoded)} bytes; at most {MAX_CONTEXT_BYTES} are kept")
     async with runtime.database.session() as session:
+        # An unknown conversation is a 404 whatever the body holds.
         conversation = await _conversation(session, tenant_id=tenant_id, conversation_id=conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id}")
+        try:
+            encoded = orjson.dumps(stored)
+        except TypeError as exc:  # e.g. an integer beyond 64 bits
+            raise BadRequest(f"context: not storable as JSON: {exc}", field="context") from exc
+        if len(encoded) > MAX_CONTEXT_BYTES:
+            raise PayloadTooLarge(f"context is {len(encoded)} bytes; at most {MAX_CONTEXT_BYTES} are kept")
         # Stored as the JSON round trip of what was encoded, so the database holds exactly what we measured.
         conversation.context = orjson.loads(encoded)
         view = context_view(conversation)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from xypr.backends.db.base import utcnow
+from xypr.core.apimodel import camel_path
 from xypr.core.errors import BadRequest, Conflict, Forbidden
 from xypr.runtime import Runtime
 from xypr.state.models import Media
@@ -52,8 +53,11 @@ _GENESYS_LOGIN_FIELDS = {("genesys", "region"), ("genesys", "client_id"), ("gene
 RESUME_TIME_LIMIT = 60.0
 
 
-class OnboardingFailed(BadRequest):
-    """A setup step or a required check failed; nothing was changed. The body carries every check."""
+class OnboardingFailed(Conflict):
+    """409: a setup step or a required check failed; nothing was changed. The body carries every check.
+
+    Not a 400: the request is well formed; Genesys or Meta (the state of the world) refused it.
+    """
 
     code = "onboarding_failed"
 
@@ -67,7 +71,7 @@ class OnboardingFailed(BadRequest):
             "error": {
                 "code": self.code,
                 "message": self.message,
-                "checks": {name: check.model_dump() for name, check in self.checks.items()},
+                "checks": {camel_path(name): check.model_dump() for name, check in self.checks.items()},
             }
         }
 
@@ -87,7 +91,8 @@ async def _ensure_free(runtime: Runtime, identifiers: dict[str, str | None], *, 
             if tenant_id is not None:
                 query = query.where(Tenant.id != tenant_id)
             if await session.scalar(query):
-                raise Conflict(f"{where}: {value!r} already belongs to another tenant", field=where)
+                field = camel_path(where)
+                raise Conflict(f"{field}: {value!r} already belongs to another tenant", field=field)
 
 
 async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
@@ -96,13 +101,14 @@ async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
     setup = request.setup
     if setup.create_integration and (genesys.integration_id or genesys.webhook_secret):
         raise BadRequest(
-            "genesys.integration_id: leave out integration_id and webhook_secret when setup.create_integration "
+            "genesys.integrationId: leave out integrationId and webhookSecret when setup.createIntegration "
             "is true (Xypr creates both)",
-            field="genesys.integration_id",
+            field="genesys.integrationId",
         )
     for name in ("integration_id", "webhook_secret"):
         if not setup.create_integration and getattr(genesys, name) is None:
-            raise BadRequest(f"genesys.{name}: is required (or set setup.create_integration)", field=f"genesys.{name}")
+            where = camel_path(f"genesys.{name}")
+            raise BadRequest(f"{where}: is required (or set setup.createIntegration)", field=where)
     await _ensure_free(
         runtime,
         {
@@ -135,7 +141,7 @@ async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
     if setup.subscribe_app:
         setup_results[SUBSCRIBE_APP] = await onboarding.subscribe_app(candidate)
         if not setup_results[SUBSCRIBE_APP].ok:
-            raise OnboardingFailed("setup.subscribe_app failed; no tenant was created", setup_results)
+            raise OnboardingFailed("setup.subscribeApp failed; no tenant was created", setup_results)
     if setup.create_integration:
         token, credentials = await onboarding.genesys_token(candidate)
         setup_results[CREDENTIALS] = credentials
@@ -151,7 +157,7 @@ async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
         )
         setup_results[CREATE_INTEGRATION] = created
         if integration_id is None:
-            raise OnboardingFailed("setup.create_integration failed; no tenant was created", setup_results)
+            raise OnboardingFailed("setup.createIntegration failed; no tenant was created", setup_results)
         await _ensure_free(runtime, {"genesys.integration_id": integration_id}, tenant_id=None)
         candidate = dataclasses.replace(candidate, genesys_integration_id=integration_id)
     checks = {**setup_results, **await onboarding.run_checks(candidate)}
@@ -159,11 +165,11 @@ async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
         {
             "name": request.name,
             "genesys": {
-                **genesys.model_dump(exclude_none=True),
+                **genesys.model_dump(exclude_none=True, by_alias=False),
                 "integration_id": candidate.genesys_integration_id,
                 "webhook_secret": candidate.genesys_webhook_secret,
             },
-            "whatsapp": whatsapp.model_dump(),
+            "whatsapp": whatsapp.model_dump(by_alias=False),
             "settings": request.settings,
         }
     )
@@ -198,7 +204,8 @@ def _changes(patch: TenantUpdate) -> dict[tuple[str, str], Any]:
             for field in value.model_fields_set:
                 item = getattr(value, field)
                 if item is None and (name, field) != ("genesys", "org_id"):
-                    raise BadRequest(f"{name}.{field}: may not be null", field=f"{name}.{field}")
+                    where = camel_path(f"{name}.{field}")
+                    raise BadRequest(f"{where}: may not be null", field=where)
                 changes[(name, field)] = item
         elif value is None:
             raise BadRequest(f"{name}: may not be null", field=name)
@@ -215,7 +222,7 @@ async def update_tenant(runtime: Runtime, tenant_id: str, patch: TenantUpdate, *
     """
     changes = _changes(patch)
     if not platform_admin and ("genesys", "org_id") in changes:
-        raise Forbidden("genesys.org_id: only a Xypr administrator may change it", field="genesys.org_id")
+        raise Forbidden("genesys.orgId: only a Xypr administrator may change it", field="genesys.orgId")
     tenant = await get_tenant(runtime.database, tenant_id)
     current = open_tenant(runtime.box, tenant)
     runtime_fields: dict[str, Any] = {}
@@ -240,7 +247,9 @@ async def update_tenant(runtime: Runtime, tenant_id: str, patch: TenantUpdate, *
     if not platform_admin:
         for key, check in _OWNERSHIP.items():
             if key in changes and not checks[check].ok:
-                raise OnboardingFailed(f"{'.'.join(key)}: not changed, {check} did not pass", checks)
+                raise OnboardingFailed(
+                    f"{camel_path('.'.join(key))}: not changed, {camel_path(check)} did not pass", checks
+                )
     async with runtime.database.session() as session:
         stored = await session.get(Tenant, tenant_id)
         if stored is None:
@@ -256,7 +265,7 @@ async def update_tenant(runtime: Runtime, tenant_id: str, patch: TenantUpdate, *
         try:
             await session.flush()
         except IntegrityError as exc:  # a concurrent change took the identifier
-            raise Conflict("phone_number_id, integration_id or org_id already belongs to another tenant") from exc
+            raise Conflict("phoneNumberId, integrationId or orgId already belongs to another tenant") from exc
         await session.refresh(stored)
     if _GENESYS_LOGIN_FIELDS & changes.keys():
         # genesys-api must not keep using a token obtained with the old credentials.

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, JsonValue, StringConstraints, field_validator
+
+from xypr.core.apimodel import ApiModel, not_null
 
 __all__ = [
     "GENESYS_REGIONS",
     "CheckResult",
     "GenesysPatch",
     "GenesysSection",
+    "GenesysView",
     "SetupOptions",
     "TenantCreate",
     "TenantFile",
@@ -22,6 +25,7 @@ __all__ = [
     "TenantView",
     "WhatsAppPatch",
     "WhatsAppSection",
+    "WhatsAppView",
     "header_safe",
     "known_region",
 ]
@@ -35,8 +39,10 @@ GENESYS_REGIONS = frozenset(
     }
 )  # fmt: skip
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+# `pattern` says in the schema what stripping then `min_length` enforce: something besides white space.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+# Secrets travel in HTTP headers (Bearer tokens, Basic auth) and signatures: printable ASCII only.
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[\x20-\x7e]+$")]
 
 
 def header_safe(value: str) -> bool:
@@ -44,22 +50,19 @@ def header_safe(value: str) -> bool:
     return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
-def _visible_ascii(value: str) -> str:
-    if not header_safe(value):
-        raise ValueError("must be visible ASCII characters only (it is sent in an HTTP header)")
-    return value
-
-
-# Credentials that travel in HTTP headers (Bearer token, Basic client id and secret): a header carries
-# visible ASCII only, so anything else is refused here, naming the field, instead of failing at the call.
-HeaderSecret = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_visible_ascii)]
-HeaderText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible_ascii)
-]
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
 # Genesys requires more than 15 characters for the outbound webhook signature secret.
-WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[\x20-\x7e]+$")]
 DisplayPhone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{4,32}$")]
+
+
+# The regions as a JSON schema `enum` (a list of JSON values, for the schema's type).
+_REGION_ENUM: list[JsonValue] = list(sorted(GENESYS_REGIONS))
+
+
+def _region_not_null(schema: dict[str, Any]) -> None:
+    not_null(schema)
+    schema["enum"] = _REGION_ENUM
 
 
 def known_region(value: str) -> str:
@@ -70,14 +73,18 @@ def known_region(value: str) -> str:
     return value
 
 
-class GenesysSection(BaseModel):
+class GenesysSection(ApiModel):
     """The Genesys Cloud side of a tenant."""
 
     model_config = ConfigDict(extra="forbid")
 
-    region: str = Field(description="Genesys Cloud domain, e.g. usw2.pure.cloud", examples=["usw2.pure.cloud"])
-    client_id: HeaderText
-    client_secret: HeaderSecret
+    region: str = Field(
+        description="Genesys Cloud domain, e.g. usw2.pure.cloud",
+        examples=["usw2.pure.cloud"],
+        json_schema_extra={"enum": _REGION_ENUM},
+    )
+    client_id: Text
+    client_secret: Secret
     integration_id: Text
     webhook_secret: WebhookSecret
     org_id: Text | None = None
@@ -88,7 +95,7 @@ class GenesysSection(BaseModel):
         return known_region(value)
 
 
-class WhatsAppSection(BaseModel):
+class WhatsAppSection(ApiModel):
     """The WhatsApp Business side of a tenant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -96,13 +103,13 @@ class WhatsAppSection(BaseModel):
     waba_id: Digits
     phone_number_id: Digits
     display_phone_number: DisplayPhone
-    access_token: HeaderSecret
+    access_token: Secret
     app_secret: Secret
     verify_token: Secret
 
 
-class TenantFile(BaseModel):
-    """What `xypr tenant create --file` reads and `POST /tenants` takes."""
+class TenantFile(ApiModel):
+    """What `xypr tenant create --file` reads and `POST /tenants` takes (camelCase; snake_case accepted too)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -112,14 +119,31 @@ class TenantFile(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class CheckResult(BaseModel):
+class CheckResult(ApiModel):
     """The outcome of one onboarding check or setup step."""
 
     ok: bool
     message: str
 
 
-class TenantView(BaseModel):
+class GenesysView(ApiModel):
+    """The Genesys side of a tenant, without its secrets."""
+
+    region: str
+    client_id: str
+    integration_id: str
+    org_id: str | None
+
+
+class WhatsAppView(ApiModel):
+    """The WhatsApp side of a tenant, without its secrets."""
+
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str
+
+
+class TenantView(ApiModel):
     """A tenant as shown to people and tools: identifiers only, never a secret."""
 
     model_config = ConfigDict(
@@ -131,25 +155,25 @@ class TenantView(BaseModel):
                     "status": "active",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
-                        "org_id": None,
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "integrationId": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "orgId": None,
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
                     },
                     "settings": {},
                     "checks": {
                         "genesys.credentials": {"ok": True, "message": "client credentials accepted"},
-                        "genesys.integration_id": {"ok": True, "message": "integration exists (Completed)"},
-                        "whatsapp.access_token": {"ok": True, "message": "the token can read +1 555 0100"},
+                        "genesys.integrationId": {"ok": True, "message": "integration exists (Completed)"},
+                        "whatsapp.accessToken": {"ok": True, "message": "the token can read +1 555 0100"},
                     },
-                    "checked_at": "2026-11-22T10:00:00Z",
-                    "parked_events": 0,
-                    "created_at": "2026-11-22T10:00:00Z",
-                    "updated_at": "2026-11-22T10:00:00Z",
+                    "checkedAt": "2026-11-22T10:00:00Z",
+                    "parkedEvents": 0,
+                    "createdAt": "2026-11-22T10:00:00Z",
+                    "updatedAt": "2026-11-22T10:00:00Z",
                 }
             ]
         }
@@ -158,17 +182,19 @@ class TenantView(BaseModel):
     id: str
     name: str
     status: str = Field(description="active | suspended (webhooks parked) | resuming (parked events replaying)")
-    genesys: dict[str, str | None]
-    whatsapp: dict[str, str]
+    genesys: GenesysView
+    whatsapp: WhatsAppView
     settings: dict[str, Any]
-    checks: dict[str, CheckResult] = Field(default_factory=dict, description="The last onboarding checks")
+    checks: dict[str, CheckResult] = Field(
+        default_factory=dict, description="The last onboarding checks, by the field they check (`whatsapp.accessToken`)"
+    )
     checked_at: datetime | None = None
     parked_events: int = Field(default=0, description="Webhook events waiting for reactivation")
     created_at: datetime
     updated_at: datetime
 
 
-class TenantSummary(BaseModel):
+class TenantSummary(ApiModel):
     """What agents and supervisors may see of their own tenant."""
 
     id: str
@@ -176,7 +202,7 @@ class TenantSummary(BaseModel):
     status: str
 
 
-class TenantPage(BaseModel):
+class TenantPage(ApiModel):
     """One page of tenants, with the total across all pages."""
 
     items: list[TenantView]
@@ -185,14 +211,14 @@ class TenantPage(BaseModel):
     offset: int
 
 
-class TenantResumed(BaseModel):
+class TenantResumed(ApiModel):
     """A reactivated tenant and how many parked webhook events were republished, in arrival order."""
 
     tenant: TenantView
     resumed_events: int
 
 
-class SetupOptions(BaseModel):
+class SetupOptions(ApiModel):
     """One-step setup done before the tenant is created (each step must succeed, or nothing is created)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -200,7 +226,7 @@ class SetupOptions(BaseModel):
     create_integration: bool = Field(
         default=False,
         description="Create the Open Messaging integration in Genesys with our webhook URL and a generated "
-        "secret (then `genesys.integration_id` and `genesys.webhook_secret` must be left out)",
+        "secret (then `genesys.integrationId` and `genesys.webhookSecret` must be left out)",
     )
     subscribe_app: bool = Field(default=False, description="Subscribe the Meta app to the WABA's webhooks")
     integration_name: Text | None = Field(default=None, description="Name of the new integration (default: tenant)")
@@ -213,7 +239,7 @@ class GenesysCreateSection(GenesysSection):
     webhook_secret: WebhookSecret | None = None  # type: ignore[assignment]
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(ApiModel):
     """`POST /tenants`: the tenant file, plus the optional one-step setup."""
 
     model_config = ConfigDict(
@@ -224,38 +250,62 @@ class TenantCreate(BaseModel):
                     "name": "Acme Support",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "client_secret": "the OAuth client secret",
-                        "integration_id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
-                        "webhook_secret": "at least sixteen characters",
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "clientSecret": "the OAuth client secret",
+                        "integrationId": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+                        "webhookSecret": "at least sixteen characters",
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
-                        "access_token": "EAAG…",
-                        "app_secret": "the Meta app secret",
-                        "verify_token": "a verify token of your choice",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
+                        "accessToken": "EAAGm0PX4ZCpsBA",
+                        "appSecret": "the Meta app secret",
+                        "verifyToken": "a verify token of your choice",
                     },
                 },
                 {
                     "name": "Acme Support (one-step setup)",
                     "genesys": {
                         "region": "usw2.pure.cloud",
-                        "client_id": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
-                        "client_secret": "the OAuth client secret",
+                        "clientId": "7de3af06-c0b3-4f9b-af45-72f4a1403797",
+                        "clientSecret": "the OAuth client secret",
                     },
                     "whatsapp": {
-                        "waba_id": "102290129340398",
-                        "phone_number_id": "106540352242922",
-                        "display_phone_number": "+1 555 0100",
-                        "access_token": "EAAG…",
-                        "app_secret": "the Meta app secret",
-                        "verify_token": "a verify token of your choice",
+                        "wabaId": "102290129340398",
+                        "phoneNumberId": "106540352242922",
+                        "displayPhoneNumber": "+1 555 0100",
+                        "accessToken": "EAAGm0PX4ZCpsBA",
+                        "appSecret": "the Meta app secret",
+                        "verifyToken": "a verify token of your choice",
                     },
-                    "setup": {"create_integration": True, "subscribe_app": True},
+                    "setup": {"createIntegration": True, "subscribeApp": True},
                 },
-            ]
+            ],
+            # Either the integration is given (id and secret), or the setup creates it (and neither is given).
+            "anyOf": [
+                {
+                    "properties": {
+                        "genesys": {
+                            "required": ["integrationId", "webhookSecret"],
+                            "properties": {"integrationId": {"type": "string"}, "webhookSecret": {"type": "string"}},
+                        },
+                        "setup": {"properties": {"createIntegration": {"const": False}}},
+                    }
+                },
+                {
+                    "required": ["setup"],
+                    "properties": {
+                        "genesys": {
+                            "properties": {"integrationId": {"type": "null"}, "webhookSecret": {"type": "null"}}
+                        },
+                        "setup": {
+                            "required": ["createIntegration"],
+                            "properties": {"createIntegration": {"const": True}},
+                        },
+                    },
+                },
+            ],
         },
     )
 
@@ -266,16 +316,17 @@ class TenantCreate(BaseModel):
     setup: SetupOptions = Field(default_factory=SetupOptions)
 
 
-class GenesysPatch(BaseModel):
+class GenesysPatch(ApiModel):
     """Changes to the Genesys side; absent fields keep their value, secrets are write-only."""
 
     model_config = ConfigDict(extra="forbid")
 
-    region: str | None = None
-    client_id: HeaderText | None = None
-    client_secret: HeaderSecret | None = None
-    integration_id: Text | None = None
-    webhook_secret: WebhookSecret | None = None
+    # Absent keeps the value; null is refused (except for `orgId`), so the schema offers no null.
+    region: str | None = Field(default=None, json_schema_extra=_region_not_null)
+    client_id: Text | None = Field(default=None, json_schema_extra=not_null)
+    client_secret: Secret | None = Field(default=None, json_schema_extra=not_null)
+    integration_id: Text | None = Field(default=None, json_schema_extra=not_null)
+    webhook_secret: WebhookSecret | None = Field(default=None, json_schema_extra=not_null)
     org_id: Text | None = Field(default=None, description="null clears it; only Xypr admins may change it")
 
     @field_validator("region")
@@ -284,30 +335,33 @@ class GenesysPatch(BaseModel):
         return known_region(value) if value is not None else None
 
 
-class WhatsAppPatch(BaseModel):
+class WhatsAppPatch(ApiModel):
     """Changes to the WhatsApp side; absent fields keep their value, secrets are write-only."""
 
     model_config = ConfigDict(extra="forbid")
 
-    waba_id: Digits | None = None
-    phone_number_id: Digits | None = None
-    display_phone_number: DisplayPhone | None = None
-    access_token: HeaderSecret | None = None
-    app_secret: Secret | None = None
-    verify_token: Secret | None = None
+    waba_id: Digits | None = Field(default=None, json_schema_extra=not_null)
+    phone_number_id: Digits | None = Field(default=None, json_schema_extra=not_null)
+    display_phone_number: DisplayPhone | None = Field(default=None, json_schema_extra=not_null)
+    access_token: Secret | None = Field(default=None, json_schema_extra=not_null)
+    app_secret: Secret | None = Field(default=None, json_schema_extra=not_null)
+    verify_token: Secret | None = Field(default=None, json_schema_extra=not_null)
 
 
-class TenantUpdate(BaseModel):
+class TenantUpdate(ApiModel):
     """`PATCH /tenants/{id}`: only the fields given change; `settings` is replaced as a whole."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "Acme Customer Care", "whatsapp": {"access_token": "EAAG… (a new long-lived token)"}}]
+            "examples": [
+                {"name": "Acme Customer Care", "whatsapp": {"accessToken": "EAAGm0PX4ZCps (a new long-lived token)"}}
+            ]
         },
     )
 
-    name: Text | None = None
-    genesys: GenesysPatch | None = None
-    whatsapp: WhatsAppPatch | None = None
-    settings: dict[str, Any] | None = None
+    name: Text | None = Field(default=None, json_schema_extra=not_null)
+    # Absent keeps the value; null is refused (400), so the schema offers no null.
+    genesys: GenesysPatch | None = Field(default=None, json_schema_extra=not_null)
+    whatsapp: WhatsAppPatch | None = Field(default=None, json_schema_extra=not_null)
+    settings: dict[str, Any] | None = Field(default=None, json_schema_extra=not_null)

@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from xypr.backends.cache.base import Cache
 from xypr.backends.db import Database
 from xypr.backends.db.base import new_id, utcnow
+from xypr.core.apimodel import camel_path, snake_path
 from xypr.core.errors import BadRequest, Conflict, NotFound
 from xypr.core.logging import get_logger
 from xypr.core.secretbox import SecretBox
 from xypr.tenants.models import SECRET_FIELDS, Tenant
-from xypr.tenants.schemas import CheckResult, TenantFile, TenantView
+from xypr.tenants.schemas import CheckResult, GenesysView, TenantFile, TenantView, WhatsAppView
 
 __all__ = [
     "TENANT_CHANGES",
@@ -68,17 +69,28 @@ class TenantRuntime:
         return self.status == "active"
 
 
+def _spelled_snake(raw: Any) -> bool:
+    """Whether a tenant file uses the snake_case names (the form before the API's camelCase convention)."""
+    if not isinstance(raw, dict):
+        return False
+    sections = [raw, *(value for value in raw.values() if isinstance(value, dict))]
+    return any("_" in str(key) for section in sections for key in section)
+
+
 def parse_tenant_file(raw: Any) -> TenantFile:
-    """Validate a tenant file; the error names the first offending field (`genesys.webhook_secret`)."""
+    """Validate a tenant file (camelCase or snake_case names); the error names the first offending field
+    as the file spells its names (`genesys.webhookSecret`, or `genesys.webhook_secret` in a snake_case file)."""
     try:
         return TenantFile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "tenant"
+        if first["type"] != "extra_forbidden":  # an unknown key is named exactly as written
+            where = snake_path(where) if _spelled_snake(raw) else camel_path(where)
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "missing":
             message = "is required"
-        elif first["type"] == "string_too_short" and "secret" in where:
+        elif first["type"] == "string_too_short" and "secret" in where.lower():
             message = f"must be at least {first['ctx']['min_length']} characters"
         elif first["type"] == "extra_forbidden":
             message = "is not a known field"
@@ -91,19 +103,23 @@ def tenant_view(tenant: Tenant, *, parked_events: int = 0) -> TenantView:
         id=tenant.id,
         name=tenant.name,
         status=tenant.status,
-        genesys={
-            "region": tenant.genesys_region,
-            "client_id": tenant.genesys_client_id,
-            "integration_id": tenant.genesys_integration_id,
-            "org_id": tenant.genesys_org_id,
-        },
-        whatsapp={
-            "waba_id": tenant.wa_waba_id,
-            "phone_number_id": tenant.wa_phone_number_id,
-            "display_phone_number": tenant.wa_display_phone_number,
-        },
+        genesys=GenesysView(
+            region=tenant.genesys_region,
+            client_id=tenant.genesys_client_id,
+            integration_id=tenant.genesys_integration_id,
+            org_id=tenant.genesys_org_id,
+        ),
+        whatsapp=WhatsAppView(
+            waba_id=tenant.wa_waba_id,
+            phone_number_id=tenant.wa_phone_number_id,
+            display_phone_number=tenant.wa_display_phone_number,
+        ),
         settings=tenant.settings,
-        checks={name: CheckResult.model_validate(check) for name, check in (tenant.onboarding_checks or {}).items()},
+        # Stored under the Python names of the fields they check; shown in the API's convention.
+        checks={
+            camel_path(name): CheckResult.model_validate(check)
+            for name, check in (tenant.onboarding_checks or {}).items()
+        },
         checked_at=tenant.checked_at,
         parked_events=parked_events,
         created_at=tenant.created_at,
@@ -195,7 +211,8 @@ async def create_tenant(
             (Tenant.genesys_org_id, spec.genesys.org_id, "genesys.org_id"),
         ):
             if value is not None and await session.scalar(select(Tenant.id).where(column == value)):
-                raise Conflict(f"{where}: {value!r} already belongs to another tenant", field=where)
+                field = camel_path(where)
+                raise Conflict(f"{field}: {value!r} already belongs to another tenant", field=field)
         tenant = Tenant(
             name=spec.name,
             status="active",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -58,6 +59,7 @@ from xypr.core.logging import get_logger
 from xypr.genesys.client import api_base, login_base
 from xypr.runtime import Runtime
 from xypr.services.deps import RuntimeDep
+from xypr.services.openapi import error_responses, model_schema
 from xypr.tenants.models import Tenant
 from xypr.tenants.schemas import GENESYS_REGIONS
 
@@ -88,12 +90,12 @@ class TooManyAttempts(XyprError):
         return JSONResponse(self.to_body(), status_code=429, headers={"Retry-After": str(self.retry_after)})
 
 
-def _form_or_json_body(schema: type[BaseModel]) -> dict[str, Any]:
+def _form_or_json_body(schema: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     """OpenAPI: the same fields accepted as a form or as JSON."""
-    ref = {"$ref": f"#/components/schemas/{schema.__name__}"}
+    ref = model_schema(schema)
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {"application/x-www-form-urlencoded": {"schema": ref}, "application/json": {"schema": ref}},
         }
     }
@@ -104,7 +106,8 @@ async def _fields(request: Request) -> dict[str, Any]:
     raw = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
-        return {key: values[0] for key, values in parse_qs(raw.decode(errors="replace")).items()}
+        # RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+        return {key: values[0] for key, values in parse_qs(raw.decode(errors="replace")).items() if values[0]}
     if not raw:
         return {}
     try:
@@ -140,7 +143,11 @@ def _token_response(tokens: SessionTokens) -> TokenResponse:
 
 def _session_response(runtime: Runtime, tokens: SessionTokens, response: Response | None = None) -> Response:
     csrf = new_csrf_token()
-    view = SessionView(user=PrincipalView.of(tokens.principal), csrf_token=csrf, expires_at=tokens.access_expires_at)
+    view = SessionView(
+        user=PrincipalView.of(tokens.principal),
+        csrf_token=csrf,
+        expires_at=datetime.fromtimestamp(tokens.access_expires_at, UTC),
+    )
     response = response or JSONResponse(view.model_dump(mode="json"))
     set_session_cookies(
         response, runtime.settings, access_token=tokens.access_token, refresh_token=tokens.refresh_token,
@@ -224,7 +231,7 @@ def _require_csrf(request: Request) -> None:
     summary="Log in a Xypr administrator (browser session)",
     response_model=SessionView,
     openapi_extra=_form_or_json_body(LoginRequest),
-    responses={401: {"description": "wrong email or password"}, 429: {"description": "too many attempts"}},
+    responses=error_responses(400, 401, 429),
 )
 async def login(request: Request, runtime: RuntimeDep) -> Response:
     """Email + password → a session in HttpOnly cookies, and the CSRF token to echo on unsafe requests."""
@@ -241,7 +248,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     summary="Token endpoint (OAuth 2 style) for API clients",
     response_model=TokenResponse,
     openapi_extra=_form_or_json_body(TokenRequest),
-    responses={400: {"description": "unsupported grant or missing field"}, 401: {"description": "refused"}},
+    responses=error_responses(400, 401, 403, 429, 503),
 )
 async def token(request: Request, runtime: RuntimeDep) -> Response:
     """`password` (Xypr admins), `refresh_token` (rotation), or token exchange of a Genesys user token."""
@@ -271,8 +278,12 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
 @router.post(
     "/refresh",
     summary="Renew the session (refresh cookie) or the tokens (JSON refresh_token)",
-    responses={200: {"description": "a SessionView (cookie) or a TokenResponse (JSON body)"}},
-    openapi_extra=_form_or_json_body(RefreshRequest),
+    response_model=TokenResponse | SessionView,
+    responses={
+        200: {"description": "a TokenResponse (for a `refresh_token` in the body) or a SessionView (refresh cookie)"},
+        **error_responses(400, 401, 403, 503),
+    },
+    openapi_extra=_form_or_json_body(RefreshRequest, required=False),
 )
 async def refresh(request: Request, runtime: RuntimeDep) -> Response:
     """Rotates the refresh token; using a spent one revokes the whole session."""
@@ -288,7 +299,19 @@ async def refresh(request: Request, runtime: RuntimeDep) -> Response:
     return _session_response(runtime, await _rotate(runtime, cookie))
 
 
-@router.get("/validate", summary="Is this token valid? (for proxies and other services)", response_model=PrincipalView)
+@router.get(
+    "/validate",
+    summary="Is this token valid? (for proxies and other services)",
+    response_model=PrincipalView,
+    responses={
+        200: {
+            "headers": {
+                name: {"description": what, "schema": {"type": "string"}}
+                for name, what in (("X-Xypr-User", "user id"), ("X-Xypr-Role", "role"), ("X-Xypr-Tenant", "tenant id"))
+            }
+        }
+    },
+)
 async def validate(principal: CurrentPrincipal) -> Response:
     """200 with the caller (also as `X-Xypr-User`, `X-Xypr-Role`, `X-Xypr-Tenant` headers), else 401."""
     headers = {"X-Xypr-User": principal.user_id, "X-Xypr-Role": principal.role.value}
@@ -314,7 +337,13 @@ async def info(request: Request, principal: CurrentPrincipal, runtime: RuntimeDe
     )
 
 
-@router.post("/logout", summary="End the session", response_model=LogoutView)
+@router.post(
+    "/logout",
+    summary="End the session",
+    response_model=LogoutView,
+    responses=error_responses(400, 401, 403),
+    openapi_extra=_form_or_json_body(RefreshRequest, required=False),
+)
 async def logout(request: Request, runtime: RuntimeDep) -> Response:
     """Revokes the session of the access token, the refresh cookie or the given refresh_token; clears cookies."""
     principal = getattr(request.state, "principal", None)
@@ -342,8 +371,16 @@ async def logout(request: Request, runtime: RuntimeDep) -> Response:
     summary="Start a Genesys Cloud login (authorization code + PKCE)",
     status_code=302,
     response_class=RedirectResponse,
+    responses={302: {"description": "To Genesys's sign-in page"}, **error_responses(400, 503)},
 )
-async def genesys_login(runtime: RuntimeDep, region: str | None = None, next: str = "/") -> Response:
+async def genesys_login(
+    runtime: RuntimeDep,
+    region: Annotated[
+        Literal[tuple(sorted(GENESYS_REGIONS))] | None,  # type: ignore[valid-type]
+        Query(description="The user's Genesys Cloud domain (default: the configured login host)"),
+    ] = None,
+    next: Annotated[str, Query(pattern=r"^/([^/\\][^\\]*)?$", max_length=2000)] = "/",
+) -> Response:
     """Redirects to Genesys `/oauth/authorize`; Genesys sends the browser back to `/auth/genesys/callback`."""
     settings = runtime.settings
     if not settings.genesys_login_client_id:
@@ -372,7 +409,13 @@ def _callback_url(runtime: Runtime) -> str:
     return runtime.settings.public_url.rstrip("/") + CALLBACK_PATH
 
 
-@router.get(CALLBACK_PATH.removeprefix("/auth"), summary="Genesys Cloud login callback", status_code=303)
+@router.get(
+    CALLBACK_PATH.removeprefix("/auth"),
+    summary="Genesys Cloud login callback",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "To `next`, with the session cookies"}, **error_responses(401, 403, 503)},
+)
 async def genesys_callback(
     request: Request,
     runtime: RuntimeDep,
@@ -385,7 +428,8 @@ async def genesys_callback(
     if error:
         raise Unauthorized(f"Genesys login failed: {error_description or error}")
     if not code or not state:
-        raise BadRequest("code and state are required")
+        # A callback without Genesys's answer is a login that did not complete, not a malformed request.
+        raise Unauthorized("the Genesys login did not complete (no code or state); start again")
     if not secrets.compare_digest(request.cookies.get(LOGIN_STATE_COOKIE, "").encode(), state.encode()):
         raise Forbidden("this login was not started in this browser (state does not match); start again")
     key = f"auth:login-state:{state}"

@@ -25,6 +25,7 @@ from xypr.services.deps import (
     limit_webhooks_of_tenant,
     read_body,
 )
+from xypr.services.webhook_schemas import GENESYS_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
 
@@ -34,7 +35,7 @@ log = get_logger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook")
+@router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook", **GENESYS_WEBHOOK)
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Verify and publish one agent message, event or receipt; 200 only once it is durable.
 

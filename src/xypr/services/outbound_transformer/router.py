@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
 from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
-from xypr.core.errors import BackendUnavailable, Conflict, Forbidden, NotFound, XyprError
+from xypr.core.apimodel import ApiModel, integral, variants
+from xypr.core.errors import BackendUnavailable, Conflict, Forbidden, NotFound
 from xypr.core.logging import get_logger
 from xypr.events import WhatsAppRequest, ordering_key
 from xypr.genesys.content import TemplateParameter
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id
+from xypr.services.openapi import error_responses
 from xypr.state.models import Conversation, Message
 from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import (
@@ -33,32 +44,26 @@ from xypr.transform.outbound import (
 )
 
 __all__ = [
+    "TEMPLATE_LANGUAGE_SETTING",
     "ButtonValue",
     "HeaderValue",
+    "MediaToFetch",
+    "OutboundTransform",
     "PlaceholderValue",
+    "TemplateQueued",
     "TemplateSendRequest",
+    "TransformFailure",
     "TransformRequest",
-    "UnsupportedMessage",
     "router",
 ]
 
 log = get_logger(__name__)
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")
 router = APIRouter(tags=["outbound transform"])
 
-
-class UnsupportedMessage(XyprError):
-    """422: the Genesys message has no WhatsApp form; `reason` is the receipt reason the agent would get."""
-
-    status_code = 422
-    code = "unsupported_message"
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def to_body(self) -> dict[str, object]:
-        """The error body, with the Genesys receipt reason code."""
-        return {"error": {"code": self.code, "message": self.message, "reason": self.reason}}
+# The tenant setting naming the language of templates sent without `language` (a WhatsApp language code).
+TEMPLATE_LANGUAGE_SETTING = "template_language"
+DEFAULT_TEMPLATE_LANGUAGE = "en_US"
 
 
 class TransformRequest(GenesysOutbound):
@@ -71,48 +76,134 @@ class TransformRequest(GenesysOutbound):
     )
 
 
-@router.post("/transform/outbound", summary="Genesys outbound message → WhatsApp Graph API bodies (no side effects)")
-async def transform_outbound(request: TransformRequest, _principal: CurrentPrincipal) -> dict[str, Any]:
+class MediaToFetch(ApiModel):
+    """An attachment Xypr would fetch from Genesys and upload to Meta before sending message `part`."""
+
+    part: int = Field(description="Index in `messages` of the body that gets the uploaded media's id")
+    url: str
+    mime_type: str | None
+    type: str = Field(description="WhatsApp message type: image, audio, video, document or sticker")
+    max_bytes: int = Field(description="WhatsApp's size limit for this type")
+    filename: str | None
+
+
+class TransformFailure(ApiModel):
+    """Why a Genesys message has no WhatsApp form: the Open Messaging receipt reason, and the details."""
+
+    reason: str = Field(description="The Open Messaging receipt reason code, e.g. UnsupportedMessage")
+    message: str
+
+
+class OutboundTransform(ApiModel):
+    """What a Genesys message becomes: the Graph API `/messages` bodies, in the order they would be sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "messages": [
+                        {
+                            "messaging_product": "whatsapp",
+                            "recipient_type": "individual",
+                            "to": "16505551234",
+                            "type": "text",
+                            "text": {"body": "Hello! How can I help?", "preview_url": False},
+                        }
+                    ],
+                    "quickReplies": [],
+                    "media": [],
+                    "template": False,
+                }
+            ]
+        }
+    )
+
+    messages: list[dict[str, Any]] = Field(description="WhatsApp Graph API bodies (Meta's own wire format)")
+    quick_replies: list[dict[str, str]] = Field(description="The quick replies offered, as the customer will see them")
+    media: list[MediaToFetch]
+    template: bool = Field(description="A template message (may go outside the 24-hour window)")
+    failed: TransformFailure | None = Field(
+        default=None,
+        description="The message has no WhatsApp form: nothing would be sent, and the agent would get a "
+        "`Failed` receipt with this reason",
+    )
+
+
+_TRANSFORM_EXAMPLE = {
+    "id": "2d5b4fd4-c6e0-4a40-92b1-bf6ff0d2d6c5",
+    "channel": {
+        "id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11",
+        "platform": "Open",
+        "type": "Private",
+        "to": {"id": "16505551234", "idType": "Phone"},
+        "from": {"id": "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11"},
+        "time": "2026-11-22T10:00:00.000Z",
+        "messageId": "2d5b4fd4-c6e0-4a40-92b1-bf6ff0d2d6c5",
+    },
+    "type": "Text",
+    "text": "Hello! How can I help?",
+    "direction": "Outbound",
+}
+
+
+def _failed(reason: str, message: str) -> OutboundTransform:
+    return OutboundTransform(
+        messages=[], quick_replies=[], media=[], template=False, failed=TransformFailure(reason=reason, message=message)
+    )
+
+
+@router.post(
+    "/transform/outbound",
+    summary="Genesys outbound message → WhatsApp Graph API bodies (no side effects)",
+    response_model=OutboundTransform,
+    responses=error_responses(400, 401, 403, 413),
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"examples": {"text": {"value": _TRANSFORM_EXAMPLE}}}}}
+    },
+)
+async def transform_outbound(request: TransformRequest, _principal: CurrentPrincipal) -> OutboundTransform:
     """The Graph `/messages` bodies a Genesys message becomes, in order; nothing is sent or stored.
 
     An attachment's body lacks its media `id`: `media` says which URL is fetched and uploaded first.
+    A message WhatsApp cannot take answers no bodies and `failed`: the reason of the `Failed` receipt
+    the agent would get (a well-formed request, so still 200).
     """
     to = request.to or request.channel.to.id
     # A given `to` is addressed by its own shape unless `toIdType` says otherwise.
     id_type = request.to_id_type or (None if request.to else request.channel.to.id_type)
     if request.type in ("Event", "Receipt"):
         if not request.wamid:
-            raise UnsupportedMessage(
-                f"a {request.type} needs `wamid`, the customer's message it refers to", reason="InvalidMessageStructure"
+            return _failed(
+                "InvalidMessageStructure", f"a {request.type} needs `wamid`, the customer's message it refers to"
             )
         body = typing_indicator(request.wamid) if request.type == "Event" else mark_read(request.wamid)
-        return {"messages": [body], "quickReplies": [], "media": [], "template": False}
+        return OutboundTransform(messages=[body], quick_replies=[], media=[], template=False)
     try:
         plan = plan_outbound(request, to=to, id_type=id_type)
     except UnsupportedOutbound as exc:
-        raise UnsupportedMessage(str(exc), reason=exc.reason) from exc
+        return _failed(exc.reason, str(exc))
     media = []
     if plan.attachment is not None:
         source = plan.attachment
         media.append(
-            {
-                "part": source.part,
-                "url": source.url,
-                "mimeType": source.mime_type,
-                "type": source.whatsapp_type,
-                "maxBytes": source.max_bytes,
-                "filename": source.filename,
-            }
+            MediaToFetch(
+                part=source.part,
+                url=source.url,
+                mime_type=source.mime_type,
+                type=source.whatsapp_type,
+                max_bytes=source.max_bytes,
+                filename=source.filename,
+            )
         )
-    return {
-        "messages": plan.sends,
-        "quickReplies": [choice.as_dict() for choice in plan.quick_replies],
-        "media": media,
-        "template": plan.is_template,
-    }
+    return OutboundTransform(
+        messages=plan.sends,
+        quick_replies=[choice.as_dict() for choice in plan.quick_replies],
+        media=media,
+        template=plan.is_template,
+    )
 
 
-class PlaceholderValue(BaseModel):
+class PlaceholderValue(ApiModel):
     """A placeholder value; `name` only for templates with named placeholders."""
 
     model_config = ConfigDict(extra="forbid")
@@ -121,26 +212,31 @@ class PlaceholderValue(BaseModel):
     text: str = Field(min_length=1, max_length=1024)
 
 
-class ButtonValue(BaseModel):
+class ButtonValue(ApiModel):
     """A button's value: a quick reply's payload, or the dynamic part of a URL button."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=0, le=9)
+    index: Annotated[int, BeforeValidator(integral)] = Field(ge=0, le=9)
     type: Literal["quick_reply", "url"] = Field(
         default="quick_reply", validation_alias=AliasChoices("type", "subType", "sub_type")
     )
     value: str = Field(min_length=1, max_length=2000, validation_alias=AliasChoices("value", "payload", "text"))
 
 
-class HeaderValue(BaseModel):
+class HeaderValue(ApiModel):
     """The header's value: text parameters, or a media link (https)."""
+
+    # A media header needs its link; a text header does not.
+    model_config = ConfigDict(
+        json_schema_extra=variants(({"type": ["text"]}, ()), ({"type": ["image", "video", "document"]}, ("link",)))
+    )
 
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["text", "image", "video", "document"] = "text"
     parameters: list[str | PlaceholderValue] = Field(default_factory=list, max_length=10)
-    link: str | None = Field(default=None, max_length=2000)
+    link: str | None = Field(default=None, max_length=2000, pattern=r"^https://")
     filename: str | None = Field(default=None, max_length=240)
 
     @field_validator("link")
@@ -157,17 +253,71 @@ class HeaderValue(BaseModel):
         return self
 
 
-class TemplateSendRequest(BaseModel):
-    """Send an approved WhatsApp template to the customer of a conversation."""
+UrlButtonParameter = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ButtonValues = Annotated[list[ButtonValue], Field(max_length=10)]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    conversation_id: str = Field(alias="conversationId", min_length=1, max_length=64)
-    template_name: str = Field(alias="templateName", min_length=1, max_length=512)
-    language: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+def _url_button(value: Any) -> Any:
+    """The setup guide's form: a lone string is the parameter of the template's URL button (button 0)."""
+    return [{"index": 0, "type": "url", "value": value}] if isinstance(value, str) else value
+
+
+class TemplateSendRequest(ApiModel):
+    """Send an approved WhatsApp template to the customer of a conversation.
+
+    `language` defaults to the tenant's `settings.template_language` (else en_US). `buttonParams` is a
+    list of button values, or — as in the setup guide — one string: the parameter of the template's URL
+    button (button 0).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "conversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
+                    "templateName": "order_update",
+                    "parameters": ["Sheena", "A-1042"],
+                    "buttonParams": "https://shop.example.com/orders/A-1042",
+                },
+                {
+                    "conversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
+                    "templateName": "appointment_reminder",
+                    "language": "es",
+                    "parameters": [{"name": "day", "text": "martes"}],
+                    "buttonParams": [{"index": 0, "type": "quick_reply", "value": "CONFIRM"}],
+                    "header": {"type": "image", "link": "https://cdn.example.com/clinic.jpg"},
+                },
+            ]
+        },
+    )
+
+    conversation_id: str = Field(min_length=1, max_length=64, description="Our conversation id or the Genesys one")
+    template_name: str = Field(min_length=1, max_length=512, description="The approved template's name")
+    language: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=20,
+        pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$",
+        description="WhatsApp language code (default: the tenant's settings.template_language, else en_US)",
+    )
     parameters: list[str | PlaceholderValue] = Field(default_factory=list, max_length=100)
-    button_params: list[ButtonValue] = Field(default_factory=list, alias="buttonParams", max_length=10)
+    button_params: Annotated[
+        ButtonValues, BeforeValidator(_url_button, json_schema_input_type=ButtonValues | UrlButtonParameter)
+    ] = Field(
+        default_factory=list,
+        description="Button values, or one string: the parameter of the URL button (button 0)",
+    )
     header: HeaderValue | None = None
+
+
+class TemplateQueued(ApiModel):
+    """A template accepted for sending: our message id (its outcome is tracked there) and the Graph body."""
+
+    message_id: str
+    conversation_id: str
+    status: Literal["queued"]
+    message: dict[str, Any] = Field(description="The WhatsApp Graph API body that will be sent (Meta's wire format)")
 
 
 def _parameters(values: list[str | PlaceholderValue]) -> list[TemplateParameter]:
@@ -177,7 +327,7 @@ def _parameters(values: list[str | PlaceholderValue]) -> list[TemplateParameter]
     ]
 
 
-def _template_body(request: TemplateSendRequest, to: str) -> dict[str, Any]:
+def _template_body(request: TemplateSendRequest, to: str, language: str) -> dict[str, Any]:
     name = request.template_name.rpartition("@")[2]
     header = request.header
     media = None
@@ -186,12 +336,25 @@ def _template_body(request: TemplateSendRequest, to: str) -> dict[str, Any]:
     return template_send(
         recipient(to, None),
         name=name,
-        language=request.language.replace("-", "_"),
+        language=language.replace("-", "_"),
         header_parameters=_parameters(header.parameters) if header is not None and media is None else [],
         header_media=media,
         body_parameters=_parameters(request.parameters),
         buttons=[TemplateButtonParameter(b.index, b.type, b.value) for b in request.button_params],
     )
+
+
+def _default_language(settings: dict[str, Any]) -> str:
+    """The tenant's default template language; a malformed setting is the tenant's error, said as such."""
+    configured = settings.get(TEMPLATE_LANGUAGE_SETTING)
+    if configured is None:
+        return DEFAULT_TEMPLATE_LANGUAGE
+    if not isinstance(configured, str) or not _LANGUAGE.fullmatch(configured):
+        raise Conflict(
+            f"the tenant's settings.{TEMPLATE_LANGUAGE_SETTING} ({configured!r}) is not a WhatsApp language code; "
+            "give `language` or fix the setting"
+        )
+    return configured
 
 
 async def _conversation(runtime: RuntimeDep, principal: Principal, conversation_id: str) -> Conversation:
@@ -212,7 +375,9 @@ async def _conversation(runtime: RuntimeDep, principal: Principal, conversation_
 @router.post(
     "/transform/outbound/send/template",
     status_code=202,
+    response_model=TemplateQueued,
     summary="Send an approved WhatsApp template to the customer of a conversation",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 503),
 )
 async def send_template(
     body: TemplateSendRequest, request: Request, runtime: RuntimeDep, principal: CurrentPrincipal
@@ -227,7 +392,8 @@ async def send_template(
         raise NotFound("the conversation's tenant no longer exists")
     if not tenant.active:
         raise Conflict(f"tenant {tenant.id} is {tenant.status}: nothing is sent for it")
-    send = _template_body(body, conversation.wa_id)
+    language = body.language or _default_language(tenant.settings)
+    send = _template_body(body, conversation.wa_id, language)
     cid = correlation_id(request)
     async with runtime.database.session() as session:
         message = Message(
@@ -270,8 +436,5 @@ async def send_template(
                 row.status, row.error = "failed", "ServerError: the broker was unavailable; nothing was sent"
         raise BackendUnavailable("cannot queue the template right now; retry later") from exc
     log.info("template.queued", tenant_id=tenant.id, message_id=message_id, template=send["template"]["name"])
-    return JSONResponse(
-        {"messageId": message_id, "conversationId": conversation.id, "status": "queued", "message": send},
-        status_code=202,
-        headers={"X-Request-Id": cid},
-    )
+    queued = TemplateQueued(message_id=message_id, conversation_id=conversation.id, status="queued", message=send)
+    return JSONResponse(queued.model_dump(mode="json"), status_code=202, headers={"X-Request-Id": cid})

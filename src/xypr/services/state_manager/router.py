@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy import ColumnElement, func, or_, select, true
@@ -30,7 +30,6 @@ from xypr.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from xypr.services.deps import MAX_OFFSET, RuntimeDep
 from xypr.services.openapi import error_responses
 from xypr.services.state_manager.schemas import (
-    MESSAGE_STATUSES,
     ContextBody,
     ContextView,
     ConversationView,
@@ -39,6 +38,7 @@ from xypr.services.state_manager.schemas import (
     MediaView,
     MessagePage,
     MessageRequest,
+    MessageStatus,
     MessageView,
     StatsView,
 )
@@ -91,7 +91,8 @@ def _scope(*roles: Role, platform_wide: bool = False) -> Callable[..., Awaitable
             if tenant_id is None:
                 if platform_wide:
                     return Scope(None, principal)
-                raise BadRequest("tenantId: required for a Xypr administrator", field="tenantId")
+                # Not a malformed request but one this role may not make: a Xypr admin acts on a named tenant.
+                raise Forbidden("tenantId: a Xypr administrator must name the tenant to act on", field="tenantId")
             if await runtime.tenants.by_id(tenant_id) is None:
                 raise NotFound(f"no tenant {tenant_id}")
             return Scope(tenant_id, principal)
@@ -176,11 +177,16 @@ async def write_mapping(
 ) -> MappingView:
     """Map a customer (`waId`) to a conversation: 201 when new, 200 when it existed (fields given are updated)."""
     tenant_id = _tenant(scope)
+    if body.phone_number_id is not None:
+        tenant = await runtime.tenants.by_id(tenant_id)
+        if tenant is None or tenant.wa_phone_number_id != body.phone_number_id:
+            raise NotFound(f"no WhatsApp number {body.phone_number_id} in this tenant", field="phoneNumberId")
+    given = body.model_fields_set | ({"customer_name"} if "contact_name" in body.model_fields_set else set())
     async with runtime.database.session() as session:
         existing = await _by_customer(session, tenant_id, body.wa_id)
         conversation = existing or await upsert_conversation(session, tenant_id=tenant_id, wa_id=body.wa_id)
         for field in ("bsuid", "customer_name", "genesys_conversation_id"):
-            if field in body.model_fields_set:
+            if field in given:
                 setattr(conversation, field, getattr(body, field))
         await session.flush()
         await session.refresh(conversation)
@@ -307,11 +313,20 @@ async def track_message(
         raise BadRequest("wamid: required for an inbound message", field="wamid")
     if body.direction == "outbound" and not body.genesys_message_id:
         raise BadRequest("genesysMessageId: required for an outbound message", field="genesysMessageId")
+    if body.wa_id is None and body.conversation_id is None:
+        raise BadRequest("waId or conversationId: name the conversation", field="waId")
     try:
         async with runtime.database.session() as session:
+            wa_id = body.wa_id
+            if wa_id is None:
+                assert body.conversation_id is not None
+                known = await _by_conversation(session, tenant_id, body.conversation_id)
+                if known is None:
+                    raise NotFound(f"no conversation {body.conversation_id}", field="conversationId")
+                wa_id = known.wa_id
             if body.direction == "inbound":
                 assert body.wamid is not None
-                conversation = await upsert_conversation(session, tenant_id=tenant_id, wa_id=body.wa_id)
+                conversation = await upsert_conversation(session, tenant_id=tenant_id, wa_id=wa_id)
                 record = await record_inbound(
                     session, conversation=conversation, wamid=body.wamid, kind=body.kind, text=body.text
                 )
@@ -322,7 +337,7 @@ async def track_message(
                     session,
                     tenant_id=tenant_id,
                     genesys_message_id=body.genesys_message_id,
-                    customer_id=body.wa_id,
+                    customer_id=wa_id,
                     kind=body.kind,
                     text=body.text,
                 )
@@ -350,7 +365,7 @@ async def track_message(
     "/messages",
     response_model=MessagePage,
     summary="List tracked messages",
-    responses=error_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def list_messages(
     runtime: RuntimeDep,
@@ -359,8 +374,10 @@ async def list_messages(
         str | None, Query(alias="conversationId", description="Our conversation id or the Genesys one")
     ] = None,
     wa_id: Annotated[str | None, Query(alias="waId", description="The customer's WhatsApp id or BSUID")] = None,
-    status_: Annotated[str | None, Query(alias="status", description=f"One of {', '.join(MESSAGE_STATUSES)}")] = None,
-    direction: Annotated[str | None, Query(description="inbound (customer → agent) or outbound")] = None,
+    status_: Annotated[MessageStatus | None, Query(alias="status", description="Only messages in this status")] = None,
+    direction: Annotated[
+        Literal["inbound", "outbound"] | None, Query(description="inbound (customer → agent) or outbound")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> MessagePage:
@@ -368,10 +385,6 @@ async def list_messages(
     tenant_id = _tenant(scope)
     if scope.principal.role is Role.AGENT and not (conversation_id or wa_id):
         raise Forbidden("agents list the messages of one conversation: give conversationId or waId")
-    if status_ is not None and status_ not in MESSAGE_STATUSES:
-        raise BadRequest(f"status: one of {', '.join(MESSAGE_STATUSES)}", field="status")
-    if direction is not None and direction not in ("inbound", "outbound"):
-        raise BadRequest("direction: inbound or outbound", field="direction")
     query = select(Message).where(Message.tenant_id == tenant_id)
     async with runtime.database.session() as session:
         conversations = [

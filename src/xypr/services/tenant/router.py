@@ -14,9 +14,9 @@ Secrets are write-only: accepted in bodies, never in an answer.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import ValidationError
 
 from xypr.auth.principal import CurrentPrincipal, Principal, Role, require_roles
@@ -32,7 +32,6 @@ from xypr.tenants.lifecycle import (
     suspend_tenant,
     update_tenant,
 )
-from xypr.tenants.models import TENANT_STATUSES
 from xypr.tenants.parking import parked_counts
 from xypr.tenants.schemas import (
     TenantCreate,
@@ -48,6 +47,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
+TenantId = Annotated[str, Path(alias="tenantId", description="The tenant's id")]
 XyprAdmin = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN))]
 TenantAdmin = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN, Role.TENANT_ADMIN))]
 
@@ -88,7 +88,7 @@ async def create(body: TenantCreate, runtime: RuntimeDep, _admin: XyprAdmin) -> 
 
     With `setup`, Xypr first subscribes the Meta app to the WABA and/or creates the Genesys Open
     Messaging integration (webhook `XYPR_PUBLIC_URL/webhook/genesys`, a generated secret), waiting
-    until Genesys reports it `Completed`; if a setup step fails nothing is created and the 400 body
+    until Genesys reports it `Completed`; if a setup step fails nothing is created and the 409 body
     carries `checks`. Then the onboarding checks run (Genesys credentials fetch a token, the
     integration exists and posts to us, the WhatsApp token can read the phone number); their results
     are returned in `checks`, field by field, but do not block the creation.
@@ -110,12 +110,11 @@ async def list_all(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tenants to skip")] = 0,
     status_: Annotated[
-        str | None, Query(alias="status", description=f"Only tenants in this status: {', '.join(TENANT_STATUSES)}")
+        Literal["active", "suspended", "resuming"] | None,
+        Query(alias="status", description="Only tenants in this status"),
     ] = None,
 ) -> TenantPage:
     """Every tenant, oldest first, a page at a time, with the total (Xypr admins)."""
-    if status_ is not None and status_ not in TENANT_STATUSES:
-        raise BadRequest(f"status: one of {', '.join(TENANT_STATUSES)}", field="status")
     tenants, total = await list_tenants(runtime.database, limit=limit, offset=offset, status=status_)
     parked = await parked_counts(runtime.database, [tenant.id for tenant in tenants])
     items = [tenant_view(tenant, parked_events=parked.get(tenant.id, 0)) for tenant in tenants]
@@ -123,12 +122,12 @@ async def list_all(
 
 
 @router.get(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=TenantView | TenantSummary,
     summary="Read a tenant",
     responses=error_responses(401, 404),
 )
-async def read(tenant_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView | TenantSummary:
+async def read(tenant_id: TenantId, runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView | TenantSummary:
     """The tenant without any secret; supervisors and agents get only its id, name and status."""
     _in_scope(principal, tenant_id)
     view = await _view(runtime, tenant_id)
@@ -138,17 +137,17 @@ async def read(tenant_id: str, runtime: RuntimeDep, principal: CurrentPrincipal)
 
 
 @router.patch(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=TenantView,
     summary="Update a tenant",
     responses=error_responses(400, 401, 403, 404, 409),
 )
-async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
+async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
     """Change the fields given (same fields as the tenant file); secrets are re-sealed, never returned.
 
     The onboarding checks run again and are returned. A tenant admin may not change `genesys.org_id`,
     and may change `whatsapp.phone_number_id` or `genesys.integration_id` only when the tenant's
-    credentials pass the matching check (400 `onboarding_failed` otherwise, nothing changed).
+    credentials pass the matching check (409 `onboarding_failed` otherwise, nothing changed).
     """
     _in_scope(principal, tenant_id)
     _check_role_mapping(body.settings)
@@ -157,12 +156,12 @@ async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, princip
 
 
 @router.post(
-    "/{tenant_id}/checks",
+    "/{tenantId}/checks",
     response_model=TenantView,
     summary="Run the onboarding checks again",
     responses=error_responses(401, 403, 404),
 )
-async def run_checks(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
+async def run_checks(tenant_id: TenantId, runtime: RuntimeDep, principal: TenantAdmin) -> TenantView:
     """Check the stored credentials against Genesys and Meta again; the results are kept and returned."""
     _in_scope(principal, tenant_id)
     await check_tenant(runtime, tenant_id)
@@ -170,24 +169,24 @@ async def run_checks(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin
 
 
 @router.post(
-    "/{tenant_id}/suspend",
+    "/{tenantId}/suspend",
     response_model=TenantView,
     summary="Suspend a tenant",
     responses=error_responses(401, 403, 404),
 )
-async def suspend(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
+async def suspend(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
     """Stop processing the tenant: its webhooks are still acknowledged, and parked until reactivation."""
     await suspend_tenant(runtime, tenant_id)
     return await _view(runtime, tenant_id)
 
 
 @router.post(
-    "/{tenant_id}/reactivate",
+    "/{tenantId}/reactivate",
     response_model=TenantResumed,
     summary="Reactivate a suspended tenant",
     responses=error_responses(401, 403, 404, 409, 503),
 )
-async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantResumed:
+async def reactivate(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantResumed:
     """Republish the parked webhook events in the order they arrived, then process the tenant again.
 
     503 when the broker is down or events keep arriving past the time limit: the tenant stays
@@ -198,13 +197,13 @@ async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> 
 
 
 @router.delete(
-    "/{tenant_id}",
+    "/{tenantId}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a suspended tenant",
     responses=error_responses(401, 403, 404, 409),
 )
-async def remove(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
+async def remove(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
     """Delete the tenant with its users, conversations, messages and parked events (suspend it first)."""
     await delete_tenant(runtime, tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

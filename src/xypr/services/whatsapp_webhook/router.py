@@ -23,6 +23,7 @@ from xypr.services.deps import (
     limit_webhooks_of_tenant,
     read_body,
 )
+from xypr.services.webhook_schemas import WHATSAPP_VERIFY, WHATSAPP_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
@@ -42,7 +43,9 @@ _MAX_ROUTING_IDS = 50
 router = APIRouter(tags=["webhooks"])
 
 
-@router.get("/webhook/whatsapp", response_class=PlainTextResponse, summary="Meta verification handshake")
+@router.get(
+    "/webhook/whatsapp", response_class=PlainTextResponse, summary="Meta verification handshake", **WHATSAPP_VERIFY
+)
 async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response:
     """Answer `hub.challenge` when `hub.verify_token` is the verify token of one of our tenants."""
     params = request.query_params
@@ -57,7 +60,7 @@ async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response
     return PlainTextResponse(challenge)
 
 
-@router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)")
+@router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)", **WHATSAPP_WEBHOOK)
 async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Verify and publish every message, status and error of the POST; 200 only once all are durable.
 
