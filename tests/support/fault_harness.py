@@ -411,7 +411,7 @@ def measure(ledger: Ledger, *, scenario: str, fault: str, restored_at: float) ->
 
 @dataclass
 class Traffic:
-    """How much traffic a scenario sends: conversations × messages per direction, paced."""
+    """How much traffic a scenario sends: conversations x messages per direction, paced."""
 
     conversations: int = 8
     messages: int = 6

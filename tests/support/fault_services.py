@@ -167,7 +167,7 @@ class PrivateServices:
         assert pg_bin is not None
         log = self.root / "pg-tools.log"
         with log.open("ab") as sink:
-            subprocess.run(  # noqa: S603 - our own fixed command line
+            subprocess.run(
                 self._as_postgres([str(pg_bin / tool), *args]),
                 stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=True,
                 cwd=self.root,
@@ -202,7 +202,7 @@ class PrivateServices:
         """Start Redis without persistence (a restart empties it, as a cache may be)."""
         log = self.root / "redis.log"
         with log.open("ab") as sink:
-            self._redis = subprocess.Popen(  # noqa: S603 - our own fixed command line
+            self._redis = subprocess.Popen(
                 ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(self.root)],
                 stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -240,7 +240,7 @@ class PrivateServices:
         (base / "rabbitmq.conf").write_text(f"listeners.tcp.default = {self.amqp_port}\nloopback_users = none\n")
         log = self.root / "rabbit.log"
         with log.open("ab") as sink:
-            self._rabbit = subprocess.Popen(  # noqa: S603 - our own fixed command line
+            self._rabbit = subprocess.Popen(
                 [str(RABBIT_BIN / "rabbitmq-server")],
                 stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._rabbit_env(),
                 start_new_session=True,
@@ -249,7 +249,7 @@ class PrivateServices:
         self._rabbitmqctl("await_startup", timeout=90)
 
     def _rabbitmqctl(self, *args: str, timeout: float = 60) -> None:
-        subprocess.run(  # noqa: S603 - our own fixed command line
+        subprocess.run(
             [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
             env=self._rabbit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             timeout=timeout, check=True,
