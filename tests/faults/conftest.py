@@ -43,25 +43,34 @@ def upstreams(private_services: PrivateServices) -> Iterator[Upstreams]:
         emulators.stop()
 
 
-@pytest.fixture
-def deployment(private_services: PrivateServices, upstreams: Upstreams) -> Iterator[Deployment]:
-    """A fresh database, namespace and tenant; the gateway and two workers running and ready."""
+@pytest.fixture(scope="session")
+def _deployment(private_services: PrivateServices, upstreams: Upstreams) -> Iterator[Deployment]:
+    """One database, namespace and tenant; the gateway and two workers, started once for every scenario.
+
+    Each scenario writes in conversations of its own (its run id is in every text), so what an
+    earlier scenario left behind is never counted again.
+    """
     root = Path(tempfile.mkdtemp(prefix="xypr-fault-run-"))
     item = Deployment(private_services, upstreams, root)
-    failed = True
     try:
         item.prepare()
         item.start_all()
         yield item
-        failed = False
     finally:
         item.stop_all()
         item.drop_database()
-        keep = os.environ.get("XYPR_FAULT_KEEP_LOGS")
-        if keep or failed:
+        if os.environ.get("XYPR_FAULT_KEEP_LOGS"):
             print(f"fault run logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def deployment(_deployment: Deployment) -> Iterator[Deployment]:
+    """The running deployment, every process ready and no upstream fault in force (bounded)."""
+    _deployment.heal()
+    yield _deployment
+    _deployment.heal()
 
 
 @pytest.fixture

@@ -245,6 +245,16 @@ class Deployment:
             self.start(role)
         self.wait_ready(self.roles, within=120)
 
+    def heal(self) -> None:
+        """Restart any process that is gone, clear the upstream fault windows, wait until all are ready."""
+        for role in self.roles:
+            process = self.processes.get(role)
+            if process is None or process.poll() is not None:
+                self.start(role)
+        for target in ("genesys", "meta"):
+            httpx.post(f"{self.upstreams.url}/_faults/upstream", json={"target": target, "phases": []}, timeout=10)
+        self.wait_ready(self.roles, within=120)
+
     def kill(self, role: str) -> None:
         """SIGKILL a role's process group: a crash, nothing settled."""
         process = self.processes[role]
@@ -298,7 +308,7 @@ class Deployment:
     def stop_all(self) -> None:
         """Stop every role (SIGTERM to the group, SIGKILL after a grace period)."""
         for process in self.processes.values():
-            _stop_group(process, grace=15)
+            _stop_group(process, grace=10)
 
     def drop_database(self) -> None:
         """Remove the scenario's database (best effort)."""
@@ -387,10 +397,12 @@ def measure(ledger: Ledger, *, scenario: str, fault: str, restored_at: float) ->
         if message.seq < highest.get(lane, -1):
             reordered.append(key)
         highest[lane] = max(highest.get(lane, -1), message.seq)
-    # Recovery: from the end of the fault until everything acknowledged before then had arrived.
-    backlog = [first_at[m.key] for m in acked if (m.acked_at or 0.0) <= restored_at and m.key in first_at]
+    # Recovery: from the end of the fault until every message first offered before then had arrived
+    # (the backlog the fault held back, including what the senders were still retrying).
+    backlog = [first_at[m.key] for m in ledger.messages.values() if m.first_try <= restored_at and m.key in first_at]
     recovery = max([0.0, *(at - restored_at for at in backlog)])
-    latencies = [first_at[m.key] - (m.acked_at or 0.0) for m in acked if m.key in first_at]
+    # Latency as the customer or agent sees it: from the sender's first try to the delivery.
+    latencies = [first_at[m.key] - m.first_try for m in ledger.messages.values() if m.key in first_at]
     return {
         "scenario": scenario,
         "fault": fault,
