@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.bridge import tenant_spec
+from tests.support.bridge import eventually, tenant_spec
 from xypr.backends.db import create_database, migrate
 from xypr.core.secretbox import SecretBox, generate_master_key
 from xypr.runtime import Runtime
@@ -292,3 +292,39 @@ async def test_a_cancelled_transaction_leaves_no_connection_inside_it(postgres_u
         assert row == (True,)  # the table of the cancelled transaction was rolled back
     finally:
         await database.close()
+
+
+@pytest.mark.services
+async def test_a_connection_whose_statement_was_cancelled_is_never_lent_again(postgres_url: str) -> None:
+    """A stage stopped mid-statement: asyncpg cancels the statement in the background, and if that fails
+    (PostgreSQL restarting) the connection is stuck mid-operation ("cannot switch to state 12; another
+    operation is in progress" for the next borrower). The pool gets a new connection instead."""
+    database = create_database(postgres_url, pool_size=1)
+    try:
+        await migrate(database)
+        pids: list[int] = []
+
+        async def slow() -> None:
+            async with database.sql() as sql:
+                row = await sql.fetchrow("SELECT pg_backend_pid()")
+                assert row is not None
+                pids.append(int(row[0]))
+                await sql.fetchrow("SELECT pg_sleep(30)")
+
+        task = asyncio.create_task(slow())
+        await eventually(lambda: _ready(pids))
+        await asyncio.sleep(0.2)  # inside pg_sleep
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        async with database.sql() as sql:
+            row = await sql.fetchrow("SELECT pg_backend_pid()")
+        assert row is not None
+        assert int(row[0]) != pids[0]
+    finally:
+        await database.close()
+
+
+async def _ready(pids: list[int]) -> bool:
+    return bool(pids)

@@ -1,30 +1,122 @@
-"""The one retry policy: bounded exponential backoff with jitter, honouring `Retry-After`."""
+"""The one retry policy: exponential backoff with jitter and a cap, honouring `Retry-After`.
+
+Two budgets: a failure the upstream or a backend will get over (`TransientError`, a dropped
+connection, a database restarting) is retried until `horizon` seconds have passed since the first
+try; anything else (a bug) gets `max_attempts` tries, so a poison event does not hold its
+conversation for hours.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-__all__ = ["RetryPolicy"]
+from xypr.core.errors import TransientError
+from xypr.core.logging import get_logger
+
+__all__ = ["RetryPolicy", "is_transient", "keep_trying"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """`max_attempts` tries in all; the wait before try n+1 grows as base·2^(n-1), capped."""
+    """Waits grow as base·growth^(n-1) up to `cap`; transient failures until `horizon`, others `max_attempts` tries."""
 
     max_attempts: int = 6
     base: float = 0.5
-    cap: float = 30.0
+    cap: float = 60.0
+    horizon: float | None = None
 
     def delay(self, attempt: int, *, retry_after: float | None = None, growth: float = 2.0) -> float:
         """Seconds to wait after failed try number `attempt` (1-based)."""
-        ceiling = min(self.cap, self.base * growth ** (attempt - 1))
+        # min() before the power would overflow: growth^attempt gets huge during an hours-long outage.
+        steps = min(attempt - 1, 64)
+        ceiling = min(self.cap, self.base * growth**steps)
         # "Equal jitter": never less than half the step, so a storm cannot retry in lockstep.
         wait = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None:
             wait = max(wait, retry_after)
         return wait
 
-    def exhausted(self, attempt: int) -> bool:
-        """True when try number `attempt` was the last one allowed."""
+    def exhausted(self, attempt: int, *, elapsed: float = 0.0, transient: bool = False) -> bool:
+        """True when no further try is allowed after try number `attempt`, `elapsed` seconds after the first."""
+        if transient and self.horizon is not None:
+            return elapsed >= self.horizon
         return attempt >= self.max_attempts
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of the backends' drivers that mean "unreachable for now", not "wrong"."""
+    import asyncpg
+    import sqlalchemy.exc
+    from redis import exceptions as redis_errors
+
+    from xypr.backends.broker.base import BrokerUnavailable
+
+    return (
+        OSError,  # ConnectionError, refused, reset
+        TimeoutError,
+        BrokerUnavailable,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+        asyncpg.CannotConnectNowError,  # the server is starting up
+        asyncpg.AdminShutdownError,
+        asyncpg.exceptions.InternalClientError,
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        sqlalchemy.exc.OperationalError,  # SQLite busy / locked, connection refused through the ORM
+        sqlalchemy.exc.InterfaceError,
+        sqlalchemy.exc.TimeoutError,  # pool exhausted
+        sqlite3.OperationalError,
+    )
+
+
+_BACKEND_ERRORS: tuple[type[BaseException], ...] | None = None
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that time fixes: an upstream's transient answer, a backend unreachable or restarting."""
+    global _BACKEND_ERRORS
+    if isinstance(error, TransientError):
+        return True
+    if _BACKEND_ERRORS is None:
+        _BACKEND_ERRORS = _backend_errors()
+    if isinstance(error, _BACKEND_ERRORS):
+        return True
+    cause = error.__cause__ or error.__context__
+    # SQLAlchemy wraps the driver's error (DBAPIError.orig); our own wrappers chain theirs.
+    orig = getattr(error, "orig", None)
+    return any(isinstance(inner, _BACKEND_ERRORS) for inner in (cause, orig) if inner is not None)
+
+
+async def keep_trying(operation: Callable[[], Awaitable[T]], *, policy: RetryPolicy, what: str) -> T | None:
+    """Run `operation` until it succeeds, waiting between tries; None when the horizon passed first.
+
+    For bookkeeping after an upstream accepted something: the effect happened, so its record is
+    retried here, in place, and never the effect itself. Every failure counts as transient (the
+    record itself is known to be right); giving up is logged, the caller carries on.
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await operation()
+        except Exception as exc:
+            elapsed = time.monotonic() - started
+            if policy.exhausted(attempt, elapsed=elapsed, transient=True) or (
+                policy.horizon is None and attempt >= policy.max_attempts
+            ):
+                log.error("bookkeeping.abandoned", what=what, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+                return None
+            wait = policy.delay(attempt)
+            log.warning("bookkeeping.retry", what=what, attempt=attempt, wait=round(wait, 3), error=str(exc)[:300])
+            await asyncio.sleep(wait)

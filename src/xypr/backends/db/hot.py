@@ -30,6 +30,15 @@ from xypr.backends.db.base import as_utc
 
 __all__ = ["Sql", "as_datetime", "as_json", "hot_sql"]
 
+_BROKEN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+)
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 # How SQLAlchemy's SQLite DateTime stores a value (UTC, the zone dropped): what the ORM parses back.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -87,10 +96,15 @@ async def hot_sql(engine: AsyncEngine, *, transaction: bool = False) -> AsyncIte
             else:
                 yield _Postgres(raw)
         except BaseException as exc:
-            # Broken, or still inside a transaction (a cancellation can interrupt the rollback): never
-            # hand it out again. SQLAlchemy's own reset would not see asyncpg's transaction.
-            broken = isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError)
-            if broken or raw.is_in_transaction():
+            # Never hand such a connection out again (SQLAlchemy's own reset sees none of it):
+            # - broken (the server went away, restarted, or the protocol lost track);
+            # - still inside a transaction (a cancellation can interrupt the rollback);
+            # - interrupted by a cancellation: asyncpg then cancels the statement in the background,
+            #   and if that cancel request fails (the server is restarting) the protocol stays in its
+            #   cancelled state, so the next borrower's statement failed with "cannot switch to state 12;
+            #   another operation is in progress". The only safe owner of the outcome is a new connection.
+            interrupted = not isinstance(exc, Exception)
+            if interrupted or isinstance(exc, _BROKEN) or raw.is_in_transaction() or raw.is_closed():
                 await asyncio.shield(conn.invalidate())
             raise
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
+from xypr.core.retry import keep_trying
 from xypr.events import GenesysRequest
 from xypr.runtime import Runtime
 from xypr.stage import Stage
@@ -46,8 +47,13 @@ class GenesysApi(Stage[GenesysRequest]):
 
         answer = await self.runtime.genesys.send(tenant, event.kind, event.body)
 
+        # Genesys accepted it: from here on only the bookkeeping is retried (in place), never the send.
         if dedupe:
-            await self.runtime.cache.set(dedupe, b"1", ttl=DEDUPE_TTL_SECONDS)
+            await keep_trying(
+                lambda: self.runtime.cache.set(dedupe, b"1", ttl=DEDUPE_TTL_SECONDS),
+                policy=self.runtime.retry,
+                what="genesys.dedupe_mark",
+            )
         if tracked is not None and event.message_id:
             await self._delivered(event, tracked, answer)
         log.info("genesys.sent", kind=event.kind, tenant_id=tenant.id, genesys_message_id=answer.get("id"))
@@ -59,18 +65,26 @@ class GenesysApi(Stage[GenesysRequest]):
         genesys_conversation = answered if isinstance(answered, str) and answered else None
         if genesys_conversation == tracked.genesys_conversation_id:
             genesys_conversation = None  # known already: only the message row changes
-        await mark_sent(
-            self.runtime.database,
-            tenant_id=event.tenant_id,
-            message_id=event.message_id or "",
-            genesys_message_id=str(answer.get("id") or "") or None,
-            conversation_id=tracked.conversation_id,
-            genesys_conversation_id=genesys_conversation,
+        await keep_trying(
+            lambda: mark_sent(
+                self.runtime.database,
+                tenant_id=event.tenant_id,
+                message_id=event.message_id or "",
+                genesys_message_id=str(answer.get("id") or "") or None,
+                conversation_id=tracked.conversation_id,
+                genesys_conversation_id=genesys_conversation,
+            ),
+            policy=self.runtime.retry,
+            what="genesys.mark_sent",
         )
         # The customer just wrote (name, time, maybe a new Genesys conversation): cached contexts are stale.
         known_ids = {event.conversation_id, tracked.conversation_id, tracked.genesys_conversation_id}
-        await forget_context(
-            self.runtime, tenant_id=event.tenant_id, conversation_ids=known_ids | {genesys_conversation}
+        await keep_trying(
+            lambda: forget_context(
+                self.runtime, tenant_id=event.tenant_id, conversation_ids=known_ids | {genesys_conversation}
+            ),
+            policy=self.runtime.retry,
+            what="genesys.forget_context",
         )
 
     async def on_permanent(self, event: GenesysRequest, error: PermanentError) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from xypr.backends.storage.base import ObjectNotFound
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
+from xypr.core.retry import keep_trying
 from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
@@ -61,16 +63,22 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
                 body = await self._with_media_id(tenant, event, uploads[index], body)
             await self._throttle(tenant)
             answer = await self.runtime.graph.send_message(tenant, body)
+            # Meta accepted the part: from here on only the bookkeeping is retried, never the send.
             wamid = str((answer.get("messages") or [{}])[0].get("id", ""))
-            await self.runtime.cache.set(part_key, wamid.encode(), ttl=PART_TTL_SECONDS)
+            await keep_trying(
+                functools.partial(self.runtime.cache.set, part_key, wamid.encode(), ttl=PART_TTL_SECONDS),
+                policy=self.runtime.retry,
+                what="whatsapp.part_sent",
+            )
             wamids.append(wamid)
         if event.message_id and tracked is not None:
-            await mark_sent_to_whatsapp(
-                self.runtime.database,
-                tenant_id=tenant.id,
-                message_id=event.message_id,
-                wamids=wamids,
-                details=tracked.details,
+            message_id, details = event.message_id, tracked.details
+            await keep_trying(
+                lambda: mark_sent_to_whatsapp(
+                    self.runtime.database, tenant_id=tenant.id, message_id=message_id, wamids=wamids, details=details
+                ),
+                policy=self.runtime.retry,
+                what="whatsapp.mark_sent",
             )
         log.info("whatsapp.sent", tenant_id=tenant.id, genesys_message_id=event.genesys_message_id, wamids=wamids)
         return "processed"
