@@ -2,7 +2,8 @@
 
 The gateway and two worker processes run on a private PostgreSQL, RabbitMQ and Redis, with the Meta
 and Genesys emulators as upstreams. Customers write (Meta-like retrying webhooks) and agents reply
-(Genesys-like retrying webhooks) in 8 conversations at once; one fault hits mid-stream. Afterwards
+(Genesys-like retrying webhooks) in 8 conversations at once, from before the fault until after it
+ended; one fault hits mid-stream. Afterwards
 every acknowledged message must have reached the other side exactly once and in its conversation's
 order, and every process must be ready again. `XYPR_FAULT_REPEAT=3` runs each scenario three times
 (duplicates can be intermittent); `XYPR_FAULT_REPORT=path.json` writes the figures (and path.md).
@@ -82,23 +83,26 @@ async def _upstream_window(deployment: Deployment, target: str, phases: list[dic
 
 
 async def genesys_outage(deployment: Deployment) -> str:
-    """Every token expires; Genesys answers 503 for 5 s, then 429 with `Retry-After: 2` for 5 s."""
+    """Every token expires; Genesys answers 503 for 10 s, then 429 with `Retry-After: 2` for 5 s.
+
+    15 s: longer than one step's whole retry budget was (7.75-15.5 s, issue 10 defect 10).
+    """
     phases: list[dict[str, object]] = [
-        {"seconds": 5, "status": 503},
+        {"seconds": 10, "status": 503},
         {"seconds": 5, "status": 429, "retry_after": 2},
     ]
     await _upstream_window(deployment, "genesys", phases)
-    return "Genesys tokens expired; 503 for 5 s, then 429 (Retry-After 2) for 5 s"
+    return "Genesys tokens expired; 503 for 10 s, then 429 (Retry-After 2) for 5 s"
 
 
 async def meta_storm(deployment: Deployment) -> str:
-    """Meta answers sends 500 (#131000) for 5 s, then 400 #130429 (rate limit hit) for 5 s."""
+    """Meta answers sends 500 (#131000) for 10 s, then 400 #130429 (rate limit hit) for 5 s."""
     phases: list[dict[str, object]] = [
-        {"seconds": 5, "status": 500, "code": 131000},
+        {"seconds": 10, "status": 500, "code": 131000},
         {"seconds": 5, "status": 400, "code": 130429},
     ]
     await _upstream_window(deployment, "meta", phases)
-    return "Meta sends 500 (#131000) for 5 s, then 130429 for 5 s"
+    return "Meta sends 500 (#131000) for 10 s, then 130429 for 5 s"
 
 
 SCENARIOS: dict[str, Callable[[Deployment], Awaitable[str]]] = {

@@ -423,12 +423,17 @@ def measure(ledger: Ledger, *, scenario: str, fault: str, restored_at: float) ->
 
 @dataclass
 class Traffic:
-    """How much traffic a scenario sends: conversations x messages per direction, paced."""
+    """How much traffic a scenario sends: conversations x directions, paced, across the whole fault.
+
+    Every lane keeps writing until `tail` seconds after the fault was restored (so messages arrive
+    before, during and after it, whatever the fault takes), at most `max_messages` each.
+    """
 
     conversations: int = 8
-    messages: int = 6
-    interval: float = 0.6  # seconds between one conversation's messages (after the previous ack)
-    fault_after: float = 1.5  # seconds into the stream
+    interval: float = 1.0  # seconds between one conversation's messages (after the previous ack)
+    fault_after: float = 2.0  # seconds into the stream
+    tail: float = 3.0  # seconds of traffic after the fault was restored
+    max_messages: int = 60  # per conversation and direction: the bound when a fault never ends
 
 
 class Senders:
@@ -555,10 +560,16 @@ async def run_scenario(
         start = time.monotonic()
         restored: dict[str, float] = {}
 
+        lanes_total = traffic.conversations * 2
+
         async def lane(conversation: int, direction: str) -> None:
-            for seq in range(1, traffic.messages + 1):
-                due = start + (seq - 1) * traffic.interval
+            # Lanes are spread over the interval: a steady stream rather than bursts of 16.
+            offset = (conversation * 2 + (direction == "out")) / lanes_total * traffic.interval
+            for seq in range(1, traffic.max_messages + 1):
+                due = start + offset + (seq - 1) * traffic.interval
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if "restored_at" in restored and time.time() > restored["restored_at"] + traffic.tail:
+                    return
                 message = ledger.new(conversation, direction, seq)
                 if direction == "in":
                     await senders.customer_writes(message)
