@@ -118,8 +118,8 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
             log.info("xypr.started", http=list(plan.http_services), workers=list(plan.worker_services))
             yield
         finally:
-            for consumer in consumers:
-                await consumer.stop()
+            # All stages at once: each stops taking work and lets what it holds finish within the grace.
+            await asyncio.gather(*(consumer.stop(grace=settings.shutdown_grace_seconds) for consumer in consumers))
             for hook in plan.on_shutdown:
                 await hook(app, runtime)
             tenant_changes.cancel()

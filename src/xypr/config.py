@@ -48,9 +48,18 @@ class Settings(BaseSettings):
     # Pipeline tuning.
     partitions: int = Field(default=4, ge=1, le=64)
     worker_concurrency: int = Field(default=64, ge=1, le=4096)
+    # Tries of an event failing with an unexpected error (a bug); transient failures (upstream
+    # outages, 429, backends restarting) are retried until the horizon instead.
     max_attempts: int = Field(default=6, ge=1, le=50)
     retry_base_seconds: float = Field(default=0.5, gt=0)
-    retry_max_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    retry_horizon_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # On SIGTERM: how long handlers already sending may take to finish before they are cancelled
+    # (keep it below the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriod).
+    # A WhatsApp send whose answer was lost is sent again only if no status webhook naming it (our id in
+    # `biz_opaque_callback_data`) arrived within this many seconds.
+    send_outcome_wait_seconds: float = Field(default=15.0, ge=0, le=600)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
     # messages come back after this), and the longest sleep between polls for other processes'

@@ -82,7 +82,10 @@ class Runtime:
                 http, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version, poster=poster
             ),
             retry=RetryPolicy(
-                max_attempts=settings.max_attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
+                max_attempts=settings.max_attempts,
+                base=settings.retry_base_seconds,
+                cap=settings.retry_max_seconds,
+                horizon=settings.retry_horizon_seconds,
             ),
         )
 

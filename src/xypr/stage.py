@@ -1,4 +1,4 @@
-"""Runs one pipeline stage on a queue: per-conversation order, bounded retries, then dead letters.
+"""Runs one pipeline stage on a queue: per-conversation order, retries up to a horizon, then dead letters.
 
 A stage is a handler of one event. Deliveries of one ordering key are handled one after the other
 (the *portal lock*), different keys concurrently. Transient failures are retried here, in place,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -20,7 +21,7 @@ from xypr.backends.broker.base import Broker, Consumer, Delivery
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import EVENTS, STAGE_LATENCY
-from xypr.core.retry import RetryPolicy
+from xypr.core.retry import RetryPolicy, is_transient
 
 __all__ = ["KeyedLocks", "Stage", "run_stage"]
 
@@ -72,7 +73,11 @@ class Stage(abc.ABC, Generic[E]):
         """Called before each retry (e.g. to drop a cached credential)."""
 
 
-async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -> None:
+async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy, stopping: asyncio.Event) -> None:
+    if stopping.is_set():
+        # Its turn came after the process began to stop: hand it back untouched, first in line.
+        await delivery.release()
+        return
     try:
         event = stage.event_type.model_validate_json(delivery.body)
     except ValidationError as exc:
@@ -82,6 +87,7 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
         return
     bound = {"stage": stage.name, "key": delivery.key, "correlation_id": getattr(event, "correlation_id", None)}
     with structlog.contextvars.bound_contextvars(**bound):
+        started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
@@ -96,10 +102,11 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
                 else:
                     await delivery.ack()
                 return
-            except Exception as exc:  # transient, or a bug: both get the bounded retries
-                if not isinstance(exc, TransientError):
+            except Exception as exc:  # transient until the horizon; a bug gets the bounded tries
+                transient = is_transient(exc)
+                if not transient:
                     log.exception("event.error", attempt=attempt)
-                if policy.exhausted(attempt):
+                if policy.exhausted(attempt, elapsed=time.monotonic() - started, transient=transient):
                     EVENTS.labels(stage.name, "dead_lettered").inc()
                     log.error("event.dead_lettered", attempt=attempt, error=str(exc)[:500])
                     await stage.on_exhausted(event, exc)
@@ -108,11 +115,20 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
                 retry_after = exc.retry_after if isinstance(exc, TransientError) else None
                 growth = exc.growth if isinstance(exc, TransientError) else 2.0
                 wait = policy.delay(attempt, retry_after=retry_after, growth=growth)
+                if policy.horizon is not None and transient:
+                    # The last try lands on the horizon rather than a whole backoff step after it.
+                    wait = max(0.0, min(wait, policy.horizon - (time.monotonic() - started)))
                 EVENTS.labels(stage.name, "retried").inc()
                 log.info("event.retry", attempt=attempt, wait=round(wait, 3), error=str(exc)[:300])
                 if isinstance(exc, TransientError):
                     await stage.on_transient(event, exc)
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=wait)
+                if stopping.is_set():
+                    # Between tries nothing is in flight: give it back for the next process to retry.
+                    log.info("event.released", attempt=attempt)
+                    await delivery.release()
+                    return
                 continue
             EVENTS.labels(stage.name, outcome).inc()
             accepted_at = getattr(event, "accepted_at", None)
@@ -122,15 +138,29 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy) -
             return
 
 
+class _StageConsumer(Consumer):
+    """The broker's consumer, plus telling the stage's handlers that the process is stopping."""
+
+    def __init__(self, consumer: Consumer, stopping: asyncio.Event) -> None:
+        self._consumer = consumer
+        self._stopping = stopping
+
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Handlers between tries give their delivery back at once; those sending get `grace` seconds."""
+        self._stopping.set()
+        await self._consumer.stop(grace=grace)
+
+
 async def run_stage(stage: Stage[Any], *, broker: Broker, policy: RetryPolicy, prefetch: int) -> Consumer:
-    """Start consuming `stage.queue`; the returned consumer stops it."""
+    """Start consuming `stage.queue`; the returned consumer stops it (gracefully, given a grace period)."""
     locks = KeyedLocks()
+    stopping = asyncio.Event()
 
     async def on_delivery(delivery: Delivery) -> None:
         try:
-            await locks.run(delivery.key, lambda: _process(stage, delivery, policy))
+            await locks.run(delivery.key, lambda: _process(stage, delivery, policy, stopping))
         except asyncio.CancelledError:
             await asyncio.shield(delivery.release())
             raise
 
-    return await broker.consume(stage.queue, on_delivery, prefetch=prefetch)
+    return _StageConsumer(await broker.consume(stage.queue, on_delivery, prefetch=prefetch), stopping)

@@ -1,13 +1,14 @@
-"""Genesys failing: Retry-After is waited, an outage longer than the retries ends in the dead letters, replayable."""
+"""Genesys failing: Retry-After is waited, outages ridden out up to the retry horizon, then dead letters, replayable."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from sqlalchemy import select
 
-from tests.support.bridge import Bridge, eventually, running_bridge
+from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
 from xypr.backends.broker.base import DeadLetter
 from xypr.config import Settings
 from xypr.state.models import Message
@@ -53,11 +54,13 @@ async def _has(bridge: Bridge, text: str) -> bool:
     return text in await _texts(bridge)
 
 
-async def test_outage_longer_than_the_retries_dead_letters_the_message_with_its_error_and_replay_delivers_it(
+async def test_outage_longer_than_the_retry_horizon_dead_letters_the_message_with_its_error_and_replay_delivers_it(
     backend_settings: Settings,
 ) -> None:
-    async with running_bridge(backend_settings.model_copy(update={"max_attempts": 3})) as bridge:
-        await _fault(bridge, status=503, count=3)
+    settings = backend_settings.model_copy(update={"retry_horizon_seconds": 0.5})
+    async with running_bridge(settings) as bridge:
+        await _fault(bridge, status=503, seconds=2)
+        outage_started = time.monotonic()
 
         await bridge.customer_says(CUSTOMER, "during the outage")
 
@@ -75,6 +78,7 @@ async def test_outage_longer_than_the_retries_dead_letters_the_message_with_its_
         assert "Genesys HTTP 503" in tracked.error
         assert await _texts(bridge) == []
 
+        await asyncio.sleep(max(0.0, 2.5 - (time.monotonic() - outage_started)))  # Genesys is back
         assert await bridge.runtime.broker.replay(letter.id)
 
         assert await eventually(lambda: _texts(bridge)) == ["during the outage"]
@@ -86,3 +90,61 @@ async def test_outage_longer_than_the_retries_dead_letters_the_message_with_its_
             return row is not None and row.status == "sent" and row.error is None
 
         await eventually(settled)
+
+
+async def test_an_outage_then_429s_are_ridden_out_every_message_delivered_once_in_order_none_dead_lettered(
+    backend_settings: Settings,
+) -> None:
+    """Genesys answers 503 for 4 s, then 429 with Retry-After: far more than `max_attempts` tries, well within
+    the horizon. Every conversation's messages arrive, once each, in order."""
+    settings = backend_settings.model_copy(
+        update={"max_attempts": 3, "retry_base_seconds": 0.1, "retry_max_seconds": 0.5, "retry_horizon_seconds": 60}
+    )
+    customers = [f"1650555{n:04d}" for n in range(6)]
+    async with running_bridge(settings) as bridge:
+        await _fault(bridge, status=503, seconds=4)
+        await _fault(bridge, status=429, count=4, retry_after=1)
+
+        for round_ in range(3):
+            for customer in customers:
+                await bridge.customer_says(customer, f"{customer} #{round_}")
+
+        async def all_delivered() -> list[str] | None:
+            texts = await _texts(bridge)
+            return texts if len(texts) >= 3 * len(customers) else None
+
+        texts = await eventually(all_delivered, within=60)
+        await asyncio.sleep(0.3)
+        texts = await _texts(bridge)
+        assert len(texts) == len(set(texts)) == 3 * len(customers)  # none twice
+        for customer in customers:
+            assert [t for t in texts if t.startswith(customer)] == [f"{customer} #{n}" for n in range(3)]
+        assert await bridge.runtime.broker.dead_letters() == []
+
+
+async def test_a_conversation_held_by_an_outage_does_not_hold_another_of_the_same_partition(
+    backend_settings: Settings,
+) -> None:
+    """One partition: tenant A's Genesys is down for 5 s; tenant B's customer is delivered meanwhile."""
+    settings = backend_settings.model_copy(
+        update={"partitions": 1, "retry_base_seconds": 0.1, "retry_max_seconds": 0.5, "retry_horizon_seconds": 60}
+    )
+    async with running_bridge(settings) as bridge:
+        other = tenant_spec()
+        await bridge.add_tenant(other)
+        await _fault(bridge, status=503, seconds=5, integration_id=bridge.demo["genesys"]["integration_id"])
+        started = time.monotonic()
+
+        await bridge.customer_says(CUSTOMER, "held by the outage")
+        await bridge.customer_says(
+            CUSTOMER, "after the held one", phone_number_id=bridge.demo["whatsapp"]["phone_number_id"]
+        )
+        await bridge.customer_says("16505550000", "other tenant", phone_number_id=other["whatsapp"]["phone_number_id"])
+
+        other_integration = other["genesys"]["integration_id"]
+        await eventually(lambda: bridge.genesys_received(integration_id=other_integration))
+        assert time.monotonic() - started < 4.5  # while A is still down
+        assert await _texts(bridge) == []
+
+        await eventually(lambda: _has(bridge, "after the held one"), within=30)
+        assert await _texts(bridge) == ["held by the outage", "after the held one"]

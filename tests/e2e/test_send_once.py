@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from tests.support.bridge import Bridge, eventually, running_bridge
 from xypr.backends.db.hot import Sql
 from xypr.config import Settings
 from xypr.state.models import Message
+from xypr.whatsapp.client import OutcomeUnknown
 
 CUSTOMER = "16505551234"
 
@@ -137,3 +139,74 @@ async def _sent(bridge: Bridge, direction: str) -> bool:
 
 async def _has(texts: Any, text: str) -> bool:
     return text in await texts
+
+
+async def test_a_meta_500_then_130429_storm_longer_than_max_attempts_delivers_the_agent_message_once(
+    backend_settings: Settings,
+) -> None:
+    """Transient Meta answers are retried until the horizon, not `max_attempts` times: no Failed receipt."""
+    settings = backend_settings.model_copy(
+        update={"max_attempts": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.2, "retry_horizon_seconds": 60}
+    )
+    async with running_bridge(settings) as bridge:
+        await bridge.customer_says(CUSTOMER, "hi")
+        await eventually(bridge.genesys_received)
+        number = bridge.demo["whatsapp"]["phone_number_id"]
+        faults = [{"code": 1, "http_status": 500, "count": 3}, {"code": 130429, "count": 5}]
+        for fault in faults:
+            (await bridge.meta.post("/_sandbox/faults", json={"phone_number_id": number, **fault})).raise_for_status()
+
+        await bridge.agent_says(CUSTOMER, "through the storm")
+        await bridge.agent_says(CUSTOMER, "and after it")
+
+        await eventually(lambda: _has(_whatsapp_texts(bridge), "and after it"), within=30)
+        await asyncio.sleep(0.3)
+        assert await _whatsapp_texts(bridge) == ["through the storm", "and after it"]
+        assert await bridge.runtime.broker.dead_letters() == []
+        receipts = [item["body"].get("status") for item in await bridge.genesys_received("receipt")]
+        assert "Failed" not in receipts
+
+
+class _AnswerLostOnce:
+    """The Graph client, except that the first agent message's answer is lost after Meta accepted it
+    (the same unknown outcome as a worker killed at that instant)."""
+
+    def __init__(self, graph: Any) -> None:
+        self._graph = graph
+        self.lost = 0
+        self.calls = 0
+        self.lost_at = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._graph, name)
+
+    async def send_message(self, tenant: Any, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        answer: dict[str, Any] = await self._graph.send_message(tenant, body)
+        if not self.lost and body.get("type") == "text":
+            self.lost += 1
+            self.lost_at = time.monotonic()
+            raise OutcomeUnknown("Graph API unreachable: ServerDisconnectedError (injected after Meta accepted)")
+        return answer
+
+
+async def test_a_send_whose_answer_was_lost_is_matched_to_its_status_and_not_sent_again(
+    backend_settings: Settings,
+) -> None:
+    async with running_bridge(backend_settings) as bridge:
+        await bridge.customer_says(CUSTOMER, "hi")
+        await eventually(bridge.genesys_received)
+        lossy = _AnswerLostOnce(bridge.runtime.graph)
+        bridge.runtime.graph = lossy
+
+        await bridge.agent_says(CUSTOMER, "sent exactly once")
+
+        await eventually(lambda: _sent(bridge, "outbound"), within=30)
+        settled_after = time.monotonic() - lossy.lost_at
+        print(f"answer lost -> matched to Meta's status and recorded in {settled_after:.2f} s, without a resend")
+        assert lossy.lost == 1
+        (sent,) = await bridge.whatsapp_sent(to=CUSTOMER)
+        assert sent["body"]["biz_opaque_callback_data"].startswith("xypr:")
+        async with bridge.runtime.database.session() as session:
+            wamid = await session.scalar(select(Message.wamid).where(Message.direction == "outbound"))
+        assert wamid == sent["wamid"]  # recorded from the status webhook that named our message

@@ -9,6 +9,7 @@ __all__ = [
     "GENESYS_TOKENS",
     "INBOUND_MEDIA",
     "QUEUE_DEPTH",
+    "SEND_OUTCOMES",
     "STAGE_LATENCY",
     "UPSTREAM_LATENCY",
     "WEBHOOKS",
@@ -63,5 +64,10 @@ WHATSAPP_UNKNOWN_FIELDS = Counter(
 INBOUND_MEDIA = Counter(
     "xypr_inbound_media_total",
     "Customer media copied from WhatsApp, by outcome (copied, reused, retried, unavailable)",
+    ["outcome"],
+)
+SEND_OUTCOMES = Counter(
+    "xypr_whatsapp_unknown_send_outcomes_total",
+    "WhatsApp parts retried after an attempt with no answer: found accepted (by its status) or sent again",
     ["outcome"],
 )

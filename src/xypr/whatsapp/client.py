@@ -26,6 +26,10 @@ class TokenExpired(TransientError):
     """Meta error 190: re-read the tenant's token, then retry."""
 
 
+class OutcomeUnknown(TransientError):
+    """No answer from Meta (connection broken, timed out): the request may or may not have been accepted."""
+
+
 class GraphClient:
     """Calls `{graph}/{version}/…` for one tenant at a time."""
 
@@ -69,7 +73,7 @@ class GraphClient:
             response = await post()
         except (UpstreamUnreachable, httpx.HTTPError) as exc:
             what = str(exc) if isinstance(exc, UpstreamUnreachable) else type(exc).__name__
-            raise TransientError(f"Graph API unreachable: {what}") from exc
+            raise OutcomeUnknown(f"Graph API unreachable: {what}") from exc
         else:
             outcome = str(response.status_code)
             return self._answer(response)

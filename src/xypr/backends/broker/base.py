@@ -88,11 +88,12 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 class Consumer(abc.ABC):
-    """A running subscription; `stop` stops taking new deliveries and waits for none."""
+    """A running subscription; `stop` stops taking new deliveries and lets running ones finish."""
 
     @abc.abstractmethod
-    async def stop(self) -> None:
-        """Stop consuming; unsettled deliveries return to the queue."""
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Stop taking deliveries, give running handlers up to `grace` seconds to settle theirs, then
+        cancel the rest; unsettled deliveries return to the queue (in order, for redelivery)."""
 
 
 class Broker(abc.ABC):

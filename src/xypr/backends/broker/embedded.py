@@ -487,6 +487,8 @@ class _SqliteConsumer(Consumer):
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopped = False
+        # Set by stop(): no new claims, but leases of running handlers are still renewed.
+        self._draining = False
 
     def start(self) -> None:
         _LISTENERS[(self.broker._file, self.queue, id(self))] = self
@@ -502,7 +504,7 @@ class _SqliteConsumer(Consumer):
         while not self._stopped:
             self.wake.clear()
             try:
-                free = self._prefetch - len(self._unsettled)
+                free = 0 if self._draining else self._prefetch - len(self._unsettled)
                 claimed = await self.broker._claim(self.queue, self.owner, free) if free > 0 else []
                 for delivery in claimed:
                     self._dispatch(delivery)
@@ -562,13 +564,19 @@ class _SqliteConsumer(Consumer):
                 except BrokerUnavailable:
                     await delivery.release()
 
-    async def stop(self) -> None:
-        """Cancel the polling and running handlers; unsettled deliveries return to the queue."""
-        if self._stopped:
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Claim nothing more, let running handlers settle for up to `grace` seconds, cancel the rest;
+        unsettled deliveries return to the queue."""
+        if self._stopped or self._draining:
             return
-        self._stopped = True
-        _LISTENERS.pop((self.broker._file, self.queue, id(self)), None)
+        self._draining = True
         current = asyncio.current_task()
+        running = [task for task in self._tasks if task is not current]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        self._stopped = True
+        self.wake.set()
+        _LISTENERS.pop((self.broker._file, self.queue, id(self)), None)
         tasks = [task for task in (self._runner, *self._tasks) if task is not None and task is not current]
         for task in tasks:
             task.cancel()

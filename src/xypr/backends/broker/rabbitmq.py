@@ -536,7 +536,11 @@ class _RabbitConsumer(Consumer):
         self._subscriptions: dict[int, _Subscription] = {}
         self._pending: dict[str, deque[_RabbitDelivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Handler tasks (one per key being worked on): the ones stop() lets finish.
+        self._key_tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
+        # Set by stop(): new and queued deliveries stay unacknowledged (they return when the channel closes).
+        self._draining = False
 
     async def start(self) -> None:
         owned = [p for p in range(self.broker.partitions) if self.broker.owns(p)]
@@ -606,7 +610,7 @@ class _RabbitConsumer(Consumer):
             open_channel = not message.channel.is_closed
         except Exception:
             open_channel = False
-        if self._stopped or not subscription.active or not open_channel:
+        if self._stopped or self._draining or not subscription.active or not open_channel:
             # Left unacknowledged: RabbitMQ returns it, in order, when the channel closes.
             return
         delivery = _RabbitDelivery(self, subscription, message)
@@ -614,7 +618,10 @@ class _RabbitConsumer(Consumer):
         pending = self._pending.get(delivery.key)
         if pending is None:
             self._pending[delivery.key] = deque([delivery])
-            self._spawn(self._run_key(delivery.key))
+            task: asyncio.Task[None] = asyncio.create_task(self._run_key(delivery.key))
+            for running in (self._tasks, self._key_tasks):
+                running.add(task)
+                task.add_done_callback(running.discard)
         else:
             pending.append(delivery)
 
@@ -622,7 +629,7 @@ class _RabbitConsumer(Consumer):
         """Hand the deliveries of one key to the handler one after the other, in arrival order."""
         pending = self._pending[key]
         try:
-            while pending:
+            while pending and not self._draining:
                 delivery = pending[0]
                 if delivery.usable:
                     await self._deliver(delivery)
@@ -633,8 +640,8 @@ class _RabbitConsumer(Consumer):
 
     async def _deliver(self, delivery: _RabbitDelivery) -> None:
         async with self._slots:
-            if not delivery.usable:
-                return
+            if not delivery.usable or self._draining:
+                return  # stopping: it stays unacknowledged and returns in order
             subscription = delivery._subscription
             subscription.running += 1
             subscription.idle.clear()
@@ -653,8 +660,8 @@ class _RabbitConsumer(Consumer):
 
     def recycle(self, subscription: _Subscription) -> None:
         """Close and reopen a partition's channel so a released delivery is redelivered first."""
-        if self._stopped or not subscription.active:
-            return
+        if self._stopped or self._draining or not subscription.active:
+            return  # stopping: the channel is closed at the end anyway
         subscription.active = False
         self._spawn(self._resubscribe(subscription))
 
@@ -672,14 +679,19 @@ class _RabbitConsumer(Consumer):
             await asyncio.wait_for(subscription.channel.close(), timeout=self.broker.confirm_timeout)
         subscription.void()
 
-    async def stop(self) -> None:
-        """Cancel the subscriptions and running handlers; unsettled deliveries return to the queue."""
-        if self._stopped:
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Take nothing more, let running handlers settle for up to `grace` seconds, cancel the rest, close
+        the channels: every unacknowledged delivery returns to its partition in order."""
+        if self._stopped or self._draining:
             return
+        self._draining = True
+        current = asyncio.current_task()
+        running = [task for task in self._key_tasks if task is not current]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
         self._stopped = True
         for subscription in self._subscriptions.values():
             subscription.active = False
-        current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
             task.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -127,7 +128,7 @@ def _channel_echo(integration_id: str, channel: dict[str, Any]) -> dict[str, Any
     return echo
 
 
-def _record(
+async def _record(
     sandbox: GenesysSandbox,
     kind: str,
     integration_id: str,
@@ -150,6 +151,9 @@ def _record(
             matched_outbound,
         )
     )
+    if sandbox.answer_delay_seconds:
+        # Accepted (recorded) first, answered late: a slow Genesys, or a network slow on the way back.
+        await asyncio.sleep(sandbox.answer_delay_seconds)
     return JSONResponse(response)
 
 
@@ -169,7 +173,7 @@ async def inbound_message(integration_id: str, request: Request, sandbox: Sandbo
     response["direction"] = "Inbound"
     if request.query_params.get("prefetchConversationId", "").lower() == "true":
         response["conversationId"] = conversation_id
-    return _record(sandbox, "message", integration_id, customer_id, body, response, conversation_id)
+    return await _record(sandbox, "message", integration_id, customer_id, body, response, conversation_id)
 
 
 @router.post(_INBOUND + "/receipt")
@@ -191,7 +195,7 @@ async def inbound_receipt(integration_id: str, request: Request, sandbox: Sandbo
     response["direction"] = "Inbound"
     matched = sandbox.is_outbound_id(integration_id, receipt.id)
     conversation_id = sandbox.conversations.get((integration_id, customer_id))
-    return _record(sandbox, "receipt", integration_id, customer_id, body, response, conversation_id, matched)
+    return await _record(sandbox, "receipt", integration_id, customer_id, body, response, conversation_id, matched)
 
 
 @router.post(_INBOUND + "/event")
@@ -208,7 +212,7 @@ async def inbound_event(integration_id: str, request: Request, sandbox: SandboxD
         "direction": "Inbound",
     }
     conversation_id = sandbox.conversations.get((integration_id, customer_id))
-    return _record(sandbox, "event", integration_id, customer_id, body, response, conversation_id)
+    return await _record(sandbox, "event", integration_id, customer_id, body, response, conversation_id)
 
 
 @router.post(_INBOUND + "/structured/response")
@@ -227,4 +231,4 @@ async def inbound_structured_response(integration_id: str, request: Request, san
     if structured.originatingMessageId is not None:
         response["originatingMessageId"] = structured.originatingMessageId
     conversation_id = sandbox.conversation_for(integration_id, customer_id)
-    return _record(sandbox, "structured", integration_id, customer_id, body, response, conversation_id)
+    return await _record(sandbox, "structured", integration_id, customer_id, body, response, conversation_id)

@@ -14,6 +14,7 @@ from xypr.sandbox.genesys.models import (
     DisconnectRequest,
     FaultRequest,
     IntegrationRegistration,
+    LatencyRequest,
     RawWebhookRequest,
     ResetRequest,
     TokenTtlRequest,
@@ -74,10 +75,19 @@ async def set_token_ttl(request: TokenTtlRequest, sandbox: SandboxDep) -> dict[s
     return {"seconds": sandbox.token_ttl}
 
 
+@router.post("/latency")
+async def set_latency(request: LatencyRequest, sandbox: SandboxDep) -> dict[str, float]:
+    """Answer Open Messaging calls `seconds` after accepting them (0: at once)."""
+    sandbox.answer_delay_seconds = request.seconds
+    return {"seconds": sandbox.answer_delay_seconds}
+
+
 @router.post("/faults")
 async def inject_fault(request: FaultRequest, sandbox: SandboxDep) -> dict[str, Any]:
-    """The next `count` Open Messaging API calls answer `status` (429 with `Retry-After`)."""
-    sandbox.faults.append(Fault(request.status, request.count, request.integration_id, request.retry_after))
+    """The next `count` Open Messaging API calls (or every call for `seconds`) answer `status`."""
+    sandbox.faults.append(
+        Fault(request.status, request.count, request.integration_id, request.retry_after, seconds=request.seconds)
+    )
     return {"pending_faulted_calls": sum(f.remaining for f in sandbox.faults)}
 
 

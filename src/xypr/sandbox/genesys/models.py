@@ -30,6 +30,12 @@ class IntegrationRegistration(BaseModel):
     org_id: str | None = None
 
 
+class LatencyRequest(BaseModel):
+    """Open Messaging calls are accepted (recorded) at once and answered `seconds` later."""
+
+    seconds: float = Field(ge=0, le=600)
+
+
 class TokenTtlRequest(BaseModel):
     """Lifetime of tokens issued from now on."""
 
@@ -37,11 +43,13 @@ class TokenTtlRequest(BaseModel):
 
 
 class FaultRequest(BaseModel):
-    """The next `count` API calls (of one integration, or any) answer `status`."""
+    """The next `count` API calls (of one integration, or any) answer `status`; with `seconds`, every call
+    does for that long instead (an outage). Faults apply one after the other, in the order given."""
 
     integration_id: str | None = None
     status: Literal[429, 500, 502, 503, 504]
     count: int = Field(default=1, ge=1)
+    seconds: float | None = Field(default=None, gt=0, le=3600)
     retry_after: int | None = Field(default=None, ge=0)
 
 

@@ -66,12 +66,15 @@ class AccessToken:
 
 @dataclass(slots=True)
 class Fault:
-    """The next `remaining` API calls (of one integration, or any) answer `status`."""
+    """The next `remaining` API calls (of one integration, or any) answer `status`; with `seconds`, every
+    call does for that long, counted from the first call it answers."""
 
     status: int
     remaining: int
     integration_id: str | None = None
     retry_after: int | None = None
+    seconds: float | None = None
+    until: float | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +136,8 @@ class GenesysSandbox:
         self.service_clients: dict[str, ServiceClient] = {}
         # How long Genesys takes to complete an integration created through the API.
         self.integration_create_seconds = 0.2
+        # Open Messaging calls are recorded at once and answered this many seconds later.
+        self.answer_delay_seconds = 0.0
         # User login (code grant + PKCE, users/me): login clients, users, codes, user tokens.
         self.accounts = SandboxAccounts()
         self._init_traffic()
@@ -222,8 +227,16 @@ class GenesysSandbox:
 
     def take_fault(self, integration_id: str) -> Fault | None:
         """Consume one call's worth of the oldest fault that applies to this integration."""
-        for fault in self.faults:
+        for fault in list(self.faults):
             if fault.integration_id in (None, integration_id):
+                if fault.seconds is not None:
+                    now = time.monotonic()
+                    if fault.until is None:
+                        fault.until = now + fault.seconds
+                    if now >= fault.until:
+                        self.faults.remove(fault)
+                        continue  # over: the next fault (or none) applies
+                    return fault
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.remove(fault)
@@ -299,6 +312,7 @@ class GenesysSandbox:
     def reset(self, *, registry: bool = False) -> None:
         """Forget traffic, faults and conversations; with `registry`, integrations and tokens too."""
         self._init_traffic()
+        self.answer_delay_seconds = 0.0
         if registry:
             self.integrations.clear()
             self.tokens.clear()

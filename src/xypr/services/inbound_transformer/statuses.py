@@ -32,6 +32,7 @@ from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_GENESYS
 from xypr.transform.inbound import genesys_time
 from xypr.transform.receipts import failed_receipt, receipt
+from xypr.whatsapp.callback import PART_TTL_SECONDS, parse_part_marker, part_key
 from xypr.whatsapp.errors import describe, receipt_reason
 from xypr.whatsapp.models import WaStatus
 
@@ -145,6 +146,7 @@ async def handle_status(runtime: Runtime, tenant: TenantRuntime, event: InboundW
         log.info("whatsapp.status.ignored", tenant_id=tenant.id, wamid=status.id, status=status.status[:32])
         return "ignored"
 
+    await _note_accepted_part(runtime, tenant.id, status)
     done_key = f"{tenant.id}:status:{status.id}:{status.status}"
     claimed = await runtime.cache.set_nx(done_key, _PENDING, ttl=CLAIM_TTL_SECONDS)
     if not claimed and await runtime.cache.get(done_key) == _DONE:
@@ -164,6 +166,15 @@ async def handle_status(runtime: Runtime, tenant: TenantRuntime, event: InboundW
         await runtime.cache.set(done_key, _DONE, ttl=DONE_TTL_SECONDS)
     WHATSAPP_STATUSES.labels(label, outcome).inc()
     return outcome
+
+
+async def _note_accepted_part(runtime: Runtime, tenant_id: str, status: WaStatus) -> None:
+    """Any status of a part we marked proves Meta accepted it: remember its wamid where whatsapp-api looks
+    before sending a part whose earlier attempt has no known outcome (`xypr.whatsapp.callback`)."""
+    marked = parse_part_marker(status.biz_opaque_callback_data)
+    if marked is not None:
+        message_id, part = marked
+        await runtime.cache.set_nx(part_key(tenant_id, message_id, part), status.id.encode(), ttl=PART_TTL_SECONDS)
 
 
 async def _apply(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import time
 from typing import Any
 
 from xypr.backends.storage.base import ObjectNotFound
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
+from xypr.core.metrics import SEND_OUTCOMES
 from xypr.core.retry import keep_trying
 from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
@@ -16,7 +20,8 @@ from xypr.stage import Stage
 from xypr.state.service import SETTLED, SendState, get_message, mark_sent_to_whatsapp, send_state
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
-from xypr.whatsapp.client import TokenExpired
+from xypr.whatsapp.callback import PART_TTL_SECONDS, attempt_key, part_key, part_marker
+from xypr.whatsapp.client import OutcomeUnknown, TokenExpired
 from xypr.whatsapp.errors import receipt_reason
 from xypr.whatsapp.throughput import throughput_limit, wait_for_send_slot
 
@@ -24,7 +29,8 @@ __all__ = ["WhatsAppApi"]
 
 log = get_logger(__name__)
 
-PART_TTL_SECONDS = 7 * 24 * 3600.0
+# How often a retry looks for the status that would prove an earlier attempt was accepted.
+_OUTCOME_POLL_SECONDS = 0.2
 # Meta keeps uploaded media 30 days; a retried message reuses its upload well within that.
 MEDIA_ID_TTL_SECONDS = 24 * 3600.0
 
@@ -54,19 +60,21 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
         uploads = {upload.part: upload for upload in event.media}
         wamids: list[str] = []
         for index, body in enumerate(event.bodies):
-            part_key = f"{tenant.id}:wa-part:{event.message_id or event.correlation_id}:{index}"
-            done = await self.runtime.cache.get(part_key)
+            message_ref = event.message_id or event.correlation_id
+            accepted_key = part_key(tenant.id, message_ref, index)
+            done = await self.runtime.cache.get(accepted_key)
+            if done is None and event.message_id:
+                done = await self._outcome_of_earlier_attempt(tenant.id, event.message_id, index)
             if done is not None:
                 wamids.append(done.decode())
                 continue
             if index in uploads:
                 body = await self._with_media_id(tenant, event, uploads[index], body)
             await self._throttle(tenant)
-            answer = await self.runtime.graph.send_message(tenant, body)
+            wamid = await self._send_part(tenant, event, index, body)
             # Meta accepted the part: from here on only the bookkeeping is retried, never the send.
-            wamid = str((answer.get("messages") or [{}])[0].get("id", ""))
             await keep_trying(
-                functools.partial(self.runtime.cache.set, part_key, wamid.encode(), ttl=PART_TTL_SECONDS),
+                functools.partial(self.runtime.cache.set, accepted_key, wamid.encode(), ttl=PART_TTL_SECONDS),
                 policy=self.runtime.retry,
                 what="whatsapp.part_sent",
             )
@@ -82,6 +90,45 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             )
         log.info("whatsapp.sent", tenant_id=tenant.id, genesys_message_id=event.genesys_message_id, wamids=wamids)
         return "processed"
+
+    async def _send_part(self, tenant: TenantRuntime, event: WhatsAppRequest, index: int, body: dict[str, Any]) -> str:
+        """Send one part, its attempt recorded first; the wamid Meta answered."""
+        if not event.message_id:
+            answer = await self.runtime.graph.send_message(tenant, body)
+            return str((answer.get("messages") or [{}])[0].get("id", ""))
+        attempt = attempt_key(tenant.id, event.message_id, index)
+        # Meta echoes this in the part's status webhooks: a lost answer can still be matched to the send.
+        body = {**body, "biz_opaque_callback_data": part_marker(event.message_id, index)}
+        await self.runtime.cache.set(attempt, b"1", ttl=PART_TTL_SECONDS)
+        try:
+            answer = await self.runtime.graph.send_message(tenant, body)
+        except OutcomeUnknown:
+            raise  # the attempt stays recorded: the next try first waits for a status naming it
+        except (TransientError, PermanentError):
+            # Meta answered with an error: it did not take the part, a new try may send it.
+            with contextlib.suppress(Exception):
+                await self.runtime.cache.delete(attempt)
+            raise
+        return str((answer.get("messages") or [{}])[0].get("id", ""))
+
+    async def _outcome_of_earlier_attempt(self, tenant_id: str, message_id: str, index: int) -> bytes | None:
+        """The wamid of a part whose earlier attempt has no known outcome, if Meta's statuses show it was
+        accepted within `XYPR_SEND_OUTCOME_WAIT_SECONDS`; None when there was no such attempt or no status came."""
+        if await self.runtime.cache.get(attempt_key(tenant_id, message_id, index)) is None:
+            return None
+        accepted = part_key(tenant_id, message_id, index)
+        deadline = time.monotonic() + self.runtime.settings.send_outcome_wait_seconds
+        while True:
+            wamid = await self.runtime.cache.get(accepted)
+            if wamid is not None:
+                SEND_OUTCOMES.labels("accepted").inc()
+                log.info("whatsapp.part_found_accepted", message_id=message_id, part=index, wamid=wamid.decode())
+                return wamid
+            if time.monotonic() >= deadline:
+                SEND_OUTCOMES.labels("unknown").inc()
+                log.warning("whatsapp.resend_after_unknown_outcome", message_id=message_id, part=index)
+                return None
+            await asyncio.sleep(_OUTCOME_POLL_SECONDS)
 
     async def _status_call(self, tenant: TenantRuntime, event: WhatsAppRequest) -> str:
         """A typing indicator or mark-as-read: no tracking row, no receipt for the agent."""
