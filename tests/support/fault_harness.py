@@ -186,6 +186,8 @@ class Deployment:
             "XYPR_DATABASE_POOL_SIZE": "5",
             # Every webhook comes from 127.0.0.1 here; Meta's and Genesys' come from many addresses.
             "XYPR_RATE_LIMIT_WEBHOOKS_PER_IP": "1000000",
+            # Teardown only: the scenarios SIGKILL; a SIGTERM at the end of the session need not wait 20 s.
+            "XYPR_SHUTDOWN_GRACE_SECONDS": "5",
         })  # fmt: skip
         tenant_file = self.root / "tenant.json"
         tenant_file.write_text(json.dumps(self.tenant))
@@ -586,7 +588,7 @@ async def run_scenario(
         lanes = [lane(c, d) for c in range(traffic.conversations) for d in ("in", "out")]
         description, *_ = await asyncio.gather(inject(), *lanes)
         acked = {m.key for m in ledger.acked()}
-        await _wait_delivered(ledger, client, deployment.upstreams.url, acked, within=drain_within, idle=60)
+        await _wait_delivered(ledger, client, deployment.upstreams.url, acked, within=drain_within, idle=30)
         await asyncio.sleep(2.0)  # a duplicate right behind the last delivery still counts
         await ledger.collect(client, deployment.upstreams.url)
     result = measure(ledger, scenario=scenario, fault=description, restored_at=restored["restored_at"])
