@@ -340,19 +340,22 @@ async def test_when_metas_clock_says_the_window_closed_an_accepted_text_comes_ba
     assert (await _row(bridge, template_id)).status in ("sent", "delivered", "read")
 
 
-async def test_an_attachment_host_that_keeps_failing_ends_as_a_failed_receipt_after_the_retries(
-    bridge: Bridge,
+async def test_an_attachment_host_that_keeps_failing_ends_as_a_failed_receipt_at_the_retry_horizon(
+    tmp_path: Path,
 ) -> None:
-    broken = await bridge.genesys.post(
-        "/_sandbox/attachments",
-        json={"data_base64": base64.b64encode(PNG).decode(), "mime_type": "image/png", "answer_status": 503},
-    )
+    # Transient failures are retried until the horizon (hours by default): 2.5 s here, more than max_attempts tries.
+    async with running_bridge(embedded_settings(tmp_path, retry_horizon_seconds=2.5)) as bridge:
+        await _customer_wrote(bridge)
+        broken = await bridge.genesys.post(
+            "/_sandbox/attachments",
+            json={"data_base64": base64.b64encode(PNG).decode(), "mime_type": "image/png", "answer_status": 503},
+        )
 
-    genesys_id = await _agent(bridge, content=[{"contentType": "Attachment", "attachment": broken.json()}])
+        genesys_id = await _agent(bridge, content=[{"contentType": "Attachment", "attachment": broken.json()}])
 
-    receipt = await _receipt_for(bridge, genesys_id)
-    assert receipt["reasons"][0]["code"] == "ServerError"
-    assert "after retries" in receipt["reasons"][0]["message"]
-    assert len(await _downloads(bridge)) == bridge.runtime.settings.max_attempts
-    assert (await _row(bridge, genesys_id)).status == "failed"
-    assert await _sent(bridge) == []
+        receipt = await _receipt_for(bridge, genesys_id)
+        assert receipt["reasons"][0]["code"] == "ServerError"
+        assert "after retries" in receipt["reasons"][0]["message"]
+        assert len(await _downloads(bridge)) > bridge.runtime.settings.max_attempts  # not cut at max_attempts
+        assert (await _row(bridge, genesys_id)).status == "failed"
+        assert await _sent(bridge) == []
