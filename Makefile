@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-fast lint typecheck services bench clean vendor
+.PHONY: install run test test-faults test-fast lint typecheck services bench clean vendor
 
 install: $(VENV)/.installed
 
@@ -23,10 +23,19 @@ test: install
 	@$(VENV)/bin/ruff check src tests bench
 	@$(VENV)/bin/ruff format --check src tests bench
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/pytest -q -p no:cacheprovider
+	@$(VENV)/bin/pytest -q -p no:cacheprovider -m "not faults"
+	@$(MAKE) --no-print-directory test-faults
+
+## The fault suite (docs/reliability.md): gateway + 2 workers on private PostgreSQL/RabbitMQ/Redis, one fault per
+## scenario. FAULT_REPEAT=3 runs each scenario three times; the figures go to .xypr-faults/latest.{json,md}.
+FAULT_REPEAT ?= 1
+test-faults: install
+	@mkdir -p .xypr-faults
+	@XYPR_FAULT_REPEAT=$(FAULT_REPEAT) XYPR_FAULT_REPORT=.xypr-faults/latest.json \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider -m faults tests/faults
 
 test-fast: install
-	@$(VENV)/bin/pytest -q -m "not services and not browser and not schemathesis"
+	@$(VENV)/bin/pytest -q -m "not services and not browser and not schemathesis and not faults"
 
 lint: install
 	@$(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench
@@ -47,4 +56,4 @@ vendor:
 	@bash scripts/vendor.sh
 
 clean:
-	rm -rf $(VENV) .xypr-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .xypr-data .xypr-faults .pytest_cache .mypy_cache .ruff_cache
