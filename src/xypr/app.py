@@ -152,7 +152,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         version="0.1.0",
         summary="WhatsApp Business Cloud API ↔ Genesys Cloud Open Messaging bridge",
         lifespan=lifespan,
-        # /docs and /redoc are served from packaged assets (install_api_docs), never from a CDN.
+        # /docs is served from packaged assets (install_api_docs), never from a CDN; no ReDoc.
         docs_url=None,
         redoc_url=None,
     )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -67,14 +68,27 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _silence_amqp_client() -> Callable[[], None]:
+    """Mute the AMQP client's own log of failed connection attempts; returns what undoes it.
+
+    While a command connects, the one line it prints on failure already says why.
+    """
+    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.CRITICAL)
+
+    def restore() -> None:
+        for each, level in zip(loggers, levels, strict=True):
+            each.setLevel(level)
+
+    return restore
+
+
 @contextlib.contextmanager
 def _using(what: str, url: str) -> Iterator[None]:
     """Turns a backend failure (refused connection, missing database, …) into one line naming it."""
-    # The AMQP client logs each failed connection attempt itself; the one line below says it already.
-    quiet = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-    levels = [each.level for each in quiet]
-    for each in quiet:
-        each.setLevel(logging.CRITICAL)
+    restore = _silence_amqp_client()
     try:
         yield
     except (CliError, XyprError):
@@ -82,8 +96,7 @@ def _using(what: str, url: str) -> Iterator[None]:
     except Exception as exc:
         raise CliError(f"{what} at {_without_password(url)}: {_one_line(exc)}") from exc
     finally:
-        for each, level in zip(quiet, levels, strict=True):
-            each.setLevel(level)
+        restore()
 
 
 _NO_MASTER_KEY = (
@@ -129,8 +142,16 @@ class _StartupErrors(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             lines.append(f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}")
         if lines and not lines[-1].startswith("Application startup failed"):
-            self.last = lines[-1].strip()  # a traceback's last line names the exception and its message
+            self.last = _exception_line(lines[-1].strip())  # a traceback's last line: the exception and message
         return False
+
+
+def _exception_line(line: str) -> str:
+    """`xypr.x.y.SomeError: message` → `message` (ours say it all); `pkg.OtherError: m` → `OtherError: m`."""
+    name, separator, message = line.partition(": ")
+    if not separator or not re.fullmatch(r"[\w.]+", name):
+        return line
+    return message if name.startswith("xypr.") else f"{name.rsplit('.', 1)[-1]}: {message}"
 
 
 def _serve(
@@ -144,8 +165,11 @@ def _serve(
     )  # fmt: skip
     errors = _StartupErrors()
 
+    restore_amqp_log = _silence_amqp_client()
+
     def listening() -> None:
         errors.listening = True
+        restore_amqp_log()  # from now on a lost connection is worth a log line
         if on_listening is not None:
             on_listening()
 
@@ -158,6 +182,7 @@ def _serve(
         pass
     finally:
         uvicorn_log.removeFilter(errors)
+        restore_amqp_log()
     if not server.started:  # start-up failed (port taken, backend down): say so with the exit code
         raise CliError(f"could not start on {host}:{port}: {errors.last or 'see the log above'}")
 

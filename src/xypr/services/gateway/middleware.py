@@ -26,9 +26,10 @@ __all__ = ["GatewayMiddleware", "GatewayOptions"]
 log = get_logger(__name__)
 
 _WINDOW_SECONDS = 60.0
+# Pages load their scripts and styles from this origin only (/docs too: its assets are packaged).
 _CSP_HTML = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 

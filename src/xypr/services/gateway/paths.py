@@ -28,7 +28,6 @@ _PUBLIC_EXACT = frozenset(
         "/",  # redirects a browser to the sandbox page or the admin dashboard
         "/docs",
         "/docs/oauth2-redirect",
-        "/redoc",
         "/openapi.json",
         "/auth/login",
         "/auth/token",
