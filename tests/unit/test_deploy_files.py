@@ -40,7 +40,8 @@ def _cli_accepts(argv: list[str]) -> None:
     result = CliRunner().invoke(cli, [*argv[1:], "--help"])
     assert result.exit_code == 0, f"{argv}: {result.output}"
     if argv[1] == "serve":
-        assert SERVICES[argv[2]].built and SERVICES[argv[2]].port is not None, argv
+        assert SERVICES[argv[2]].built, argv
+        assert SERVICES[argv[2]].port is not None, argv
     if argv[1] == "worker":
         assert argv[2] == "all" or argv[2] in WORKER_SERVICES, argv
 
@@ -53,7 +54,8 @@ def test_compose_needs_no_env_file_every_variable_has_a_default() -> None:
         assert re.fullmatch(r"[A-Z0-9_]+:-.+", reference), f"${{{reference}}} has no default"
     for service in _compose()["services"].values():
         for env_file in service.get("env_file", []):
-            assert isinstance(env_file, dict) and env_file["required"] is False, env_file
+            assert isinstance(env_file, dict), env_file
+            assert env_file["required"] is False, env_file
 
 
 def test_compose_default_master_key_is_a_valid_key_marked_for_development_only() -> None:
@@ -81,7 +83,7 @@ def test_compose_publishes_the_service_table_and_the_consoles() -> None:
 
 def test_compose_commands_exist_in_the_cli_and_the_gateway_routes_to_the_containers() -> None:
     services = _compose()["services"]
-    for name, service in services.items():
+    for service in services.values():
         command = service.get("command")
         if isinstance(command, list) and command[0] == "xypr":
             _cli_accepts(command)

@@ -57,7 +57,7 @@ def test_workers_share_the_partitions_by_index() -> None:
 
 
 def test_the_gateway_proxies_every_service_with_paths_to_its_process() -> None:
-    gateway = _by_name(plan_programs(xypr=XYPR, port_base=3000, workers=1, host="0.0.0.0"))["api-gateway"]  # noqa: S104
+    gateway = _by_name(plan_programs(xypr=XYPR, port_base=3000, workers=1, host="0.0.0.0"))["api-gateway"]
 
     routed = json.loads(gateway.env["XYPR_SERVICE_URLS"])
     expected = {name: f"http://127.0.0.1:{spec.port}" for name, spec in SERVICES.items() if spec.built and spec.paths}
@@ -104,7 +104,9 @@ def test_the_gateways_json_survives_supervisords_environment_parser(tmp_path: Pa
 
     parsed = dict_of_key_value_pairs(parser.get("program:api-gateway", "environment"))
 
-    assert json.loads(parsed["XYPR_SERVICE_URLS"]) == json.loads(_by_name(programs)["api-gateway"].env["XYPR_SERVICE_URLS"])
+    assert json.loads(parsed["XYPR_SERVICE_URLS"]) == json.loads(
+        _by_name(programs)["api-gateway"].env["XYPR_SERVICE_URLS"]
+    )
 
 
 def test_no_secret_is_written_into_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
