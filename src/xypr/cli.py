@@ -19,6 +19,11 @@ import typer
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
+try:  # typer 0.2x carries its own copy of click: its commands raise that copy's exceptions
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - typer on the installed click
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
 from xypr.app import AppPlan, create_app
 from xypr.config import Settings
 from xypr.core.errors import XyprError
@@ -29,24 +34,27 @@ from xypr.services.registry import HTTP_SERVICES, SERVICES, WORKER_SERVICES
 
 __all__ = ["main"]
 
-# Errors are one line (see `main`), so typer's own traceback printer stays off.
-cli = typer.Typer(
-    help="Xypr: the WhatsApp ↔ Genesys Open Messaging bridge.", no_args_is_help=True, pretty_exceptions_enable=False
-)
-tenant_cli = typer.Typer(help="Tenants (organisations).", no_args_is_help=True)
-dlq_cli = typer.Typer(help="Dead letters: events that could not be processed.", no_args_is_help=True)
+# Errors are one line (see `main` and `CliError`): no rich error panels, no traceback printer.
+_PLAIN: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None, "pretty_exceptions_enable": False}
+cli = typer.Typer(help="Xypr: the WhatsApp ↔ Genesys Open Messaging bridge.", **_PLAIN)
+tenant_cli = typer.Typer(help="Tenants (organisations).", **_PLAIN)
+dlq_cli = typer.Typer(help="Dead letters: events that could not be processed.", **_PLAIN)
 cli.add_typer(tenant_cli, name="tenant")
 cli.add_typer(dlq_cli, name="dlq")
-admin_cli = typer.Typer(help="Xypr administrators (platform accounts with a password).", no_args_is_help=True)
+admin_cli = typer.Typer(help="Xypr administrators (platform accounts with a password).", **_PLAIN)
 cli.add_typer(admin_cli, name="admin")
 
 
-class CliError(Exception):
+class CliError(click_errors.ClickException):
     """A failure the command reports in one line on stderr (exit code `code`), never as a traceback."""
 
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
-        self.message, self.code = message, code
+        self.exit_code = code  # 1: a failure, 2: a wrong name or option
+
+    def show(self, file: Any = None) -> None:
+        """`error: <message>` on stderr (click would write `Error: …`)."""
+        typer.echo(f"error: {self.message}", err=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -617,17 +625,28 @@ def _one_line(exc: BaseException) -> str:
 def main() -> None:
     """Entry point of the `xypr` console script: every failure is one line on stderr and a non-zero exit."""
     try:
-        cli(prog_name="xypr")
+        code = cli(prog_name="xypr", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # `xypr` or `xypr tenant` alone: the help, as click does
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:  # a wrong option or argument: the reason and where the help is
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except CliError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        sys.exit(exc.code)
-    except KeyboardInterrupt:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except Exception as exc:
         if os.environ.get("XYPR_TRACEBACK"):
             raise
         typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

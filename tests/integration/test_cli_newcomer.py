@@ -97,6 +97,8 @@ def test_serve_without_a_master_key_says_in_one_line_what_to_set(tmp_path: Path)
     ("args", "env", "expected", "code"),
     [
         (("serve", "no-such-service"), {}, "unknown or not yet built HTTP service 'no-such-service'", 2),
+        (("serve", "auth", "--bogus"), {}, "No such option: --bogus", 2),
+        (("up",), {}, "set XYPR_DATABASE_URL, XYPR_AMQP_URL, XYPR_REDIS_URL, XYPR_S3_ENDPOINT", 1),
         (("serve", "genesys-api"), {}, "use `xypr worker genesys-api`", 2),
         (("worker", "all", "--index", "2", "--of", "2"), {}, "--index", 2),
         (("worker", "no-such-worker"), {}, "unknown worker 'no-such-worker'", 2),
@@ -109,7 +111,7 @@ def test_serve_without_a_master_key_says_in_one_line_what_to_set(tmp_path: Path)
         (("serve", "auth", "--port", "0"), {"XYPR_AMQP_URL": "amqp://127.0.0.1:1/"}, "could not start", 1),
     ],
     ids=[
-        "unknown-service", "worker-as-service", "index-out-of-range", "unknown-worker", "missing-file",
+        "unknown-service", "unknown-option", "up-without-backends", "worker-as-service", "index-out-of-range", "unknown-worker", "missing-file",
         "bad-setting", "unreachable-database", "unknown-dead-letter", "unreachable-broker", "bad-master-key",
         "broker-down-at-start",
     ],

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -41,11 +42,19 @@ def _port_base() -> int:
     if given:
         return int(given)
     for _ in range(200):
-        base = random.randrange(20000, 60000, 100)  # noqa: S311 - not a secret
+        base = random.randrange(20000, 60000, 100)
         ports = [p.port for p in plan_programs(xypr=("x",), port_base=base, workers=WORKERS, host="127.0.0.1")]
         if all(_free(port) for port in ports):
             return base
     raise RuntimeError("no free port range for the layout")
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    except OSError:
+        return False
+    return True
 
 
 def _healthy(port: int) -> bool:
@@ -55,9 +64,9 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _wait(condition: str, probe: object, within: float) -> None:
+def _wait(condition: str, probe: Callable[[], bool], within: float) -> None:
     deadline = time.monotonic() + within
-    while not probe():  # type: ignore[operator]
+    while not probe():
         assert time.monotonic() < deadline, f"not within {within:.0f} s: {condition}"
         time.sleep(0.5)
 
@@ -130,7 +139,7 @@ def test_up_starts_the_table_restarts_a_killed_process_and_stops_everything(
         up.wait(timeout=120)
         assert up.returncode == 0
         _wait("every process has exited", lambda: not any(_alive(pid) for pid in children), 30)
-        assert all(_free(port) for port in ports.values())
+        assert not any(_listening(port) for port in ports.values())
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
