@@ -208,7 +208,8 @@ def run(
     host, port = settings.host, settings.port
     if "public_url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
-    plan = AppPlan(http_services=HTTP_SERVICES, worker_services=WORKER_SERVICES, run_migrations=True)
+    # `GET /` leads a browser to the admin dashboard; the sandbox sends it to its own page instead.
+    plan = AppPlan(http_services=HTTP_SERVICES, worker_services=WORKER_SERVICES, run_migrations=True, home="/admin")
     if sandbox:
         from xypr.sandbox.demo import prepare_sandbox
 
