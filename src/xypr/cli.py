@@ -57,10 +57,10 @@ class CliError(click_errors.ClickException):
         typer.echo(f"error: {self.message}", err=True)
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(*, sandbox_key: bool = True, **overrides: Any) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_format)
-    if not settings.master_key.get_secret_value() and not settings.database_url:
+    if sandbox_key and not settings.master_key.get_secret_value() and not settings.database_url:
         # Next to a sandbox (same data folder, its SQLite database), its tenants are sealed with its key.
         found = key_file(settings.data_dir / SANDBOX_KEY_FILE, create=False)
         if found:
@@ -263,7 +263,7 @@ def up(
     """Start every service of the service table as its own process, plus the workers; restart any that dies."""
     from xypr.layout import plan_programs, s3_port, supervisord_config
 
-    settings = _settings(host=host)
+    settings = _settings(host=host, sandbox_key=False)  # its database is never the sandbox's
     updates: dict[str, Any] = {}
     s3_server: tuple[str, ...] | None = None
     if local:
