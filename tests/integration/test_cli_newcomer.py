@@ -111,7 +111,8 @@ def test_serve_without_a_master_key_says_in_one_line_what_to_set(tmp_path: Path)
         (("serve", "auth", "--port", "0"), {"XYPR_AMQP_URL": "amqp://127.0.0.1:1/"}, "could not start", 1),
     ],
     ids=[
-        "unknown-service", "unknown-option", "up-without-backends", "worker-as-service", "index-out-of-range", "unknown-worker", "missing-file",
+        "unknown-service", "unknown-option", "up-without-backends", "worker-as-service", "index-out-of-range",
+        "unknown-worker", "missing-file",
         "bad-setting", "unreachable-database", "unknown-dead-letter", "unreachable-broker", "bad-master-key",
         "broker-down-at-start",
     ],
