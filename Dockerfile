@@ -8,7 +8,9 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY src ./src
 RUN uv sync --frozen --no-dev
 ENV PATH="/app/.venv/bin:$PATH"
-RUN useradd --system --uid 10001 xypr
+RUN useradd --system --uid 10001 xypr && mkdir -p /var/lib/xypr && chown xypr /var/lib/xypr
+# Every process keeps scratch files in its data folder; /app belongs to root.
+ENV XYPR_DATA_DIR=/var/lib/xypr XYPR_HOST=0.0.0.0
 USER xypr
 EXPOSE 3000
-CMD ["xypr", "serve", "api-gateway", "--host", "0.0.0.0", "--port", "3000"]
+CMD ["xypr", "serve", "api-gateway", "--port", "3000"]

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-faults test-fast lint typecheck services bench clean vendor
+.PHONY: install run up test test-faults test-fast lint typecheck services bench clean vendor
 
 install: $(VENV)/.installed
 
@@ -13,9 +13,15 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	  $$uv sync --frozen --python python3 --quiet
 	@touch $@
 
-## Run the whole system in one process on embedded backends with the sandbox.
+## Run the whole system in one process on embedded backends with the sandbox (PORT=3000 by default).
 run: install
-	@$(VENV)/bin/xypr run --sandbox
+	@$(VENV)/bin/xypr run --sandbox $(if $(PORT),--port $(PORT))
+
+## The service table as processes on this machine (PostgreSQL, RabbitMQ, Redis, a local S3 server), restarted
+## when they die; Ctrl+C stops them all. PORT_BASE moves the table (default 3000), WORKERS sets the worker count.
+up: install
+	@bash scripts/services.sh
+	@$(VENV)/bin/xypr up --local $(if $(PORT_BASE),--port-base $(PORT_BASE)) $(if $(WORKERS),--workers $(WORKERS))
 
 ## Install everything, start the local services the tests need, run the whole suite.
 test: install

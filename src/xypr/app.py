@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -35,6 +35,7 @@ from xypr.services.registry import routers_of, stages_of
 from xypr.stage import run_stage
 from xypr.tenants.service import follow_tenant_changes
 from xypr.web import STATIC_PREFIX, static_files
+from xypr.web.apidocs import install_api_docs
 
 __all__ = ["AppPlan", "create_app"]
 
@@ -62,6 +63,8 @@ class AppPlan:
     remote_services: dict[str, str] = field(default_factory=dict)
     # Paths of the emulators and the sandbox page: the outside world, neither authenticated nor limited.
     sandbox_prefixes: list[str] = field(default_factory=list)
+    # Where `GET /` sends a browser (the sandbox page, the admin dashboard); None: no route at `/`.
+    home: str | None = None
 
 
 class RequestIdMiddleware:
@@ -101,6 +104,17 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
         if isinstance(route, APIRoute | Route) and route.methods and route.path_regex.match(path):
             methods |= route.methods
     return sorted(methods)
+
+
+def _home_router(target: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """A person opening the bare address lands on a page, not on a JSON 401."""
+        return RedirectResponse(target, status_code=302)
+
+    return router
 
 
 def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
@@ -151,6 +165,9 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         version="0.1.0",
         summary="WhatsApp Business Cloud API ↔ Genesys Cloud Open Messaging bridge",
         lifespan=lifespan,
+        # /docs is served from packaged assets (install_api_docs), never from a CDN; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(XyprError)
@@ -199,10 +216,13 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         return _error(500, "internal_error", "unexpected error; it has been logged")
 
     app.include_router(ops.router)
+    if plan.home is not None:
+        app.include_router(_home_router(plan.home))
     for router in [*routers_of(list(plan.http_services)), *plan.extra_routers]:
         app.include_router(router)
     if local_store is not None:
         app.include_router(create_media_router(local_store))
+    install_api_docs(app)  # its assets mount under /static, so before it
     app.mount(STATIC_PREFIX, static_files(), name="static")
     for prefix, sub in plan.mounts.items():
         app.mount(prefix, sub)

@@ -42,7 +42,7 @@ RULES = PathRules.of(sandbox_prefixes=["/sandbox"], metrics_public=True)
         ("/state/stats", PathKind.PROTECTED),
         ("/sandboxes", PathKind.PROTECTED),
         ("/docsx", PathKind.PROTECTED),
-        ("/", PathKind.PROTECTED),
+        ("/", PathKind.PUBLIC),  # redirects a browser to the sandbox page or the admin dashboard
     ],
 )
 def test_path_kinds(path: str, kind: PathKind) -> None:

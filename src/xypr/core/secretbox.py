@@ -6,10 +6,11 @@ import base64
 import hashlib
 import hmac
 import os
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["SecretBox", "SecretBoxError", "generate_master_key"]
+__all__ = ["SecretBox", "SecretBoxError", "generate_master_key", "key_file"]
 
 
 class SecretBoxError(Exception):
@@ -19,6 +20,21 @@ class SecretBoxError(Exception):
 def generate_master_key(version: str = "v1") -> str:
     """A fresh master key in the `XYPR_MASTER_KEY` format."""
     return f"{version}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def key_file(path: Path, *, create: bool) -> str | None:
+    """The master key kept in `path` (owner-only), made first when `create`; None when absent.
+
+    Development set-ups (`xypr run --sandbox`, `xypr up --local`) keep their key beside their data,
+    so every later command in the same folder opens the same tenants.
+    """
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_master_key() + "\n")
+    return path.read_text().strip()
 
 
 class SecretBox:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from xypr.app import AppPlan
 from xypr.config import Settings
 from xypr.core.logging import get_logger
-from xypr.core.secretbox import generate_master_key
+from xypr.core.secretbox import key_file
 from xypr.runtime import Runtime
+from xypr.sandbox import SANDBOX_KEY_FILE
 from xypr.sandbox.genesys.app import create_genesys_app
 from xypr.sandbox.meta.app import create_meta_app
 from xypr.sandbox.page import create_sandbox_page_router
@@ -32,6 +33,7 @@ __all__ = [
     "prepare_sandbox",
     "register_login",
     "register_with_emulators",
+    "sandbox_master_key",
 ]
 
 log = get_logger(__name__)
@@ -96,14 +98,9 @@ DEMO_USERS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def _master_key(settings: Settings) -> str:
-    """The sandbox keeps its own master key in the data folder when none is configured."""
-    path = settings.data_dir / "sandbox-master.key"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(generate_master_key() + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
+def sandbox_master_key(settings: Settings, *, create: bool) -> str | None:
+    """The master key the sandbox keeps in the data folder when none is configured (None: no sandbox yet)."""
+    return key_file(settings.data_dir / SANDBOX_KEY_FILE, create=create)
 
 
 async def register_with_emulators(
@@ -163,7 +160,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
     if not settings.master_key.get_secret_value():
         from pydantic import SecretStr
 
-        updates["master_key"] = SecretStr(_master_key(settings))
+        updates["master_key"] = SecretStr(sandbox_master_key(settings, create=True) or "")
     settings = settings.model_copy(update=updates)
 
     meta_app = create_meta_app(base_url=public + META_PREFIX)
@@ -171,6 +168,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
     plan.mounts[META_PREFIX] = meta_app
     plan.mounts[GENESYS_PREFIX] = genesys_app
     plan.sandbox_prefixes.append("/sandbox")
+    plan.home = "/sandbox"
     plan.extra_routers.append(
         create_sandbox_page_router(
             meta_prefix=META_PREFIX,

@@ -25,9 +25,9 @@ class PathKind(StrEnum):
 _PROBES = frozenset({"/health", "/ready"})
 _PUBLIC_EXACT = frozenset(
     {
+        "/",  # redirects a browser to the sandbox page or the admin dashboard
         "/docs",
         "/docs/oauth2-redirect",
-        "/redoc",
         "/openapi.json",
         "/auth/login",
         "/auth/token",
