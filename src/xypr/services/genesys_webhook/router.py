@@ -16,6 +16,7 @@ from xypr.core.metrics import WEBHOOKS
 from xypr.events import OutboundGenesysEvent, ordering_key
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
+from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
 from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
@@ -52,6 +53,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         WEBHOOKS.labels("genesys", "bad_signature").inc()
         log.warning("webhook.bad_signature", source="genesys", tenant_id=tenant.id, correlation_id=cid)
         raise Forbidden("X-Hub-Signature-256 does not match")
+    await note_webhook(runtime.cache, [tenant.id], "genesys")
     try:
         message = GenesysOutbound.model_validate(document)
     except ValidationError as exc:

@@ -94,7 +94,7 @@ async def create(body: TenantCreate, runtime: RuntimeDep, _admin: XyprAdmin) -> 
     are returned in `checks`, field by field, but do not block the creation.
     """
     _check_role_mapping(body.settings)
-    tenant = await onboard_tenant(runtime, body)
+    tenant = await onboard_tenant(runtime, body, actor=_admin)
     return tenant_view(tenant)
 
 
@@ -112,11 +112,19 @@ async def list_all(
     status_: Annotated[
         str | None, Query(alias="status", description=f"Only tenants in this status: {', '.join(TENANT_STATUSES)}")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Search: part of the name, or a phone_number_id, WABA id or Genesys "
+            "org id / integration id (exact)",
+        ),
+    ] = None,
 ) -> TenantPage:
-    """Every tenant, oldest first, a page at a time, with the total (Xypr admins)."""
+    """Every tenant (or those matching `q`), oldest first, a page at a time, with the total (Xypr admins)."""
     if status_ is not None and status_ not in TENANT_STATUSES:
         raise BadRequest(f"status: one of {', '.join(TENANT_STATUSES)}", field="status")
-    tenants, total = await list_tenants(runtime.database, limit=limit, offset=offset, status=status_)
+    tenants, total = await list_tenants(runtime.database, limit=limit, offset=offset, status=status_, search=q)
     parked = await parked_counts(runtime.database, [tenant.id for tenant in tenants])
     items = [tenant_view(tenant, parked_events=parked.get(tenant.id, 0)) for tenant in tenants]
     return TenantPage(items=items, total=total, limit=limit, offset=offset)
@@ -152,7 +160,7 @@ async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, princip
     """
     _in_scope(principal, tenant_id)
     _check_role_mapping(body.settings)
-    await update_tenant(runtime, tenant_id, body, platform_admin=principal.is_platform_admin)
+    await update_tenant(runtime, tenant_id, body, platform_admin=principal.is_platform_admin, actor=principal)
     return await _view(runtime, tenant_id)
 
 
@@ -177,7 +185,7 @@ async def run_checks(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin
 )
 async def suspend(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
     """Stop processing the tenant: its webhooks are still acknowledged, and parked until reactivation."""
-    await suspend_tenant(runtime, tenant_id)
+    await suspend_tenant(runtime, tenant_id, actor=_admin)
     return await _view(runtime, tenant_id)
 
 
@@ -193,7 +201,7 @@ async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> 
     503 when the broker is down or events keep arriving past the time limit: the tenant stays
     `resuming` (webhooks keep being parked, nothing is lost); call again.
     """
-    _tenant, resumed = await reactivate_tenant(runtime, tenant_id)
+    _tenant, resumed = await reactivate_tenant(runtime, tenant_id, actor=_admin)
     return TenantResumed(tenant=await _view(runtime, tenant_id), resumed_events=resumed)
 
 
@@ -206,5 +214,5 @@ async def reactivate(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> 
 )
 async def remove(tenant_id: str, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
     """Delete the tenant with its users, conversations, messages and parked events (suspend it first)."""
-    await delete_tenant(runtime, tenant_id)
+    await delete_tenant(runtime, tenant_id, actor=_admin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,7 @@ from xypr.core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
+from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import RuntimeDep, correlation_id, read_json_body
 from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
@@ -105,6 +106,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         log.warning("webhook.bad_signature", source="whatsapp", correlation_id=cid)
         raise Forbidden("X-Hub-Signature-256 does not match")
 
+    await note_webhook(runtime.cache, (tenants[number].id for number in trusted), "whatsapp")
     now = time.time()
     messages: list[OutgoingMessage] = []
     parked = 0
