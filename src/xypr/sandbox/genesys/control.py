@@ -76,7 +76,7 @@ async def set_token_ttl(request: TokenTtlRequest, sandbox: SandboxDep) -> dict[s
 
 @router.post("/faults")
 async def inject_fault(request: FaultRequest, sandbox: SandboxDep) -> dict[str, Any]:
-    """The next `count` Open Messaging API calls answer `status` (429 with `Retry-After`)."""
+    """The next `count` Open Messaging API calls answer `status` (400, 429 with `Retry-After`, or 5xx)."""
     sandbox.faults.append(Fault(request.status, request.count, request.integration_id, request.retry_after))
     return {"pending_faulted_calls": sum(f.remaining for f in sandbox.faults)}
 

@@ -40,7 +40,7 @@ class FaultRequest(BaseModel):
     """The next `count` API calls (of one integration, or any) answer `status`."""
 
     integration_id: str | None = None
-    status: Literal[429, 500, 502, 503, 504]
+    status: Literal[400, 429, 500, 502, 503, 504]
     count: int = Field(default=1, ge=1)
     retry_after: int | None = Field(default=None, ge=0)
 

@@ -31,7 +31,7 @@ from xypr.deadletters.service import (
     replay_dead_letter,
     replay_dead_letters,
 )
-from xypr.monitoring.overview import THRESHOLDS, build_overview
+from xypr.monitoring.overview import THRESHOLDS, Overview, build_overview
 from xypr.services.admin_dashboard.rendering import PageRoute, render, viewer
 from xypr.services.admin_dashboard.wizard import router as wizard_router
 from xypr.services.deps import RuntimeDep
@@ -140,23 +140,22 @@ async def overview(request: Request, runtime: RuntimeDep, me: Viewer) -> Respons
     return render(request, "overview.html", title="Overview", o=data, thresholds=THRESHOLDS)
 
 
-@router.get("/overview/live")
-async def overview_live(request: Request, runtime: RuntimeDep, me: Viewer) -> Response:
-    """The live part of the overview (what the stream sends), for a one-off refresh."""
-    return render(request, "partials/overview_live.html", o=await build_overview(runtime, me))
-
-
 @router.get("/overview/stream")
 async def overview_stream(request: Request, runtime: RuntimeDep, me: Viewer) -> Response:
-    """Server-sent events: the overview's live part every few seconds (event `overview`)."""
+    """Server-sent events every few seconds: the tiles (event `tiles`) and the tables (event `details`)."""
+
+    def event(name: str, template: str, data: Overview) -> bytes:
+        html = bytes(render(request, template, o=data).body).decode()
+        return (f"event: {name}\n" + "".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n").encode()
 
     async def events() -> AsyncIterator[bytes]:
         deadline = time.monotonic() + STREAM_SECONDS
         yield b"retry: 3000\n\n"
         while time.monotonic() < deadline and not await request.is_disconnected():
-            html = render(request, "partials/overview_live.html", o=await build_overview(runtime, me)).body
-            lines = bytes(html).decode().splitlines() or [""]
-            yield ("event: overview\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
+            data = await build_overview(runtime, me)
+            yield event("tiles", "partials/overview_tiles.html", data) + event(
+                "details", "partials/overview_details.html", data
+            )
             await asyncio.sleep(STREAM_EVERY)
 
     return StreamingResponse(
