@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
+    # messages come back after this), and the longest sleep between polls for other processes'
+    # publishes when idle (publishes of the same process wake its consumers at once).
+    queue_lease_seconds: float = Field(default=60.0, ge=1.0)
+    queue_idle_poll_seconds: float = Field(default=0.5, gt=0, le=10.0)
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     # PostgreSQL connections each process keeps open (no more: busy handlers wait for one); N
     # processes need N x this below the server's max_connections.

@@ -41,4 +41,9 @@ def create_broker(settings: Settings, *, worker_index: int = 0, worker_count: in
     from xypr.backends.broker.embedded import SqliteQueueBroker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteQueueBroker(settings.data_dir / "queue.sqlite3", partitions=settings.partitions)
+    return SqliteQueueBroker(
+        settings.data_dir / "queue.sqlite3",
+        partitions=settings.partitions,
+        lease_seconds=settings.queue_lease_seconds,
+        idle_poll_interval=settings.queue_idle_poll_seconds,
+    )

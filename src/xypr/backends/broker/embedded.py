@@ -15,8 +15,9 @@ delete, so publishing and acknowledging are single statements.
 - a message already delivered `delivery_limit` + 1 times without being settled (its consumers keep
   dying on it) is dead-lettered instead, like RabbitMQ's `x-delivery-limit`; a handler that raises
   instead of settling gets its delivery dead-lettered with the exception as error;
-- publishers wake consumers of the same process at once; other processes poll every
-  `poll_interval` seconds.
+- publishers wake consumers of the same process at once; publishes of other processes are found
+  by polling, every `poll_interval` seconds while busy, backing off to `idle_poll_interval` while
+  idle (an idle process costs next to no CPU; another process's message waits at most that long).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class SqliteQueueBroker(Broker):
         *,
         partitions: int = 4,
         poll_interval: float = 0.05,
+        idle_poll_interval: float = 0.5,
         lease_seconds: float = 60.0,
         delivery_limit: int = DELIVERY_LIMIT,
     ) -> None:
@@ -137,6 +139,7 @@ class SqliteQueueBroker(Broker):
         self.path = path
         self.partitions = partitions
         self.poll_interval = poll_interval
+        self.idle_poll_interval = max(poll_interval, idle_poll_interval)
         self.lease_seconds = lease_seconds
         self.delivery_limit = delivery_limit
         self._db: aiosqlite.Connection | None = None
@@ -507,7 +510,10 @@ class _SqliteConsumer(Consumer):
 
     async def _run(self) -> None:
         renew_every = self.broker.lease_seconds / 3
-        next_renewal = time.monotonic() + renew_every
+        # Due only while this consumer holds deliveries: an idle consumer has no lease to renew (a
+        # deadline left in the past made the wait below zero, and the loop spun on a whole core).
+        next_renewal: float | None = None
+        idle_wait = self.broker.poll_interval
         unavailable = False
         while not self._stopped:
             self.wake.clear()
@@ -516,7 +522,11 @@ class _SqliteConsumer(Consumer):
                 claimed = await self.broker._claim(self.queue, self.owner, free) if free > 0 else []
                 for delivery in claimed:
                     self._dispatch(delivery)
-                if self._unsettled and time.monotonic() >= next_renewal:
+                if not self._unsettled:
+                    next_renewal = None
+                elif next_renewal is None:
+                    next_renewal = time.monotonic() + renew_every  # the leases were taken just now
+                elif time.monotonic() >= next_renewal:
                     await self.broker._renew(self.queue, self.owner)
                     next_renewal = time.monotonic() + renew_every
                 if unavailable:
@@ -531,10 +541,18 @@ class _SqliteConsumer(Consumer):
                 _log.exception("broker_consumer_failed", queue=self.queue)
                 claimed = []
             if claimed:
+                idle_wait = self.broker.poll_interval
                 continue
-            timeout = max(0.0, min(self.broker.poll_interval, next_renewal - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
+            timeout = idle_wait
+            if next_renewal is not None:
+                # Never below the poll interval: a renewal that failed must not turn into a busy loop.
+                timeout = min(timeout, max(self.broker.poll_interval, next_renewal - time.monotonic()))
+            try:
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+                idle_wait = self.broker.poll_interval
+            except TimeoutError:
+                # Nothing happened in this process: poll other processes' publishes less and less often.
+                idle_wait = min(idle_wait * 2, self.broker.idle_poll_interval)
 
     def _dispatch(self, delivery: _SqliteDelivery) -> None:
         delivery.on_finish = self._finished
