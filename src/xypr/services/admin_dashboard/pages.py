@@ -115,7 +115,8 @@ async def login_submit(request: Request, runtime: RuntimeDep) -> Response:
             error = "Wrong email or password"
         else:
             return _session_response(runtime, tokens, RedirectResponse(target, status_code=303))
-    return render(request, "login.html", status_code=401 if error else 200, next=target, error=error, email=email)
+    # 200 with the error on the page (the GOV.UK way): a 401 document would be a console error in every browser.
+    return render(request, "login.html", next=target, error=error, email=email)
 
 
 @router.post("/logout")
