@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import pytest_asyncio
 from pydantic import SecretStr
 
 from tests.conftest import embedded_settings
@@ -28,6 +29,8 @@ from xypr.sandbox.demo import register_with_emulators
 
 pytestmark = [
     pytest.mark.browser,
+    # One served sandbox for the module: its start-up (migrations, workers, emulators) is paid once.
+    pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.skipif(not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()), reason="no Chromium"),
 ]
 
@@ -102,9 +105,10 @@ async def sign_in(page: Any, bridge: Bridge, email: str, password: str) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
-@pytest.fixture
-async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    async with running_bridge(embedded_settings(tmp_path, max_attempts=2)) as running:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def bridge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
+    """One sandbox bridge for every test here; each test makes its own tenants and counts relative to its start."""
+    async with running_bridge(embedded_settings(tmp_path_factory.mktemp("admin"), max_attempts=2)) as running:
         yield running
 
 
@@ -262,6 +266,8 @@ async def test_dead_letters_are_inspected_replayed_and_discarded_and_the_audit_l
     async with chromium() as (page, watch):
         await sign_in(page, bridge, email, password)
         await expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+        # The module's other tests dead-letter nothing: every count below starts from zero.
+        await expect(page.locator('[data-count="dead-letters"]')).to_have_text("0")
 
         # A forced Genesys 400 produces a dead letter, counted on the overview.
         await bridge.genesys.post("/_sandbox/faults", json={"status": 400, "count": 1, "integration_id": integration})
