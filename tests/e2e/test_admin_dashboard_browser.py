@@ -12,6 +12,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,17 +220,18 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
         await expect(page.locator("ol.timeline li").last).to_contain_text("Delivered")
         await shot(page, "messages")
 
-        # "Refresh token" changes the Genesys token's expiry.
+        # "Refresh token" changes the Genesys token's expiry: each refresh shows the lifetime Genesys gave it.
         demo_id = await _tenant_id(bridge, bridge.demo["whatsapp"]["phone_number_id"])
-        await bridge.genesys.post("/_sandbox/tokens/ttl", json={"seconds": 3600})
         await page.goto(f"{bridge.url}/admin/tenants/{demo_id}")
-        await page.get_by_role("button", name="Refresh token").click()
-        expiry = page.locator("#token-expiry")
-        await expect(expiry).not_to_have_text("—")
-        first = await expiry.inner_text()
-        await bridge.genesys.post("/_sandbox/tokens/ttl", json={"seconds": 7200})
-        await page.get_by_role("button", name="Refresh token").click()
-        await expect(expiry).not_to_have_text(first)
+        expiry, refreshed = page.locator("#token-expiry"), page.locator("#token-refreshed")
+        for seconds in (3600, 7200):
+            await bridge.genesys.post("/_sandbox/tokens/ttl", json={"seconds": seconds})
+            async with page.expect_response(re.compile(r"/genesys-token/refresh$")) as answer:
+                await page.get_by_role("button", name="Refresh token").click()
+            assert (await answer.value).ok
+            await expect(expiry).not_to_have_text("—")
+            lifetime = _when(await expiry.inner_text()) - _when(await refreshed.inner_text())
+            assert abs(lifetime - seconds) <= 1, (seconds, lifetime)
         await shot(page, "tenant")
 
         # Suspend shows the parked webhooks; reactivate replays them and clears the count.
@@ -247,6 +249,11 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
 
         assert watch.outside == []
         assert watch.console == []
+
+
+def _when(shown: str) -> float:
+    """A time as the pages show it ("2026-12-02 09:21:37 UTC"), in seconds."""
+    return datetime.strptime(shown, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC).timestamp()
 
 
 async def _tenant_id(bridge: Bridge, phone_number_id: str) -> str:
