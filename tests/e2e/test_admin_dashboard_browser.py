@@ -278,7 +278,7 @@ async def test_dead_letters_are_inspected_replayed_and_discarded_and_the_audit_l
 
         # A forced Genesys 400 produces a dead letter, counted on the overview.
         await bridge.genesys.post("/_sandbox/faults", json={"status": 400, "count": 1, "integration_id": integration})
-        await bridge.customer_says(CUSTOMER, "refused by Genesys, then replayed")
+        replayed = await bridge.customer_says(CUSTOMER, "refused by Genesys, then replayed")
         await expect(page.locator('[data-count="dead-letters"]')).to_have_text("1")
         await page.get_by_role("link", name="Dead letters").first.click()
         await expect(page.locator("#dlq-total")).to_have_text("1")
@@ -301,7 +301,7 @@ async def test_dead_letters_are_inspected_replayed_and_discarded_and_the_audit_l
 
         # Another one is discarded, with a reason (required).
         await bridge.genesys.post("/_sandbox/faults", json={"status": 400, "count": 1, "integration_id": integration})
-        await bridge.customer_says(CUSTOMER, "refused and discarded")
+        discarded = await bridge.customer_says(CUSTOMER, "refused and discarded")
 
         async def listed() -> bool:
             await page.goto(f"{bridge.url}/admin/dead-letters")
@@ -314,6 +314,18 @@ async def test_dead_letters_are_inspected_replayed_and_discarded_and_the_audit_l
         await page.get_by_label("Reason").fill("duplicate of an order already handled by phone")
         await page.get_by_role("button", name="Discard").click()
         await expect(page.locator("#dlq-total")).to_have_text("0")
+
+        # Each message's timeline keeps what happened to its dead letter, after the letter is gone.
+        steps = page.locator("ol.timeline li")
+        await page.goto(f"{bridge.url}/admin/messages?q={replayed['wamid']}")
+        await expect(steps.filter(has_text="Dead-lettered")).to_contain_text("400")
+        await expect(steps.filter(has_text="Retried")).to_contain_text(f"replayed by {email}")
+        await shot(page, "message-replayed")
+        await page.goto(f"{bridge.url}/admin/messages?q={discarded['wamid']}")
+        await expect(steps.last).to_have_attribute("data-step", "discarded")
+        await expect(steps.last).to_contain_text("duplicate of an order already handled by phone")
+        await page.goto(f"{bridge.url}/admin/messages?q=wamid.nothing-like-this")
+        await expect(page.get_by_role("heading", level=2, name="No message")).to_be_visible()
 
         # The audit log says who did it, and why.
         await page.get_by_role("link", name="Audit log").click()

@@ -28,6 +28,7 @@ __all__ = [
     "discard_dead_letter",
     "find_dead_letters",
     "get_dead_letter",
+    "message_refs",
     "redact",
     "replay_dead_letter",
     "replay_dead_letters",
@@ -105,6 +106,27 @@ class DeadLetterView:
         )  # fmt: skip
 
 
+def message_refs(payload: Any) -> list[str]:
+    """The ids of the message an event carries (ours, the wamid, Genesys' id), so the message's timeline can
+    find what was done to its dead letter after the letter itself is gone."""
+    refs: list[str] = []
+    if isinstance(payload, dict):
+        body = payload.get("body")
+        channel = body.get("channel") if isinstance(body, dict) else None
+        candidates = [
+            payload.get("message_id"), payload.get("wamid"), body.get("id") if isinstance(body, dict) else None,
+            channel.get("messageId") if isinstance(channel, dict) else None,
+        ]  # fmt: skip
+        refs = [each for each in candidates if isinstance(each, str) and each]
+    return list(dict.fromkeys(refs))
+
+
+def _audit_facts(letter: DeadLetterView) -> dict[str, Any]:
+    """What the audit log keeps of a letter: where it was, why, when, and which message it carried."""
+    return {"queue": letter.queue, "error": letter.error[:300], "dead_at": letter.dead_at,
+            "attempts": letter.attempts, "messages": message_refs(letter.payload)}  # fmt: skip
+
+
 def _scoped(principal: Principal, wanted: DeadLetterFilter) -> DeadLetterFilter:
     """Tenant people only ever see their own tenant's letters, whatever they asked for."""
     if wanted.queue is not None and wanted.queue not in QUEUES:
@@ -149,7 +171,7 @@ async def replay_dead_letter(runtime: Runtime, principal: Principal, dead_letter
         raise NotFound(f"no dead letter {dead_letter_id} (replayed or discarded meanwhile)")
     await record_audit(
         runtime.database, principal, "dead_letter.replay", tenant_id=letter.tenant_id, target=letter.id,
-        details={"queue": letter.queue, "error": letter.error[:300]},
+        details=_audit_facts(letter),
     )  # fmt: skip
     return letter
 
@@ -163,6 +185,11 @@ async def replay_dead_letters(runtime: Runtime, principal: Principal, wanted: De
     for letter in ordered:
         if await runtime.broker.replay(letter.id):
             replayed += 1
+            # One entry per letter too: each message's timeline shows it was replayed, and by whom.
+            await record_audit(
+                runtime.database, principal, "dead_letter.replay", tenant_id=letter.tenant_id, target=letter.id,
+                details={**_audit_facts(letter), "batch": True},
+            )  # fmt: skip
     scoped = _scoped(principal, wanted)
     await record_audit(
         runtime.database, principal, "dead_letter.replay_all", tenant_id=scoped.tenant_id,
@@ -188,6 +215,6 @@ async def discard_dead_letter(
         raise NotFound(f"no dead letter {dead_letter_id} (replayed or discarded meanwhile)")
     await record_audit(
         runtime.database, principal, "dead_letter.discard", tenant_id=letter.tenant_id, target=letter.id,
-        details={"queue": letter.queue, "error": letter.error[:300], "reason": reason},
+        details={**_audit_facts(letter), "reason": reason},
     )  # fmt: skip
     return letter

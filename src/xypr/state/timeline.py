@@ -1,6 +1,8 @@
-"""What happened to a message, in order: received, sent on, delivered, read, failed, dead-lettered.
+"""What happened to a message, in order: received, sent on, delivered, read, failed, dead-lettered, retried
+(replayed from the dead letters) or discarded.
 
-Built from the tracking tables (`messages`, `message_statuses`) and the dead letters; found by wamid,
+Built from the tracking tables (`messages`, `message_statuses`), the dead letters and the audit log's replays
+and discards of them (which name the message's ids); found by wamid,
 Genesys message id or our id, or, for a conversation id or a customer's wa_id, the list of that
 conversation's messages to pick from. Tenant people only ever find their own tenant's messages.
 """
@@ -10,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 
+from xypr.audit.models import AuditEntry
 from xypr.auth.principal import Principal
 from xypr.backends.db.base import as_utc
 from xypr.runtime import Runtime
@@ -21,6 +25,7 @@ from xypr.state.models import Conversation, Message, MessageStatus
 __all__ = ["MessageSummary", "TimelineEvent", "TimelineSearch", "search_messages"]
 
 _CONVERSATION_LIMIT = 50
+_AUDIT_SCAN = 500
 # Meta statuses, in the order they happen (for equal times).
 _STATUS_ORDER = {"sent": 2, "delivered": 3, "read": 4, "played": 5, "failed": 6}
 _STATUS_LABEL = {
@@ -127,22 +132,62 @@ async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
         events.append(TimelineEvent(updated, "sent", f"Sent to {target}", "accepted by the upstream API", 2))
     if message.status == "failed" and "failed" not in seen_statuses:
         events.append(TimelineEvent(updated, "failed", "Failed", message.error or "no reason recorded", 6))
-    for letter in await _dead_letters_of(runtime, message, wamids):
-        events.append(
-            TimelineEvent(datetime.fromtimestamp(letter[0], UTC), "dead_lettered", "Dead-lettered", letter[1], 8)
-        )
+    ids = {each for each in (*wamids, message.genesys_message_id, message.id) if each}
+    handled = await _dead_letter_actions(runtime, message.tenant_id, ids)
+    waiting = await _dead_letters_of(runtime, message, wamids)
+    letters = {letter_id: (dead_at, error) for letter_id, dead_at, error in waiting}
+    for entry in handled:  # letters replayed or discarded: gone from the broker, remembered by the audit log
+        facts = entry.details or {}
+        if entry.target and entry.target not in letters and isinstance(facts.get("dead_at"), int | float):
+            letters[entry.target] = (float(facts["dead_at"]), _with_attempts(facts))
+    for dead_at, error in letters.values():
+        events.append(TimelineEvent(datetime.fromtimestamp(dead_at, UTC), "dead_lettered", "Dead-lettered", error, 8))
+    for entry in handled:
+        if entry.action == "dead_letter.replay":
+            events.append(TimelineEvent(as_utc(entry.at), "retried", "Retried", f"replayed by {entry.actor}", 9))
+        else:
+            reason = (entry.details or {}).get("reason") or "no reason recorded"
+            events.append(TimelineEvent(as_utc(entry.at), "discarded", "Discarded", f"by {entry.actor}: {reason}", 9))
     return sorted(events, key=lambda event: (event.at, event.rank))
 
 
-async def _dead_letters_of(runtime: Runtime, message: Message, wamids: set[str]) -> list[tuple[float, str]]:
-    """(time, error) of the dead letters carrying this message (found by its ids in the event body)."""
+def _with_attempts(facts: dict[str, Any]) -> str:
+    error = str(facts.get("error") or "")
+    attempts = facts.get("attempts")
+    return f"{error} (after {attempts} attempts)" if isinstance(attempts, int) and attempts > 1 else error
+
+
+async def _dead_letter_actions(runtime: Runtime, tenant_id: str, ids: set[str]) -> list[AuditEntry]:
+    """The replays and discards of dead letters that carried this message, oldest first (from the audit log,
+    whose entries name the message's ids; the newest few hundred of the tenant's are enough for a timeline)."""
+    async with runtime.database.session() as session:
+        entries = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(
+                    AuditEntry.tenant_id == tenant_id,
+                    AuditEntry.action.in_(("dead_letter.replay", "dead_letter.discard")),
+                )
+                .order_by(AuditEntry.at.desc())
+                .limit(_AUDIT_SCAN)
+            )
+        ).all()
+    return [
+        entry
+        for entry in reversed(entries)
+        if ids & {str(each) for each in ((entry.details or {}).get("messages") or [])}
+    ]
+
+
+async def _dead_letters_of(runtime: Runtime, message: Message, wamids: set[str]) -> list[tuple[str, float, str]]:
+    """(id, time, error) of the dead letters carrying this message (found by its ids in the event body)."""
     needles = [each.encode() for each in (*wamids, message.genesys_message_id, message.id) if each]
     try:
         letters = await runtime.broker.dead_letters(limit=1000)
     except Exception:
         return []
     return [
-        (letter.dead_at.timestamp(), letter.error)
+        (letter.id, letter.dead_at.timestamp(), letter.error)
         for letter in letters
         if letter.key.startswith(f"{message.tenant_id}:") and any(needle in letter.body for needle in needles)
     ]

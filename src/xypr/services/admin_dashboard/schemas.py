@@ -143,7 +143,10 @@ class OverviewView(ApiModel):
 
 class TimelineEventView(ApiModel):
     at: datetime
-    step: str = Field(description="received, transformed, sent, delivered, read, failed, dead_lettered")
+    step: str = Field(
+        description="received, transformed, sent, delivered, read, failed, dead_lettered, "
+        "retried (replayed from the dead letters), discarded"
+    )
     label: str
     detail: str
 
