@@ -23,12 +23,14 @@ DRAFT_TTL_SECONDS = 24 * 3600.0
 
 @dataclass(slots=True)
 class Draft:
-    """A tenant being onboarded: the answers so far, by wizard step."""
+    """A tenant being onboarded: the answers so far, by wizard step, and the steps whose checks failed
+    (kept, so a resumed wizard goes back to them rather than on to "Check your answers")."""
 
     id: str
     owner: str
     updated_at: float
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failing: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -47,7 +49,7 @@ def _roster(owner: str) -> str:
 async def save_draft(runtime: Runtime, draft: Draft) -> None:
     """Store (seal) the draft and list it among its owner's drafts."""
     draft.updated_at = time.time()
-    plain = orjson.dumps({"answers": draft.answers, "updated_at": draft.updated_at}).decode()
+    plain = orjson.dumps({"answers": draft.answers, "failing": draft.failing, "updated_at": draft.updated_at}).decode()
     sealed = runtime.box.seal(plain, tenant_id=f"draft:{draft.id}")
     await runtime.cache.set(_key(draft.owner, draft.id), sealed.encode(), ttl=DRAFT_TTL_SECONDS)
     ids = await _ids(runtime, draft.owner)
@@ -68,7 +70,10 @@ async def load_draft(runtime: Runtime, owner: str, draft_id: str) -> Draft:
     if raw is None:
         raise NotFound("this onboarding draft has expired or does not exist; start again")
     record = orjson.loads(runtime.box.open(raw.decode(), tenant_id=f"draft:{draft_id}"))
-    return Draft(id=draft_id, owner=owner, updated_at=float(record["updated_at"]), answers=record["answers"])
+    return Draft(
+        id=draft_id, owner=owner, updated_at=float(record["updated_at"]), answers=record["answers"],
+        failing=[str(each) for each in record.get("failing") or []],
+    )  # fmt: skip
 
 
 async def delete_draft(runtime: Runtime, draft: Draft) -> None:

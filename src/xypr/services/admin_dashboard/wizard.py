@@ -246,7 +246,7 @@ def _sentence(text: str) -> str:
 async def check_page(request: Request, runtime: RuntimeDep, me: Viewer, draft_id: str) -> Response:
     """Check your answers, choose the one-step setup, create."""
     draft = await _draft(runtime, me, draft_id)
-    missing = [step for step in STEPS if not draft.answers.get(step.name)]
+    missing = [step for step in STEPS if not draft.answers.get(step.name) or step.name in draft.failing]
     if missing:
         return RedirectResponse(_url(draft, missing[0].name), status_code=303)
     return render(request, "wizard_check.html", title="Check your answers", draft=draft, steps=STEPS, errors={},
@@ -314,7 +314,8 @@ async def step_submit(request: Request, runtime: RuntimeDep, me: Viewer, draft_i
     trial = {**draft.answers, step.name: answers}
     errors = await _check(runtime, step.name, trial)
     # Answers are kept even when a check fails: the person fixes one field, not all of them.
-    draft = dataclasses.replace(draft, answers=trial)
+    failing = [name for name in draft.failing if name != step.name] + ([step.name] if errors else [])
+    draft = dataclasses.replace(draft, answers=trial, failing=failing)
     await save_draft(runtime, draft)
     if errors:
         return _show(request, draft, step, errors, typed)
