@@ -193,6 +193,7 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
         await page.goto(f"{bridge.url}/admin/tenants")
         await page.get_by_role("link", name=f"Continue onboarding {spec['name']}").click()
         await expect(page.get_by_role("heading", level=1, name="Its WhatsApp number")).to_be_visible()
+        await page.wait_for_load_state("domcontentloaded")
         await expect(page.get_by_label("Phone number ID")).to_have_value(wa["phone_number_id"])
         await expect(page.locator("#saved-app_secret")).to_contain_text("Saved")
         assert wa["app_secret"] not in await page.content()
@@ -254,6 +255,27 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
         await page.get_by_role("button", name="Reactivate").click()
         await expect(page.locator("#tenant-status")).to_have_text("active")
         await expect(page.locator("#parked-count")).to_have_count(0)
+
+        # Suspended tenants are a status filter away; deleting one asks for its name first.
+        await page.get_by_role("button", name="Suspend").click()
+        await expect(page.locator("#tenant-status")).to_have_text("suspended")
+        await page.goto(f"{bridge.url}/admin/tenants")
+        await page.get_by_label("Status").select_option("suspended")
+        await expect(results.get_by_role("heading", level=2)).to_have_text("1 tenant")
+        await results.get_by_role("link", name=other["name"]).click()
+        await page.get_by_role("link", name="Delete").click()
+        await expect(page.get_by_role("heading", level=1, name=f"Delete {other['name']}?")).to_be_visible()
+        await page.wait_for_load_state("domcontentloaded")  # htmx (deferred) drives the form from then on
+        await page.get_by_label("Type the tenant's name to confirm").fill("not its name")
+        await page.get_by_role("button", name="Delete tenant").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Type the tenant's name exactly")
+        await shot(page, "tenant-delete")
+        await page.get_by_label("Type the tenant's name to confirm").fill(other["name"])
+        await page.get_by_role("button", name="Delete tenant").click()
+        await expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+        await page.get_by_label("Search").fill(other["whatsapp"]["phone_number_id"])
+        await page.get_by_role("button", name="Search").click()
+        await expect(results.get_by_role("heading", level=2)).to_contain_text("0 tenants")
 
         assert watch.outside == []
         assert watch.console == []
