@@ -168,6 +168,40 @@ async def test_a_forced_genesys_400_is_dead_lettered_inspected_replayed_and_anot
     assert actions["dead_letter.discard"]["details"]["reason"] == "customer asked us to drop it"
 
 
+async def test_replaying_a_filter_keeps_each_conversations_order_and_the_timelines_say_retried(
+    bridge: Bridge, admin: dict[str, str]
+) -> None:
+    integration = bridge.demo["genesys"]["integration_id"]
+    tenant_id = await _demo_tenant_id(bridge, admin)
+    await bridge.genesys.post("/_sandbox/faults", json={"status": 400, "count": 3, "integration_id": integration})
+    said = [await bridge.customer_says(CUSTOMER, f"number {n}") for n in range(3)]
+    await eventually(lambda: _count(bridge, admin, 3))
+
+    answer = await bridge.client.post(
+        "/dlq/replay", json={"tenantId": tenant_id, "queue": "send.genesys"}, headers=admin
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"replayed": 3}
+
+    async def arrived() -> list[str] | None:
+        texts = [r["body"].get("text") for r in await bridge.genesys_received()]
+        mine = [text for text in texts if str(text).startswith("number ")]
+        return mine if len(mine) == 3 else None
+
+    assert await eventually(arrived) == ["number 0", "number 1", "number 2"]
+    for each in said:
+        found = (await bridge.client.get("/messages/timeline", params={"q": each["wamid"]}, headers=admin)).json()
+        steps = [event["step"] for event in found["messages"][0]["timeline"]]
+        assert steps[:2] == ["received", "transformed"]
+        assert steps.index("dead_lettered") < steps.index("retried") < steps.index("sent"), steps
+    audit = (await bridge.client.get("/audit", headers=admin, params={"action": "dead_letter.replay"})).json()
+    assert audit["total"] == 3
+
+
+async def _count(bridge: Bridge, admin: dict[str, str], wanted: int) -> bool:
+    return len(await _dead_letters(bridge, admin)) == wanted
+
+
 async def _two(bridge: Bridge, admin: dict[str, str]) -> list[dict[str, Any]] | None:
     letters = await _dead_letters(bridge, admin)
     return letters if len(letters) == 2 else None
