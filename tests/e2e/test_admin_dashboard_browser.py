@@ -391,6 +391,17 @@ async def test_a_tenant_admin_sees_only_their_tenant_and_an_agent_has_no_access(
         await expect(page.get_by_role("heading", level=1, name=bridge.demo["name"])).to_be_visible()
         await expect(page.get_by_role("button", name="Refresh token")).to_be_visible()
 
+        # They map their organisation's Genesys roles; their audit log shows it, and only their tenant's entries.
+        await page.get_by_label("Supervisors").fill("Supervisor\nTeam Lead")
+        await page.get_by_role("button", name="Save role mapping").click()
+        await expect(page.locator("#flash")).to_contain_text("The role mapping is saved")
+        await page.get_by_role("link", name="Audit log").click()
+        update = page.locator("tbody tr").filter(has_text="tenant.update")
+        await expect(update.first).to_contain_text("Team Lead")
+        demo_id = await _tenant_id(bridge, bridge.demo["whatsapp"]["phone_number_id"])
+        assert set(await page.locator("tbody tr td:nth-child(5)").all_inner_texts()) == {demo_id[:8]}
+        await shot(page, "audit-tenant-admin")
+
         await page.goto(f"{bridge.url}/admin/tenants/{other_id}")
         await expect(page.get_by_role("heading", level=1, name="Not found")).to_be_visible()
         answer = await page.request.get(f"{bridge.url}/tenants/{other_id}/genesys-token")

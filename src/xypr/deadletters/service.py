@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -123,7 +124,8 @@ def message_refs(payload: Any) -> list[str]:
 
 def _audit_facts(letter: DeadLetterView) -> dict[str, Any]:
     """What the audit log keeps of a letter: where it was, why, when, and which message it carried."""
-    return {"queue": letter.queue, "error": letter.error[:300], "dead_at": letter.dead_at,
+    return {"queue": letter.queue, "error": letter.error[:300],
+            "dead_at": datetime.fromtimestamp(letter.dead_at, UTC).isoformat(timespec="seconds"),
             "attempts": letter.attempts, "messages": message_refs(letter.payload)}  # fmt: skip
 
 

@@ -138,8 +138,9 @@ async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
     letters = {letter_id: (dead_at, error) for letter_id, dead_at, error in waiting}
     for entry in handled:  # letters replayed or discarded: gone from the broker, remembered by the audit log
         facts = entry.details or {}
-        if entry.target and entry.target not in letters and isinstance(facts.get("dead_at"), int | float):
-            letters[entry.target] = (float(facts["dead_at"]), _with_attempts(facts))
+        dead_at = _parsed(facts.get("dead_at"))
+        if entry.target and entry.target not in letters and dead_at is not None:
+            letters[entry.target] = (dead_at, _with_attempts(facts))
     for dead_at, error in letters.values():
         events.append(TimelineEvent(datetime.fromtimestamp(dead_at, UTC), "dead_lettered", "Dead-lettered", error, 8))
     for entry in handled:
@@ -149,6 +150,14 @@ async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
             reason = (entry.details or {}).get("reason") or "no reason recorded"
             events.append(TimelineEvent(as_utc(entry.at), "discarded", "Discarded", f"by {entry.actor}: {reason}", 9))
     return sorted(events, key=lambda event: (event.at, event.rank))
+
+
+def _parsed(value: Any) -> float | None:
+    """A time kept in the audit log (ISO 8601), in seconds; None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(value)).timestamp() if value else None
+    except ValueError:
+        return None
 
 
 def _with_attempts(facts: dict[str, Any]) -> str:

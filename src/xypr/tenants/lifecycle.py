@@ -214,6 +214,22 @@ def _changes(patch: TenantUpdate) -> dict[tuple[str, str], Any]:
     return changes
 
 
+def _settings_changes(before: dict[str, Any] | None, changes: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """For the audit log: which settings keys a PATCH changed (names only), and the new role mapping's role
+    names when it changed — who gets which role is what an auditor asks about, and role names are no secret."""
+    if ("", "settings") not in changes:
+        return {}
+    old, new = dict(before or {}), dict(changes[("", "settings")] or {})
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    facts: dict[str, Any] = {"settings": changed}
+    mapping = new.get("role_mapping")
+    if "role_mapping" in changed and isinstance(mapping, dict):
+        facts["role_mapping"] = {
+            rule: (mapping.get(rule) or {}).get("roles") for rule in ("tenant_admin", "supervisor")
+        }  # fmt: skip
+    return facts
+
+
 async def update_tenant(
     runtime: Runtime, tenant_id: str, patch: TenantUpdate, *, platform_admin: bool, actor: Principal | None = None
 ) -> Tenant:
@@ -274,7 +290,7 @@ async def update_tenant(
     # Field names only: the values of secrets must never reach the log.
     fields = sorted(".".join(part for part in key if part) for key in changes)
     await record_audit(runtime.database, actor, "tenant.update", tenant_id=tenant_id, target=stored.name,
-                       details={"fields": fields})  # fmt: skip
+                       details={"fields": fields, **_settings_changes(tenant.settings, changes)})  # fmt: skip
     return stored
 
 
