@@ -125,7 +125,7 @@ def message_refs(payload: Any) -> list[str]:
 def _audit_facts(letter: DeadLetterView) -> dict[str, Any]:
     """What the audit log keeps of a letter: where it was, why, when, and which message it carried."""
     return {"queue": letter.queue, "error": letter.error[:300],
-            "dead_at": datetime.fromtimestamp(letter.dead_at, UTC).isoformat(timespec="seconds"),
+            "dead_at": datetime.fromtimestamp(letter.dead_at, UTC).isoformat(),
             "attempts": letter.attempts, "messages": message_refs(letter.payload)}  # fmt: skip
 
 
