@@ -415,6 +415,22 @@ async def test_a_tenant_admin_sees_only_their_tenant_and_an_agent_has_no_access(
         await expect(page.get_by_role("heading", level=1)).to_have_text("You have no access to the dashboard")
         await shot(page, "no-access")
 
+        # A Xypr administrator sees who of the tenant signed in, and disables the agent.
+        email, password = await admin_credentials(bridge)
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page).to_have_url(re.compile(r"/admin/login"))
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_label("Password").fill(password)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+        await page.goto(f"{bridge.url}/admin/tenants/{demo_id}")
+        people = page.locator("tr[data-person]")
+        await expect(people.filter(has_text="tenant admin")).to_have_count(1)
+        agent = people.filter(has_text="agent")
+        await expect(agent).to_have_count(1)
+        await agent.get_by_role("button", name=re.compile("^Disable")).click()
+        await expect(agent).to_contain_text("disabled")
+
         assert watch.outside == []
         # The two refusals are documents answered 404 and 403, which the browser reports as such; nothing else.
         assert watch.errors_except((f"/admin/tenants/{other_id}", "status of 404"), ("/admin", "status of 403")) == []

@@ -120,9 +120,10 @@ async def login_submit(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, runtime: RuntimeDep, me: Viewer) -> Response:
-    """End the session and go to the sign-in page."""
-    if me.session_id:
+async def logout(request: Request, runtime: RuntimeDep) -> Response:
+    """End the session and go to the sign-in page — whoever is signed in: an agent on the no-access page too."""
+    me = getattr(request.state, "principal", None)
+    if isinstance(me, Principal) and me.session_id:
         await revoke_session(runtime.database, runtime.cache, me.session_id,
                              access_ttl=runtime.settings.access_token_ttl_seconds)  # fmt: skip
     response = Response(status_code=204, headers={"HX-Redirect": "/admin/login"})
@@ -215,8 +216,10 @@ async def tenant_page(request: Request, runtime: RuntimeDep, me: Viewer, tenant_
         webhook_help(runtime, me, tenant_id),
     )
     stats = await _stats(runtime, me, tenant_id)
+    # The people of the tenant (GET /users?tenantId=): managing them is for Xypr administrators.
+    people = await list_people(runtime, me, tenant_id=tenant_id) if me.is_platform_admin else None
     return render(request, "tenant.html", title=context["tenant"].name, token=token, number=number, hooks=hooks,
-                  stats=stats, **context)  # fmt: skip
+                  stats=stats, people=people, **context)  # fmt: skip
 
 
 async def _stats(runtime: RuntimeDep, me: Principal, tenant_id: str) -> Any:
