@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -66,6 +67,11 @@ class TokenRefreshFailed(XyprError):
     code = "genesys_token_refresh_failed"
 
 
+def _iso(moment: float | None) -> str | None:
+    """A time for the audit log, readable by people (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds") if moment is not None else None
+
+
 async def refresh_genesys_token(runtime: Runtime, principal: Principal, tenant_id: str) -> TokenStatus:
     """Fetch a new Genesys token now (audited); 502 naming Genesys' answer when it refuses."""
     tenant = await tenant_in_scope(runtime, principal, tenant_id, roles=_CHANGERS)
@@ -76,7 +82,7 @@ async def refresh_genesys_token(runtime: Runtime, principal: Principal, tenant_i
                            target=tenant.name, details={"ok": False, "error": exc.message[:300]})  # fmt: skip
         raise TokenRefreshFailed(f"Genesys did not issue a token: {exc.message}") from exc
     await record_audit(runtime.database, principal, "genesys_token.refresh", tenant_id=tenant_id,
-                       target=tenant.name, details={"ok": True, "expires_at": status.expires_at})  # fmt: skip
+                       target=tenant.name, details={"ok": True, "expires_at": _iso(status.expires_at)})  # fmt: skip
     return status
 
 
