@@ -27,6 +27,7 @@ from xypr.tenants.service import create_tenant, parse_tenant_file
 
 __all__ = [
     "DEMO_ADMIN_EMAIL",
+    "DEMO_TEMPLATES",
     "DEMO_TENANT",
     "DEMO_USERS",
     "GENESYS_PREFIX",
@@ -63,6 +64,28 @@ DEMO_TENANT: dict[str, Any] = {
     },
 }
 
+
+# Approved templates of the demo WABA besides Meta's `hello_world`: one with parameters and quick-reply
+# buttons, so the sandbox page's agent can play a template the customer answers.
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": "order_update",
+        "language": "en_US",
+        "category": "UTILITY",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+            {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way and should arrive by {{3}}."},
+            {"type": "FOOTER", "text": "Sandbox Demo"},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Track my order"},
+                    {"type": "QUICK_REPLY", "text": "Talk to an agent"},
+                ],
+            },
+        ],
+    },
+]
 
 # Xypr's OAuth client for user logins (authorization code + PKCE) in the emulated Genesys.
 SANDBOX_LOGIN_CLIENT_ID = "xypr-sandbox-login"
@@ -173,6 +196,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
             genesys_prefix=GENESYS_PREFIX,
             demo={
                 "phone_number_id": DEMO_TENANT["whatsapp"]["phone_number_id"],
+                "waba_id": DEMO_TENANT["whatsapp"]["waba_id"],
                 "integration_id": DEMO_TENANT["genesys"]["integration_id"],
                 "display_phone_number": DEMO_TENANT["whatsapp"]["display_phone_number"],
                 "tenant_name": DEMO_TENANT["name"],
@@ -188,6 +212,11 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
             httpx.AsyncClient(transport=httpx.ASGITransport(app=genesys_app), base_url="http://genesys") as gen,
         ):
             await register_with_emulators(meta, gen, DEMO_TENANT, public_url=public)
+            for template in DEMO_TEMPLATES:
+                answer = await meta.post(
+                    "/_sandbox/templates", json={"waba_id": DEMO_TENANT["whatsapp"]["waba_id"], **template}
+                )
+                answer.raise_for_status()
             await register_login(gen, public_url=public, client_id=settings.genesys_login_client_id)
         log.info("sandbox.ready", page=f"{public}/sandbox", meta=public + META_PREFIX, genesys=public + GENESYS_PREFIX)
 

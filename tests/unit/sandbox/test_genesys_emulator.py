@@ -432,6 +432,38 @@ async def test_agent_message_can_carry_attachments_and_a_to_id_type(genesys: Gen
     assert body["channel"]["to"] == {"id": "16505551234", "idType": "Phone"}
 
 
+async def test_an_agent_file_uploaded_as_a_form_is_served_at_its_url_and_previewed_without_counting(
+    genesys: Genesys,
+) -> None:
+    uploaded = await genesys.client.post(
+        "/_sandbox/attachments", files={"file": ("manual.pdf", b"%PDF-1.4 manual", "application/pdf")}
+    )
+    attachment = uploaded.json()
+    assert (attachment["mediaType"], attachment["mime"], attachment["filename"], attachment["contentSizeBytes"]) == (
+        "File",
+        "application/pdf",
+        "manual.pdf",
+        15,
+    )
+    assert attachment["url"] == f"http://genesys.test/api/v2/downloads/{attachment['id']}"
+
+    preview = await genesys.client.get(f"/_sandbox/attachments/{attachment['id']}/content")
+    assert (preview.status_code, preview.content) == (200, b"%PDF-1.4 manual")
+    assert preview.headers["content-disposition"].startswith("attachment;")  # not an image: downloaded, not shown
+    assert (await genesys.client.get("/_sandbox/attachments/downloads")).json() == []
+
+    download = await genesys.client.get(attachment["url"])
+    assert download.content == b"%PDF-1.4 manual"
+    assert (await genesys.client.get("/_sandbox/attachments/downloads")).json() == [attachment["id"]]
+
+
+async def test_an_empty_or_missing_agent_file_is_refused(genesys: Genesys) -> None:
+    empty = await genesys.client.post("/_sandbox/attachments", files={"file": ("a.png", b"", "image/png")})
+    missing = await genesys.client.post("/_sandbox/attachments", files={"other": ("a.png", b"x", "image/png")})
+    assert (empty.status_code, missing.status_code) == (400, 400)
+    assert (await genesys.client.get("/_sandbox/attachments/nope/content")).status_code == 404
+
+
 async def test_agent_webhook_is_retried_on_503_and_stops_after_5_retries(genesys: Genesys) -> None:
     genesys.receiver.always = 503
     result = await genesys.agent_says()

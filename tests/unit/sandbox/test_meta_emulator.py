@@ -637,6 +637,53 @@ async def test_customer_media_can_be_created_from_a_multipart_form(meta: Meta) -
     assert created.json()["mime_type"] == "audio/ogg"
 
 
+async def test_the_sandbox_page_reads_media_bytes_without_token_images_inline_other_types_as_downloads(
+    meta: Meta,
+) -> None:
+    image = await meta.client.post(
+        "/_sandbox/media",
+        data={"phone_number_id": NUMBER["phone_number_id"]},
+        files={"file": ("photo.png", b"\x89PNG-bytes", "image/png")},
+    )
+    page = await meta.client.post(
+        "/_sandbox/media",
+        data={"phone_number_id": NUMBER["phone_number_id"]},
+        files={"file": ("<evil>.html", b"<script>alert(1)</script>", "text/html")},
+    )
+
+    shown = await meta.client.get(f"/_sandbox/media/{image.json()['id']}")
+    downloaded = await meta.client.get(f"/_sandbox/media/{page.json()['id']}")
+
+    assert (shown.status_code, shown.content, shown.headers["content-type"]) == (200, b"\x89PNG-bytes", "image/png")
+    assert shown.headers["content-disposition"] == 'inline; filename="photo.png"'
+    assert downloaded.headers["content-type"] == "application/octet-stream"
+    assert downloaded.headers["content-disposition"] == 'attachment; filename="_evil_.html"'
+    assert "sandbox" in downloaded.headers["content-security-policy"]
+    assert (await meta.client.get("/_sandbox/media/404404")).status_code == 404
+
+
+async def test_a_customer_can_tap_a_template_quick_reply_button(meta: Meta) -> None:
+    sent = await meta.customer_says(
+        type="button", content={"payload": "Track my order", "text": "Track my order"}, context_id="wamid.T"
+    )
+
+    (body,) = meta.webhook_bodies()
+    (message,) = body["entry"][0]["changes"][0]["value"]["messages"]
+    assert (message["id"], message["type"]) == (sent["wamid"], "button")
+    assert message["button"] == {"payload": "Track my order", "text": "Track my order"}
+    assert message["context"]["id"] == "wamid.T"
+
+
+async def test_sends_and_customer_messages_carry_one_increasing_sequence(meta: Meta) -> None:
+    await meta.customer_says("first")
+    await meta.send(text())
+    await meta.customer_says("third")
+
+    inbound = (await meta.client.get("/_sandbox/inbound")).json()
+    (sent,) = (await meta.client.get("/_sandbox/sent")).json()
+    assert inbound[0]["sequence"] < sent["sequence"] < inbound[1]["sequence"]
+
+
 # -- addressing, versions, templates -----------------------------------------------------------------------------
 
 
@@ -679,6 +726,9 @@ async def test_phone_number_and_templates_can_be_read(meta: Meta) -> None:
     )
     templates = (await meta.client.get(f"/v23.0/{NUMBER['waba_id']}/message_templates", headers=AUTH)).json()
     assert {t["name"] for t in templates["data"]} == {"hello_world", "order_update"}
+    listed = (await meta.client.get("/_sandbox/templates", params={"waba_id": NUMBER["waba_id"]})).json()
+    assert listed == templates["data"]
+    assert (await meta.client.get("/_sandbox/templates", params={"waba_id": "unknown"})).json() == []
 
 
 async def test_reset_forgets_traffic_but_keeps_numbers(meta: Meta) -> None:

@@ -14,6 +14,7 @@ from tests.unit.sandbox.webhook_receiver import WebhookReceiver, serve
 from xypr.sandbox.genesys import create_genesys_app
 from xypr.sandbox.meta import create_meta_app
 from xypr.sandbox.page import create_sandbox_page_router
+from xypr.web import STATIC_PREFIX, static_files
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +22,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NUMBER = "100000000000001"
 INTEGRATION = "5e3c7a52-0d1b-4f5e-9a61-7c2b8d9e0f11"
 TOKEN = "sandbox-whatsapp-access-token"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -32,6 +37,7 @@ async def sandbox_url() -> AsyncIterator[str]:
         app = FastAPI()
         app.mount("/sandbox/meta", meta)
         app.mount("/sandbox/genesys", genesys)
+        app.mount(STATIC_PREFIX, static_files())
         demo = {"phone_number_id": NUMBER, "integration_id": INTEGRATION, "tenant_name": "Sandbox Demo"}
         app.include_router(
             create_sandbox_page_router(meta_prefix="/sandbox/meta", genesys_prefix="/sandbox/genesys", demo=demo)
@@ -90,19 +96,23 @@ async def test_customer_and_agent_can_talk_through_the_page(sandbox_url: str) ->
     from playwright.async_api import async_playwright, expect
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(sandbox_url) else outside.append(r.url))
             await page.goto(f"{sandbox_url}/sandbox")
             await expect(page).to_have_title("Xypr sandbox")
             await page.fill("#customer-wa-id", "16505551234")
 
             await page.fill("#customer-input", "Does it come in <b>blue</b>?")
             await page.click("#customer-send")
-            await expect(page.locator("#customer-thread .bubble.own")).to_contain_text("Does it come in <b>blue</b>?")
+            await expect(page.locator("#customer-thread .row.own .bubble")).to_contain_text(
+                "Does it come in <b>blue</b>?"
+            )
 
             await _act_as_xypr(
                 sandbox_url,
@@ -120,7 +130,7 @@ async def test_customer_and_agent_can_talk_through_the_page(sandbox_url: str) ->
 
             await page.fill("#agent-input", "Yes, in blue & green.")
             await page.click("#agent-send")
-            await expect(page.locator("#agent-thread .bubble.own")).to_contain_text("Yes, in blue & green.")
+            await expect(page.locator("#agent-thread .row.own .bubble")).to_contain_text("Yes, in blue & green.")
 
             buttons = {
                 "type": "button",
@@ -132,12 +142,54 @@ async def test_customer_and_agent_can_talk_through_the_page(sandbox_url: str) ->
                 "meta",
                 {"messaging_product": "whatsapp", "to": "16505551234", "type": "interactive", "interactive": buttons},
             )
-            business = page.locator("#customer-thread .bubble:not(.own)")
+            business = page.locator("#customer-thread .row:not(.own) .bubble")
             await expect(business).to_contain_text("Which colour?")
             await expect(business.locator(".tick.read")).to_have_count(1, timeout=5000)
             await business.locator(".chip").click()
-            await expect(page.locator("#customer-thread .bubble.own")).to_have_count(2)
-            await expect(page.locator("#customer-thread .bubble.own").last).to_contain_text("Blue")
+            await expect(page.locator("#customer-thread .row.own .bubble")).to_have_count(2)
+            await expect(page.locator("#customer-thread .row.own .bubble").last).to_contain_text("Blue")
             assert errors == []
+            assert outside == []
+        finally:
+            await browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine")
+async def test_a_hidden_tab_stops_polling_and_catches_up_when_shown(sandbox_url: str) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            polls: list[str] = []
+            page.on("request", lambda r: polls.append(r.url) if "/_sandbox/received" in r.url else None)
+            await page.goto(f"{sandbox_url}/sandbox")
+            await expect(page.locator("#status-line")).to_contain_text("Live")
+            # Headless tabs are never hidden: play what the browser does when the tab goes to the background.
+            await page.evaluate(
+                "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                " document.dispatchEvent(new Event('visibilitychange')); }"
+            )
+            await page.wait_for_timeout(1000)  # a poll already under way may still finish
+            before = len(polls)
+            await page.wait_for_timeout(2500)  # over three poll periods
+            assert len(polls) == before
+
+            await _act_as_xypr(
+                sandbox_url,
+                "genesys",
+                {
+                    "channel": {"from": {"id": "16505551234", "idType": "Phone"}, "time": "2025-01-01T10:00:00.000Z"},
+                    "text": "Sent while the tab was hidden",
+                },
+            )
+            await page.fill("#customer-wa-id", "16505551234")
+            await page.evaluate(
+                "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+                " document.dispatchEvent(new Event('visibilitychange')); }"
+            )
+            await expect(page.locator("#agent-thread")).to_contain_text("Sent while the tab was hidden")
+            assert len(polls) > before
         finally:
             await browser.close()

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from xypr.sandbox.multipart import MultipartError, parse_form_data
+from xypr.sandbox.served_files import file_response
 
 __all__ = ["AgentAttachment", "AgentAttachments", "AttachmentRequest", "router"]
 
@@ -69,14 +73,38 @@ router = APIRouter(tags=["genesys sandbox"])
 
 
 @router.post("/_sandbox/attachments")
-async def add_attachment(request: AttachmentRequest, attachments: AttachmentsDep) -> dict[str, Any]:
-    """Store a file an agent will attach; answers the `attachment` object to put in a message's content."""
-    try:
-        content = base64.b64decode(request.data_base64, validate=True)
-    except binascii.Error as exc:
-        raise HTTPException(400, "data_base64 is not valid base64") from exc
-    attachment = attachments.add(content, request.mime_type, request.filename, request.answer_status)
-    media_type = {"image": "Image", "video": "Video", "audio": "Audio"}.get(request.mime_type.split("/")[0], "File")
+async def add_attachment(request: Request, attachments: AttachmentsDep) -> dict[str, Any]:
+    """Store a file an agent will attach; answers the `attachment` object to put in a message's content.
+
+    JSON (`AttachmentRequest`: base64 bytes) or a multipart form with a `file` (what the sandbox page uploads).
+    """
+    content_type = request.headers.get("content-type", "")
+    raw = await request.body()
+    answer_status: int | None = None
+    if content_type.startswith("multipart/"):
+        try:
+            form = parse_form_data(content_type, raw)
+        except MultipartError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        file = form.get("file")
+        if file is None:
+            raise HTTPException(400, "file is required")
+        content, filename = file.content, file.filename
+        mime_type = file.content_type or "application/octet-stream"
+    else:
+        try:
+            body = AttachmentRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        try:
+            content = base64.b64decode(body.data_base64, validate=True)
+        except binascii.Error as exc:
+            raise HTTPException(400, "data_base64 is not valid base64") from exc
+        mime_type, filename, answer_status = body.mime_type, body.filename, body.answer_status
+    if not content:
+        raise HTTPException(400, "the file is empty")
+    attachment = attachments.add(content, mime_type, filename, answer_status)
+    media_type = {"image": "Image", "video": "Video", "audio": "Audio"}.get(mime_type.split("/")[0], "File")
     return {
         "id": attachment.attachment_id,
         "mediaType": media_type,
@@ -85,6 +113,15 @@ async def add_attachment(request: AttachmentRequest, attachments: AttachmentsDep
         "filename": attachment.filename,
         "contentSizeBytes": len(content),
     }
+
+
+@router.get("/_sandbox/attachments/{attachment_id}/content")
+async def attachment_content(attachment_id: str, attachments: AttachmentsDep) -> Response:
+    """An agent attachment for the sandbox page to show; unlike the download URL, not counted as a download."""
+    attachment = attachments.files.get(attachment_id)
+    if attachment is None:
+        raise HTTPException(404, f"attachment {attachment_id} not found")
+    return file_response(attachment.content, attachment.mime_type, attachment.filename)
 
 
 @router.get("/_sandbox/attachments/downloads")

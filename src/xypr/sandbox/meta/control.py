@@ -7,7 +7,7 @@ import binascii
 import re
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -28,6 +28,7 @@ from xypr.sandbox.meta.validation import MEDIA_TYPES, wa_id_of
 from xypr.sandbox.meta.webhooks import Customer
 from xypr.sandbox.multipart import MultipartError, parse_form_data
 from xypr.sandbox.records import select
+from xypr.sandbox.served_files import file_response
 
 __all__ = ["router"]
 
@@ -128,6 +129,19 @@ async def create_customer_media(request: Request, sandbox: SandboxDep) -> dict[s
     }
 
 
+@router.get("/media/{media_id}")
+async def media_content(media_id: str, sandbox: SandboxDep) -> Response:
+    """The bytes of any media object (customer-sent or uploaded by the business), for the sandbox page.
+
+    Graph's own download needs the access token and a 5-minute signed URL; a page showing both sides of
+    the conversation needs neither. Images, audio and video are shown inline; anything else downloads.
+    """
+    media = sandbox.media.get(media_id)
+    if media is None:
+        raise HTTPException(404, f"media {media_id} does not exist")
+    return file_response(media.content, media.mime_type, media.filename)
+
+
 @router.post("/customers/{wa_id}/messages")
 async def customer_sends(wa_id: str, request: CustomerMessageRequest, sandbox: SandboxDep) -> dict[str, Any]:
     """The customer `wa_id` writes to a business number: a signed webhook like webhook-text.json."""
@@ -184,6 +198,12 @@ async def add_template(request: TemplateRequest, sandbox: SandboxDep) -> dict[st
     """Add an approved template to a WABA (listed by `GET /{version}/{waba_id}/message_templates`)."""
     template = Template(request.name, request.language, request.category, request.components)
     return sandbox.add_template(request.waba_id, template).as_graph()
+
+
+@router.get("/templates")
+async def list_templates(sandbox: SandboxDep, waba_id: str) -> list[dict[str, Any]]:
+    """A WABA's approved templates (as `GET /{waba_id}/message_templates` lists them), without a token."""
+    return [template.as_graph() for template in sandbox.templates.get(waba_id, {}).values()]
 
 
 @router.get("/sent")

@@ -64,9 +64,9 @@ class CustomerMessageRequest(BaseModel):
     """A message the customer sends to a business number."""
 
     phone_number_id: str
-    type: Literal["text", "image", "audio", "video", "document", "sticker", "interactive", "reaction", "location"] = (
-        "text"
-    )
+    type: Literal[
+        "text", "image", "audio", "video", "document", "sticker", "interactive", "button", "reaction", "location"
+    ] = "text"
     text: str | None = None
     name: str = "Sandbox Customer"
     media_id: str | None = None
@@ -75,7 +75,7 @@ class CustomerMessageRequest(BaseModel):
     voice: bool = False
     context_id: str | None = None
     content: dict[str, Any] | None = Field(
-        default=None, description="The type's object verbatim, for interactive / reaction / location."
+        default=None, description="The type's object verbatim, for interactive / button / reaction / location."
     )
     user_id: str | None = Field(default=None, description="Business-scoped user id (BSUID), 2026 payloads.")
     username: str | None = None
@@ -87,7 +87,7 @@ class CustomerMessageRequest(BaseModel):
             raise ValueError("text is required for a text message")
         if self.type in ("image", "audio", "video", "document", "sticker") and not self.media_id:
             raise ValueError(f"media_id is required for a {self.type} message")
-        if self.type in ("interactive", "reaction", "location") and self.content is None:
+        if self.type in ("interactive", "button", "reaction", "location") and self.content is None:
             raise ValueError(f"content is required for a {self.type} message")
         if self.hide_phone and not self.user_id:
             raise ValueError("hide_phone needs a user_id")

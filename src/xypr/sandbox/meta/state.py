@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import itertools
 import secrets
 import time
 from collections import deque
@@ -49,6 +50,13 @@ RE_ENGAGEMENT = 131047
 SERVICE_WINDOW_SECONDS = 24 * 3600
 MEDIA_URL_TTL_SECONDS = 300
 _DEFAULT_TEMPLATE_CATEGORY = "utility"
+# One order across sends and customer messages: their timestamps are whole seconds, so two in the
+# same second would otherwise tie (the sandbox page orders a conversation by this).
+_SEQUENCE = itertools.count(1)
+
+
+def _next_sequence() -> int:
+    return next(_SEQUENCE)
 
 
 @dataclass(slots=True)
@@ -138,6 +146,7 @@ class SentMessage:
     body: dict[str, Any]
     timestamp: int
     status: str = "accepted"
+    sequence: int = field(default_factory=_next_sequence)
 
 
 @dataclass(slots=True)
@@ -168,6 +177,7 @@ class InboundRecord:
     timestamp: int
     webhook_status: int | None
     attempts: int
+    sequence: int = field(default_factory=_next_sequence)
 
 
 @dataclass(slots=True)
