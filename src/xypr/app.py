@@ -26,6 +26,7 @@ from xypr.config import Settings
 from xypr.core.correlation import sane_request_id
 from xypr.core.errors import XyprError
 from xypr.core.logging import get_logger
+from xypr.monitoring.processes import keep_beating, new_process_record, stop_beating
 from xypr.runtime import Runtime
 from xypr.services import ops
 from xypr.services.gateway import install_gateway
@@ -117,6 +118,18 @@ def _home_router(target: str) -> APIRouter:
     return router
 
 
+def _process_kind(plan: AppPlan) -> str:
+    if plan.http_services and plan.public_gateway:
+        return "gateway"
+    return "http" if plan.http_services else "worker"
+
+
+def _process_name(plan: AppPlan) -> str:
+    if plan.http_services and plan.public_gateway:
+        return "api-gateway + workers" if plan.worker_services else "api-gateway"
+    return ", ".join([*plan.http_services, *(s for s in plan.worker_services if s not in plan.http_services)]) or "ops"
+
+
 def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
     """Build the app for `plan`; backends open in its lifespan."""
 
@@ -132,6 +145,11 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         app.state.runtime = runtime
         # Every process forgets its cached tenants as soon as any process changes one.
         tenant_changes = asyncio.create_task(follow_tenant_changes(runtime.cache, runtime.tenants))
+        # The overview of the admin dashboard lists every process from these heartbeats.
+        me = new_process_record(
+            name=_process_name(plan), kind=_process_kind(plan), index=plan.worker_index, count=plan.worker_count
+        )
+        heartbeat = asyncio.create_task(keep_beating(runtime.cache, me))
         consumers: list[Consumer] = []
         try:
             for hook in plan.on_startup:
@@ -149,6 +167,7 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
             await asyncio.gather(*(consumer.stop(grace=settings.shutdown_grace_seconds) for consumer in consumers))
             for hook in plan.on_shutdown:
                 await hook(app, runtime)
+            await stop_beating(runtime.cache, me, heartbeat)
             tenant_changes.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await tenant_changes

@@ -222,6 +222,14 @@ def run(
         if sandbox:
             lines.append(f"  sandbox page  {url}/sandbox   <- play the customer and the agent here")
             lines.append(f"  log in        {url}/auth/genesys/login?next=/auth/info   (demo Genesys users)")
+            from xypr.sandbox.demo import DEMO_ADMIN_EMAIL, sandbox_admin_password
+
+            lines.append(
+                f"  dashboard     {url}/admin   <- sign in as {DEMO_ADMIN_EMAIL} / {sandbox_admin_password(settings)}"
+                " (or with Genesys Cloud as a demo person)"
+            )
+        else:
+            lines.append(f"  dashboard     {url}/admin   (create an administrator: xypr admin create --email …)")
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -23,7 +24,7 @@ from xypr.core.logging import get_logger
 from xypr.core.metrics import EVENTS, STAGE_LATENCY
 from xypr.core.retry import RetryPolicy, is_transient
 
-__all__ = ["KeyedLocks", "Stage", "run_stage"]
+__all__ = ["KeyedLocks", "Stage", "attempts_of", "exhausted_error", "run_stage"]
 
 log = get_logger(__name__)
 
@@ -73,6 +74,21 @@ class Stage(abc.ABC, Generic[E]):
         """Called before each retry (e.g. to drop a cached credential)."""
 
 
+# The dead-letter error of an event whose retries ran out ends with how many attempts were made.
+_ATTEMPTS = re.compile(r" \(after (\d+) attempts\)$")
+
+
+def exhausted_error(exc: Exception, attempts: int) -> str:
+    """The dead-letter error of an event that failed `attempts` times."""
+    return f"{type(exc).__name__}: {exc}"[:1950] + f" (after {attempts} attempts)"
+
+
+def attempts_of(error: str) -> int:
+    """How many times a dead-lettered event was tried: the count `exhausted_error` wrote, else once."""
+    found = _ATTEMPTS.search(error)
+    return int(found.group(1)) if found else 1
+
+
 async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy, stopping: asyncio.Event) -> None:
     if stopping.is_set():
         # Its turn came after the process began to stop: hand it back untouched, first in line.
@@ -110,7 +126,7 @@ async def _process(stage: Stage[Any], delivery: Delivery, policy: RetryPolicy, s
                     EVENTS.labels(stage.name, "dead_lettered").inc()
                     log.error("event.dead_lettered", attempt=attempt, error=str(exc)[:500])
                     await stage.on_exhausted(event, exc)
-                    await delivery.dead_letter(f"{type(exc).__name__}: {exc}"[:2000])
+                    await delivery.dead_letter(exhausted_error(exc, attempt))
                     return
                 retry_after = exc.retry_after if isinstance(exc, TransientError) else None
                 growth = exc.growth if isinstance(exc, TransientError) else 2.0

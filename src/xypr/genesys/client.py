@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,7 +18,7 @@ from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreacha
 from xypr.core.metrics import GENESYS_TOKENS, UPSTREAM_LATENCY
 from xypr.tenants.service import TenantRuntime
 
-__all__ = ["GenesysClient", "api_base", "login_base"]
+__all__ = ["GenesysClient", "TokenStatus", "api_base", "login_base"]
 
 # Refresh this long before Genesys says the token expires, so no call goes out with a dying token.
 TOKEN_MARGIN_SECONDS = 300.0
@@ -31,6 +32,22 @@ _PATHS = {
     "event": "/inbound/open/event",
     "structured": "/inbound/open/structured/response",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    """What operators see of a tenant's Genesys token (never the token itself); times are Unix seconds."""
+
+    cached: bool
+    refreshed_at: float | None = None
+    expires_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """A token is cached and no error happened since it was fetched."""
+        return self.cached and (self.last_error_at is None or (self.refreshed_at or 0) >= self.last_error_at)
 
 
 def api_base(region: str, override: str = "") -> str:
@@ -94,6 +111,32 @@ class GenesysClient:
         """Drop the tenant's cached token (its credentials changed): the next call fetches a new one."""
         await self._cache.delete(_token_key(tenant))
 
+    async def token_status(self, tenant: TenantRuntime) -> TokenStatus:
+        """Whether a token is cached, when it was fetched and expires, and the last error fetching one."""
+        cached = await self._cache.get(_token_key(tenant)) is not None
+        raw = await self._cache.get(_status_key(tenant))
+        record: dict[str, Any] = orjson.loads(raw) if raw else {}
+        return TokenStatus(
+            cached=cached,
+            refreshed_at=record.get("refreshed_at"),
+            expires_at=record.get("expires_at") if cached else None,
+            last_error=record.get("last_error"),
+            last_error_at=record.get("last_error_at"),
+        )
+
+    async def refresh_token(self, tenant: TenantRuntime) -> TokenStatus:
+        """Fetch a new token now (an operator's forced refresh); a failure is recorded and raised."""
+        old = await self._cache.get(_token_key(tenant))
+        await self.token(tenant, stale=old.decode() if old is not None else None)
+        return await self.token_status(tenant)
+
+    async def _note(self, tenant: TenantRuntime, **fields: Any) -> None:
+        """Merge `fields` into the tenant's token status record (kept a week: errors matter after the fact)."""
+        raw = await self._cache.get(_status_key(tenant))
+        record: dict[str, Any] = orjson.loads(raw) if raw else {}
+        record.update(fields)
+        await self._cache.set(_status_key(tenant), orjson.dumps(record), ttl=7 * 86400.0)
+
     async def _shared_token(self, tenant: TenantRuntime, stale: str | None) -> str:
         """The cached token, or a new one fetched by whichever process takes the shared lock first."""
         key, lock_key = _token_key(tenant), f"{tenant.id}:genesys-token-lock"
@@ -107,9 +150,15 @@ class GenesysClient:
                     cached = await self._cache.get(key)  # stored while we were taking the lock?
                     if cached is not None and cached.decode() != stale:
                         return cached.decode()
-                    token, expires_in = await self._fetch_token(tenant)
+                    try:
+                        token, expires_in = await self._fetch_token(tenant)
+                    except (TransientError, PermanentError) as exc:
+                        await self._note(tenant, last_error=exc.message[:300], last_error_at=time.time())
+                        raise
                     ttl = max(expires_in - TOKEN_MARGIN_SECONDS, expires_in * 0.5, 1.0)
                     await self._cache.set(key, token.encode(), ttl=ttl)
+                    now = time.time()
+                    await self._note(tenant, refreshed_at=now, expires_at=now + expires_in)
                     return token
                 finally:
                     await self._cache.delete(lock_key)
@@ -181,6 +230,10 @@ def _answer(response: JsonAnswer) -> dict[str, Any]:
 
 def _token_key(tenant: TenantRuntime) -> str:
     return f"{tenant.id}:genesys-token"
+
+
+def _status_key(tenant: TenantRuntime) -> str:
+    return f"{tenant.id}:genesys-token-status"
 
 
 def _retry_after(response: httpx.Response | JsonAnswer) -> float | None:

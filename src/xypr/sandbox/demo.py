@@ -5,6 +5,7 @@ The demo credentials below exist only inside the emulators; they are not secrets
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from xypr.app import AppPlan
+from xypr.auth.models import User
+from xypr.auth.service import create_admin
 from xypr.config import Settings
 from xypr.core.logging import get_logger
 from xypr.core.secretbox import key_file
@@ -24,6 +27,7 @@ from xypr.tenants.models import Tenant
 from xypr.tenants.service import create_tenant, parse_tenant_file
 
 __all__ = [
+    "DEMO_ADMIN_EMAIL",
     "DEMO_TEMPLATES",
     "DEMO_TENANT",
     "DEMO_USERS",
@@ -33,6 +37,7 @@ __all__ = [
     "prepare_sandbox",
     "register_login",
     "register_with_emulators",
+    "sandbox_admin_password",
     "sandbox_master_key",
 ]
 
@@ -101,6 +106,20 @@ DEMO_USERS: list[dict[str, Any]] = [
 def sandbox_master_key(settings: Settings, *, create: bool) -> str | None:
     """The master key the sandbox keeps in the data folder when none is configured (None: no sandbox yet)."""
     return key_file(settings.data_dir / SANDBOX_KEY_FILE, create=create)
+
+
+# The sandbox's Xypr administrator (the admin dashboard's sign-in); the password is made once per data folder.
+DEMO_ADMIN_EMAIL = "admin@sandbox.example"
+
+
+def sandbox_admin_password(settings: Settings) -> str:
+    """The demo administrator's password, kept in the data folder (readable by its owner only)."""
+    path = settings.data_dir / "sandbox-admin-password"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 async def register_with_emulators(
@@ -185,6 +204,7 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
 
     async def start(app: FastAPI, runtime: Runtime) -> None:
         await _ensure_demo_tenant(runtime)
+        await _ensure_demo_admin(runtime, sandbox_admin_password(settings))
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=meta_app), base_url="http://meta") as meta,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=genesys_app), base_url="http://genesys") as gen,
@@ -205,6 +225,13 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
     plan.on_startup.append(start)
     plan.on_shutdown.append(stop)
     return settings
+
+
+async def _ensure_demo_admin(runtime: Runtime, password: str) -> None:
+    async with runtime.database.session() as session:
+        exists = await session.scalar(select(User.id).where(User.external_id == DEMO_ADMIN_EMAIL))
+    if exists is None:
+        await create_admin(runtime.database, email=DEMO_ADMIN_EMAIL, password=password, name="Sandbox Admin")
 
 
 async def _ensure_demo_tenant(runtime: Runtime) -> None:

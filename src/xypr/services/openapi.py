@@ -46,6 +46,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. an identifier another tenant owns)",
     413: "Body too large",
     429: "Too many requests; retry after `Retry-After` seconds",
+    502: "Genesys or Meta refused or failed (the message says what it answered)",
     503: "A dependency is unavailable; retry later",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}

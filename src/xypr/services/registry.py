@@ -46,9 +46,16 @@ def _auth() -> list[APIRouter]:
 
 
 def _tenant() -> list[APIRouter]:
+    from xypr.services.tenant.operations_router import router as operations
     from xypr.services.tenant.router import router
 
-    return [router]
+    return [router, operations]
+
+
+def _admin_dashboard() -> list[APIRouter]:
+    from xypr.services.admin_dashboard import api, pages
+
+    return [pages.router, *api.routers()]
 
 
 def _state_manager() -> list[APIRouter]:
@@ -118,7 +125,12 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("auth", 3004, routers=_auth, paths=("/auth",)),
         ServiceSpec("tenant", 3007, routers=_tenant, paths=("/tenants",)),
         ServiceSpec("state-manager", 3005, routers=_state_manager, paths=("/state",)),
-        ServiceSpec("admin-dashboard", 3006, built=False),
+        ServiceSpec(
+            "admin-dashboard",
+            3006,
+            routers=_admin_dashboard,
+            paths=("/admin", "/ops", "/messages", "/dlq", "/audit", "/users"),
+        ),
         ServiceSpec("agent-widget", 3012, built=False),
     )
 }
@@ -131,6 +143,7 @@ HTTP_SERVICES = (
     "outbound-transformer",
     "tenant",
     "state-manager",
+    "admin-dashboard",
 )
 WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
 

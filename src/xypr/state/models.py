@@ -42,6 +42,7 @@ class Message(Base):
         UniqueConstraint("tenant_id", "direction", "genesys_message_id"),
         Index("ix_messages_tenant_conversation", "tenant_id", "conversation_id", "created_at"),
         Index("ix_messages_tenant_wamid", "tenant_id", "wamid"),
+        Index("ix_messages_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

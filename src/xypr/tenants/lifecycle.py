@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from xypr.audit.service import record_audit
+from xypr.auth.principal import Principal
 from xypr.backends.db.base import utcnow
 from xypr.core.apimodel import camel_path
 from xypr.core.errors import BadRequest, Conflict, Forbidden
@@ -95,7 +97,7 @@ async def _ensure_free(runtime: Runtime, identifiers: dict[str, str | None], *, 
                 raise Conflict(f"{field}: {value!r} already belongs to another tenant", field=field)
 
 
-async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
+async def onboard_tenant(runtime: Runtime, request: TenantCreate, *, actor: Principal | None = None) -> Tenant:
     """Create a tenant: optional setup steps (all must succeed), then the checks, reported field by field."""
     genesys, whatsapp = request.genesys, request.whatsapp
     setup = request.setup
@@ -175,6 +177,11 @@ async def onboard_tenant(runtime: Runtime, request: TenantCreate) -> Tenant:
     )
     tenant = await create_tenant(runtime.database, runtime.box, spec, checks=checks)
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant.id, "created")
+    await record_audit(
+        runtime.database, actor, "tenant.create", tenant_id=tenant.id, target=tenant.name,
+        details={"setup": request.setup.model_dump(exclude_none=True),
+                 "failed_checks": sorted(name for name, check in checks.items() if not check.ok)},
+    )  # fmt: skip
     return tenant
 
 
@@ -214,7 +221,25 @@ def _changes(patch: TenantUpdate) -> dict[tuple[str, str], Any]:
     return changes
 
 
-async def update_tenant(runtime: Runtime, tenant_id: str, patch: TenantUpdate, *, platform_admin: bool) -> Tenant:
+def _settings_changes(before: dict[str, Any] | None, changes: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """For the audit log: which settings keys a PATCH changed (names only), and the new role mapping's role
+    names when it changed — who gets which role is what an auditor asks about, and role names are no secret."""
+    if ("", "settings") not in changes:
+        return {}
+    old, new = dict(before or {}), dict(changes[("", "settings")] or {})
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    facts: dict[str, Any] = {"settings": changed}
+    mapping = new.get("role_mapping")
+    if "role_mapping" in changed and isinstance(mapping, dict):
+        facts["role_mapping"] = {
+            rule: (mapping.get(rule) or {}).get("roles") for rule in ("tenant_admin", "supervisor")
+        }  # fmt: skip
+    return facts
+
+
+async def update_tenant(
+    runtime: Runtime, tenant_id: str, patch: TenantUpdate, *, platform_admin: bool, actor: Principal | None = None
+) -> Tenant:
     """Apply a PATCH: re-seal changed secrets, re-run the checks, announce the change.
 
     A tenant admin may not move `genesys.org_id` (it decides whose Genesys users log into the tenant),
@@ -271,10 +296,14 @@ async def update_tenant(runtime: Runtime, tenant_id: str, patch: TenantUpdate, *
         # genesys-api must not keep using a token obtained with the old credentials.
         await runtime.genesys.forget_token(current)
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "updated")
+    # Field names only: the values of secrets must never reach the log.
+    fields = sorted(".".join(part for part in key if part) for key in changes)
+    await record_audit(runtime.database, actor, "tenant.update", tenant_id=tenant_id, target=stored.name,
+                       details={"fields": fields, **_settings_changes(tenant.settings, changes)})  # fmt: skip
     return stored
 
 
-async def suspend_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
+async def suspend_tenant(runtime: Runtime, tenant_id: str, *, actor: Principal | None = None) -> Tenant:
     """Suspend a tenant: from now on its webhooks are acknowledged and parked (idempotent)."""
     await get_tenant(runtime.database, tenant_id)
     async with runtime.database.session() as session:
@@ -284,10 +313,12 @@ async def suspend_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
             .values(status="suspended", updated_at=utcnow())
         )
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "suspended")
-    return await get_tenant(runtime.database, tenant_id)
+    suspended = await get_tenant(runtime.database, tenant_id)
+    await record_audit(runtime.database, actor, "tenant.suspend", tenant_id=tenant_id, target=suspended.name)
+    return suspended
 
 
-async def reactivate_tenant(runtime: Runtime, tenant_id: str) -> tuple[Tenant, int]:
+async def reactivate_tenant(runtime: Runtime, tenant_id: str, *, actor: Principal | None = None) -> tuple[Tenant, int]:
     """Republish the parked events in arrival order, then process the tenant again; returns how many."""
     tenant = await get_tenant(runtime.database, tenant_id)
     if tenant.status == "active":
@@ -306,10 +337,12 @@ async def reactivate_tenant(runtime: Runtime, tenant_id: str) -> tuple[Tenant, i
     finally:
         await runtime.cache.delete(lock)
         await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "reactivated")
+    await record_audit(runtime.database, actor, "tenant.reactivate", tenant_id=tenant_id, target=tenant.name,
+                       details={"resumed_events": resumed})  # fmt: skip
     return await get_tenant(runtime.database, tenant_id), resumed
 
 
-async def delete_tenant(runtime: Runtime, tenant_id: str) -> None:
+async def delete_tenant(runtime: Runtime, tenant_id: str, *, actor: Principal | None = None) -> None:
     """Delete a suspended tenant with its users, conversations, messages, media copies and parked events."""
     tenant = await get_tenant(runtime.database, tenant_id)
     if tenant.status != "suspended":
@@ -323,3 +356,4 @@ async def delete_tenant(runtime: Runtime, tenant_id: str) -> None:
         await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
     await runtime.genesys.forget_token(open_tenant(runtime.box, tenant))
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "deleted")
+    await record_audit(runtime.database, actor, "tenant.delete", tenant_id=tenant_id, target=tenant.name)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from xypr.backends.cache.base import Cache
@@ -137,14 +137,30 @@ async def get_tenant(database: Database, tenant_id: str) -> Tenant:
 
 
 async def list_tenants(
-    database: Database, *, limit: int, offset: int, status: str | None = None
+    database: Database, *, limit: int, offset: int, status: str | None = None, search: str | None = None
 ) -> tuple[list[Tenant], int]:
-    """One page of tenants, oldest first, and how many there are in all."""
+    """One page of tenants, oldest first, and how many there are in all.
+
+    `search` matches part of the name (any case) or exactly a phone number id, WABA id, Genesys org id or
+    integration id.
+    """
     query = select(Tenant)
     counting = select(func.count()).select_from(Tenant)
     if status is not None:
         query = query.where(Tenant.status == status)
         counting = counting.where(Tenant.status == status)
+    if search and search.strip():
+        text = search.strip()
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matching = or_(
+            func.lower(Tenant.name).like(pattern, escape="\\"),
+            Tenant.wa_phone_number_id == text,
+            Tenant.wa_waba_id == text,
+            Tenant.genesys_org_id == text,
+            Tenant.genesys_integration_id == text,
+        )
+        query = query.where(matching)
+        counting = counting.where(matching)
     async with database.session() as session:
         total = int(await session.scalar(counting) or 0)
         page = await session.scalars(query.order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset))

@@ -124,6 +124,14 @@ class Broker(abc.ABC):
         """Publish a dead letter again to its original queue and remove it; False if unknown."""
 
     @abc.abstractmethod
+    async def discard(self, dead_letter_id: str) -> bool:
+        """Remove a dead letter for good (an operator decided it must not be processed); False if unknown."""
+
+    async def oldest_age(self, queue: str) -> float | None:
+        """Seconds the oldest message waiting in `queue` has waited; None when the broker cannot tell."""
+        return None
+
+    @abc.abstractmethod
     async def depth(self, queue: str) -> int:
         """Messages waiting in `queue` (all partitions), for metrics and tests."""
 

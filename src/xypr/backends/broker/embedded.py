@@ -382,7 +382,23 @@ class SqliteQueueBroker(Broker):
         self._wake(queue)
         return True
 
+    async def discard(self, dead_letter_id: str) -> bool:
+        """Remove a dead letter for good; False if unknown."""
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
+            return bool(cursor.rowcount)
+
     # Health ----------------------------------------------------------------------------------
+
+    async def oldest_age(self, queue: str) -> float | None:
+        """Seconds since the oldest message still in `queue` was published (0 when the queue is empty)."""
+        _check(queue)
+        async with self._connection() as db:
+            rows = list(
+                await db.execute_fetchall("SELECT MIN(published_at) FROM broker_messages WHERE queue = ?", (queue,))
+            )
+        oldest = rows[0][0] if rows else None
+        return max(0.0, time.time() - float(oldest)) if oldest is not None else 0.0
 
     async def depth(self, queue: str) -> int:
         """Messages waiting in `queue` (not counting those being processed)."""

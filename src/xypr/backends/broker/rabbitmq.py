@@ -400,7 +400,31 @@ class RabbitBroker(Broker):
             with contextlib.suppress(Exception):
                 await channel.close()
 
+    async def discard(self, dead_letter_id: str) -> bool:
+        """Remove a dead letter for good; False if unknown."""
+        channel = await self._temporary_channel()
+        try:
+            queue = await channel.declare_queue(self.dead_letter_name, passive=True, robust=False)
+            waiting = queue.declaration_result.message_count or 0
+            for _ in range(waiting):
+                message = await queue.get(no_ack=False, fail=False, timeout=self.confirm_timeout)
+                if message is None:
+                    break
+                if self._dead_letter_of(message).id == dead_letter_id:
+                    # Acked before the channel closes (frames are ordered): only this one is removed.
+                    await message.ack()
+                    return True
+            return False
+        except Exception as exc:
+            raise BrokerUnavailable(f"RabbitMQ unavailable ({exc})") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
     # Health ----------------------------------------------------------------------------------
+
+    # `oldest_age` stays None: AMQP reports counts, not ages, and peeking at a quorum queue's head would
+    # count as a delivery against its delivery limit. The RabbitMQ management UI shows message rates.
 
     async def depth(self, queue: str) -> int:
         """Messages waiting in `queue` (ready messages of all partitions)."""

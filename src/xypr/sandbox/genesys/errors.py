@@ -82,6 +82,8 @@ def not_found(what: str) -> GenesysError:
 
 
 _INJECTED: dict[int, tuple[str, str]] = {
+    # A permanent refusal (e.g. a message Genesys will not take): what an operator then finds in the dead letters.
+    400: ("bad.request", "The request could not be understood by the server due to malformed syntax."),
     500: (
         "internal.server.error",
         "The server encountered an unexpected condition which prevented it from fulfilling the request.",
@@ -93,7 +95,7 @@ _INJECTED: dict[int, tuple[str, str]] = {
 
 
 def injected(status: int, retry_after: int | None) -> GenesysError:
-    """An injected fault: the normalized 429 (with `Retry-After`) or a 5xx."""
+    """An injected fault: the normalized 429 (with `Retry-After`), a 400 or a 5xx."""
     if status == 429:
         seconds = retry_after if retry_after is not None else 1
         return GenesysError(

@@ -47,7 +47,7 @@ class FaultRequest(BaseModel):
     does for that long instead (an outage). Faults apply one after the other, in the order given."""
 
     integration_id: str | None = None
-    status: Literal[429, 500, 502, 503, 504]
+    status: Literal[400, 429, 500, 502, 503, 504]
     count: int = Field(default=1, ge=1)
     seconds: float | None = Field(default=None, gt=0, le=3600)
     retry_after: int | None = Field(default=None, ge=0)

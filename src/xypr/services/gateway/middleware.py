@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +87,21 @@ async def _send_error(send: Send, reject: _Reject) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _send_to_sign_in(scope: Scope, send: Send) -> None:
+    """303 to `/admin/login?next=…` (htmx requests: 204 + `HX-Redirect`, which htmx follows as a page load)."""
+    here = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+    if _header(scope, b"hx-request"):
+        current = _header(scope, b"hx-current-url") or ""
+        here = "/" + current.split("://", 1)[-1].split("/", 1)[-1] if current else "/admin"
+    target = "/admin/login?next=" + quote(here, safe="")
+    if _header(scope, b"hx-request"):
+        status, headers = 204, [(b"hx-redirect", target.encode("latin-1"))]
+    else:
+        status, headers = 303, [(b"location", target.encode("latin-1"))]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class GatewayMiddleware:
     """Authenticates (bearer or session cookie) and puts the `Principal` on `request.state.principal`.
 
@@ -118,6 +134,10 @@ class GatewayMiddleware:
             if kind is not PathKind.WEBHOOK:
                 receive = await self._bounded_body(scope, receive)
         except _Reject as reject:
+            if reject.status == 401 and path.startswith("/admin") and _header(scope, b"accept") != "text/event-stream":
+                # A browser on the dashboard goes to the sign-in page, not to a JSON error.
+                await _send_to_sign_in(scope, send)
+                return
             await _send_error(send, reject)
             return
         if kind is PathKind.WEBHOOK and self.options.enforce_limits:

@@ -35,6 +35,7 @@ _PUBLIC_EXACT = frozenset(
         "/auth/logout",
         "/auth/genesys/login",
         "/auth/genesys/callback",
+        "/admin/login",
     }
 )
 _PUBLIC_PREFIXES = ("/media/", "/static/")

@@ -17,6 +17,7 @@ from xypr.core.metrics import WEBHOOKS
 from xypr.events import OutboundGenesysEvent, ordering_key
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
+from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import (
     MAX_JSON_DEPTH,
     RuntimeDep,
@@ -76,6 +77,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     if json_too_deep(document):
         WEBHOOKS.labels("genesys", "malformed").inc()
         raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    await note_webhook(runtime.cache, [tenant.id], "genesys")
     try:
         message = GenesysOutbound.model_validate(document)
     except ValidationError as exc:

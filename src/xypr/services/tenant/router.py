@@ -94,7 +94,7 @@ async def create(body: TenantCreate, runtime: RuntimeDep, _admin: XyprAdmin) -> 
     are returned in `checks`, field by field, but do not block the creation.
     """
     _check_role_mapping(body.settings)
-    tenant = await onboard_tenant(runtime, body)
+    tenant = await onboard_tenant(runtime, body, actor=_admin)
     return tenant_view(tenant)
 
 
@@ -113,9 +113,17 @@ async def list_all(
         Literal["active", "suspended", "resuming"] | None,
         Query(alias="status", description="Only tenants in this status"),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Search: part of the name, or a phone_number_id, WABA id or Genesys "
+            "org id / integration id (exact)",
+        ),
+    ] = None,
 ) -> TenantPage:
-    """Every tenant, oldest first, a page at a time, with the total (Xypr admins)."""
-    tenants, total = await list_tenants(runtime.database, limit=limit, offset=offset, status=status_)
+    """Every tenant (or those matching `q`), oldest first, a page at a time, with the total (Xypr admins)."""
+    tenants, total = await list_tenants(runtime.database, limit=limit, offset=offset, status=status_, search=q)
     parked = await parked_counts(runtime.database, [tenant.id for tenant in tenants])
     items = [tenant_view(tenant, parked_events=parked.get(tenant.id, 0)) for tenant in tenants]
     return TenantPage(items=items, total=total, limit=limit, offset=offset)
@@ -151,7 +159,7 @@ async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, pr
     """
     _in_scope(principal, tenant_id)
     _check_role_mapping(body.settings)
-    await update_tenant(runtime, tenant_id, body, platform_admin=principal.is_platform_admin)
+    await update_tenant(runtime, tenant_id, body, platform_admin=principal.is_platform_admin, actor=principal)
     return await _view(runtime, tenant_id)
 
 
@@ -176,7 +184,7 @@ async def run_checks(tenant_id: TenantId, runtime: RuntimeDep, principal: Tenant
 )
 async def suspend(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> TenantView:
     """Stop processing the tenant: its webhooks are still acknowledged, and parked until reactivation."""
-    await suspend_tenant(runtime, tenant_id)
+    await suspend_tenant(runtime, tenant_id, actor=_admin)
     return await _view(runtime, tenant_id)
 
 
@@ -192,7 +200,7 @@ async def reactivate(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin
     503 when the broker is down or events keep arriving past the time limit: the tenant stays
     `resuming` (webhooks keep being parked, nothing is lost); call again.
     """
-    _tenant, resumed = await reactivate_tenant(runtime, tenant_id)
+    _tenant, resumed = await reactivate_tenant(runtime, tenant_id, actor=_admin)
     return TenantResumed(tenant=await _view(runtime, tenant_id), resumed_events=resumed)
 
 
@@ -205,5 +213,5 @@ async def reactivate(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin
 )
 async def remove(tenant_id: TenantId, runtime: RuntimeDep, _admin: XyprAdmin) -> Response:
     """Delete the tenant with its users, conversations, messages and parked events (suspend it first)."""
-    await delete_tenant(runtime, tenant_id)
+    await delete_tenant(runtime, tenant_id, actor=_admin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,7 @@ from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import InboundWhatsAppEvent, ordering_key
+from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import (
     MAX_JSON_DEPTH,
     RuntimeDep,
@@ -122,8 +123,10 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     if payload.object != "whatsapp_business_account":
         WEBHOOKS.labels("whatsapp", "malformed").inc()
         raise BadRequest(f"unexpected object {payload.object!r}")
-    for tenant in {tenant.id: tenant for tenant in [*(tenants[n] for n in trusted), *by_waba]}.values():
-        await limit_webhooks_of_tenant(runtime, tenant.id)
+    signed_for = {tenant.id: tenant for tenant in [*(tenants[n] for n in trusted), *by_waba]}
+    for tenant_id in signed_for:
+        await limit_webhooks_of_tenant(runtime, tenant_id)
+    await note_webhook(runtime.cache, signed_for, "whatsapp")
 
     values: list[tuple[str, WebhookValue]] = []
     for entry in payload.entry:

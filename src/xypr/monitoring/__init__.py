@@ -1,0 +1,1 @@
+"""What operators watch: running processes, backend health, queues, throughput, failures."""

@@ -1,0 +1,39 @@
+"""When each tenant's last signed webhook arrived, per direction (for the dashboard's webhook helper)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from xypr.backends.cache.base import Cache
+from xypr.core.logging import get_logger
+
+__all__ = ["DIRECTIONS", "last_webhooks", "note_webhook"]
+
+log = get_logger(__name__)
+
+DIRECTIONS = ("whatsapp", "genesys")
+_KEEP_SECONDS = 30 * 86400.0
+
+
+def _key(tenant_id: str, direction: str) -> str:
+    return f"{tenant_id}:last-webhook:{direction}"
+
+
+async def note_webhook(cache: Cache, tenant_ids: Iterable[str], direction: str) -> None:
+    """Remember now as the last signed webhook of these tenants; a cache failure never fails the webhook."""
+    now = str(time.time()).encode()
+    try:
+        for tenant_id in set(tenant_ids):
+            await cache.set(_key(tenant_id, direction), now, ttl=_KEEP_SECONDS)
+    except Exception as exc:
+        log.warning("webhook.note_failed", direction=direction, error_type=type(exc).__name__)
+
+
+async def last_webhooks(cache: Cache, tenant_id: str) -> dict[str, float | None]:
+    """Unix time of the tenant's last signed webhook per direction (None: none in the last 30 days)."""
+    found: dict[str, float | None] = {}
+    for direction in DIRECTIONS:
+        raw = await cache.get(_key(tenant_id, direction))
+        found[direction] = float(raw) if raw else None
+    return found
