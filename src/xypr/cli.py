@@ -92,6 +92,7 @@ def run(
         if sandbox:
             lines.append(f"  sandbox page  {url}/sandbox   <- play the customer and the agent here")
             lines.append(f"  log in        {url}/auth/genesys/login?next=/auth/info   (demo Genesys users)")
+            lines.append(f"  agent desktop {url}/sandbox/genesys/desktop   <- the WhatsApp widget as Genesys shows it")
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",

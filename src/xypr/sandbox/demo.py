@@ -5,6 +5,8 @@ The demo credentials below exist only inside the emulators; they are not secrets
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ __all__ = [
     "prepare_sandbox",
     "register_login",
     "register_with_emulators",
+    "seed_templates",
 ]
 
 log = get_logger(__name__)
@@ -120,7 +123,12 @@ async def register_login(genesys: httpx.AsyncClient, *, public_url: str, client_
     """Register Xypr's login client (public, PKCE) and the demo organisation's people with the emulated Genesys."""
     answer = await genesys.post(
         "/_sandbox/oauth/clients",
-        json={"client_id": client_id, "name": "Xypr", "redirect_uris": [f"{public_url}/auth/genesys/callback"]},
+        json={
+            "client_id": client_id,
+            "name": "Xypr",
+            # The browser login, and the agent widget's sign-in inside Genesys (implicit grant).
+            "redirect_uris": [f"{public_url}/auth/genesys/callback", f"{public_url}/widget/signed-in"],
+        },
     )
     answer.raise_for_status()
     for person in DEMO_USERS:
@@ -136,6 +144,8 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
         "genesys_api_url": public + GENESYS_PREFIX,
         "genesys_login_url": public + GENESYS_PREFIX,
         "genesys_login_client_id": settings.genesys_login_client_id or SANDBOX_LOGIN_CLIENT_ID,
+        # The emulated agent desktop frames the widget from this origin.
+        "widget_frame_ancestors": ",".join(filter(None, [settings.widget_frame_ancestors, public])),
     }
     if not settings.master_key.get_secret_value():
         from pydantic import SecretStr
@@ -169,15 +179,72 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
         ):
             await register_with_emulators(meta, gen, DEMO_TENANT, public_url=public)
             await register_login(gen, public_url=public, client_id=settings.genesys_login_client_id)
+            await seed_templates(meta, DEMO_TENANT["whatsapp"]["waba_id"])
+        # Installed through the emulated Genesys API like a real onboarding would, once this server listens.
+        installing.append(asyncio.create_task(_install_widget_when_listening(runtime)))
         log.info("sandbox.ready", page=f"{public}/sandbox", meta=public + META_PREFIX, genesys=public + GENESYS_PREFIX)
 
+    installing: list[asyncio.Task[None]] = []
+
     async def stop(_app: FastAPI, _runtime: Runtime) -> None:
+        for task in installing:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await meta_app.state.sandbox.aclose()
         await genesys_app.state.sandbox.aclose()
 
     plan.on_startup.append(start)
     plan.on_shutdown.append(stop)
     return settings
+
+
+# The demo WABA's templates: every state and form the widget's picker has to handle.
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {"name": "order_update", "language": "en_US", "category": "UTILITY", "components": [
+        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+        {"type": "BODY", "text": "Hello {{1}}, your order {{2}} ships on {{3}}."},
+        {"type": "FOOTER", "text": "Reply STOP to opt out"},
+        {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+                                        {"type": "QUICK_REPLY", "text": "Talk to us"}]}]},
+    {"name": "order_update", "language": "es", "category": "UTILITY", "components": [
+        {"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}} sale el {{3}}."}]},
+    {"name": "invoice_ready", "language": "en_US", "category": "UTILITY", "components": [
+        {"type": "HEADER", "format": "DOCUMENT"},
+        {"type": "BODY", "text": "Your invoice {{1}} is attached."}]},
+    {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "components": [
+        {"type": "HEADER", "format": "IMAGE"},
+        {"type": "BODY", "text": "Spring sale: {{1}} off everything."},
+        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Show me"},
+                                        {"type": "QUICK_REPLY", "text": "Not now"}]}]},
+    {"name": "new_feature", "language": "en_US", "category": "MARKETING", "status": "PENDING",
+     "components": [{"type": "BODY", "text": "Something new is coming."}]},
+    {"name": "winback_offer", "language": "en_US", "category": "MARKETING", "status": "REJECTED",
+     "components": [{"type": "BODY", "text": "We miss you! {{1}}"}]},
+]  # fmt: skip
+
+
+async def seed_templates(meta: httpx.AsyncClient, waba_id: str) -> None:
+    """Give a WABA of the emulated Meta the demo templates (approved, pending and rejected)."""
+    for template in DEMO_TEMPLATES:
+        answer = await meta.post("/_sandbox/templates", json={"waba_id": waba_id, **template})
+        answer.raise_for_status()
+
+
+async def _install_widget_when_listening(runtime: Runtime) -> None:
+    from xypr.services.agent_widget.install import install_widget
+
+    for _attempt in range(50):
+        await asyncio.sleep(0.2)
+        tenant = await runtime.tenants.by_phone_number_id(DEMO_TENANT["whatsapp"]["phone_number_id"])
+        if tenant is None:
+            continue
+        try:
+            await install_widget(runtime, tenant)
+            return
+        except Exception as exc:  # the server may not listen yet; a sandbox convenience, never fatal
+            log.debug("sandbox.widget_install_retry", error=type(exc).__name__)
+    log.warning("sandbox.widget_not_installed")
 
 
 async def _ensure_demo_tenant(runtime: Runtime) -> None:

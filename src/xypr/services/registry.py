@@ -57,6 +57,12 @@ def _state_manager() -> list[APIRouter]:
     return [router]
 
 
+def _agent_widget() -> list[APIRouter]:
+    from xypr.services.agent_widget.router import router
+
+    return [router]
+
+
 def _inbound(runtime: Runtime) -> list[Stage[Any]]:
     from xypr.services.inbound_transformer.worker import InboundTransformer
 
@@ -107,11 +113,13 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("tenant", 3007, routers=_tenant, paths=("/tenants",)),
         ServiceSpec("state-manager", 3005, routers=_state_manager, paths=("/state",)),
         ServiceSpec("admin-dashboard", 3006, built=False),
-        ServiceSpec("agent-widget", 3012, built=False),
+        ServiceSpec("agent-widget", 3012, routers=_agent_widget, paths=("/widget",)),
     )
 }
 
-HTTP_SERVICES = ("whatsapp-webhook", "genesys-webhook", "auth", "outbound-transformer", "tenant", "state-manager")
+HTTP_SERVICES = (
+    "whatsapp-webhook", "genesys-webhook", "auth", "outbound-transformer", "tenant", "state-manager", "agent-widget",
+)  # fmt: skip
 WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
 
 

@@ -135,6 +135,8 @@ class GenesysSandbox:
         self.integration_create_seconds = 0.2
         # User login (code grant + PKCE, users/me): login clients, users, codes, user tokens.
         self.accounts = SandboxAccounts()
+        # Client app integrations (Interaction Widgets) by id: `agent.ClientApp`.
+        self.client_apps: dict[str, Any] = {}
         self._init_traffic()
 
     def _init_traffic(self) -> None:
@@ -304,6 +306,7 @@ class GenesysSandbox:
             self.tokens.clear()
             self.service_clients.clear()
             self.accounts.clear()
+            self.client_apps.clear()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this sandbox created it."""

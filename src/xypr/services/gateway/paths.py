@@ -35,6 +35,9 @@ _PUBLIC_EXACT = frozenset(
         "/auth/logout",
         "/auth/genesys/login",
         "/auth/genesys/callback",
+        # The agent widget's page and sign-in landing hold no data; its `/widget/api/…` needs a token.
+        "/widget",
+        "/widget/signed-in",
     }
 )
 _PUBLIC_PREFIXES = ("/media/", "/static/")

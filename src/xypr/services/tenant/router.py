@@ -157,6 +157,23 @@ async def patch(tenant_id: str, body: TenantUpdate, runtime: RuntimeDep, princip
 
 
 @router.post(
+    "/{tenant_id}/widget/install",
+    summary="Install the agent widget in the tenant's Genesys organisation",
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+async def install_agent_widget(tenant_id: str, runtime: RuntimeDep, principal: TenantAdmin) -> dict[str, Any]:
+    """Create (or update) and enable the Interaction Widget pointing at this Xypr's `/widget`."""
+    from xypr.services.agent_widget.install import install_widget
+
+    _in_scope(principal, tenant_id)
+    tenant = await runtime.tenants.by_id(tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    done = await install_widget(runtime, tenant)
+    return {"integrationId": done.integration_id, "url": done.url, "state": done.state, "created": done.created}
+
+
+@router.post(
     "/{tenant_id}/checks",
     response_model=TenantView,
     summary="Run the onboarding checks again",
