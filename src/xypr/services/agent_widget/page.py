@@ -28,6 +28,8 @@ def environment() -> Environment:
     )
     env.filters["clock"] = _clock
     env.filters["day"] = _day
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)  # compiled once, at start-up, not during an agent's first view
     return env
 
 

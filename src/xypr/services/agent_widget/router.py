@@ -49,6 +49,7 @@ __all__ = ["router"]
 log = get_logger(__name__)
 
 router = APIRouter(tags=["agent widget"])
+environment()
 
 _READERS = require_roles(Role.TENANT_ADMIN, Role.SUPERVISOR, Role.AGENT)
 # Supervisors watch; they never speak to the customer from the widget.

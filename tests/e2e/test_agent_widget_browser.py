@@ -1,0 +1,241 @@
+"""The agent widget in headless Chromium, on the emulated Genesys agent desktop, against the whole bridge.
+
+The desktop frames the widget installed through the emulated Genesys API, with Genesys's interpolated
+URL, and answers the Client App SDK's messages; the agent signs in once, on the desktop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from tests.conftest import embedded_settings
+from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
+from xypr.backends.db.base import utcnow
+from xypr.state.models import Conversation, Message
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CUSTOMER = "16505551234"
+# A 1x1 PNG: the customer's photo.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
+    settings = embedded_settings(tmp_path, widget_poll_seconds=0.25)
+    async with running_bridge(settings) as running:
+        await eventually(lambda: _widget_installed(running), within=20)
+        for path in ("/widget", "/static/widget/widget.js", "/static/vendor/purecloud-client-app-sdk-2.6.10.min.js"):
+            (await running.client.get(path)).raise_for_status()  # a warm process, as in production
+        yield running
+
+
+async def _widget_installed(bridge: Bridge) -> bool | None:
+    apps = (await bridge.genesys.get("/_sandbox/client-apps")).json()
+    return True if any(app["intendedState"] == "ENABLED" for app in apps) else None
+
+
+async def _genesys_conversation(bridge: Bridge, wa_id: str) -> str:
+    """The Genesys conversation id of a customer, once Xypr has recorded it too."""
+
+    async def known() -> str | None:
+        async with bridge.runtime.database.session() as session:
+            value = await session.scalar(
+                select(Conversation.genesys_conversation_id).where(Conversation.wa_id == wa_id)
+            )
+        return value
+
+    return await eventually(known, within=20)
+
+
+async def _set_last_customer_message(bridge: Bridge, wa_id: str, age: timedelta) -> None:
+    """The injected clock: the customer's last message is `age` old."""
+    async with bridge.runtime.database.session() as session:
+        await session.execute(
+            update(Conversation).where(Conversation.wa_id == wa_id).values(last_customer_message_at=utcnow() - age)
+        )
+
+
+async def _customer_media(bridge: Bridge) -> str:
+    answer = await bridge.meta.post(
+        "/_sandbox/media",
+        files={"file": ("photo.png", PNG, "image/png")},
+        data={"phone_number_id": bridge.demo["whatsapp"]["phone_number_id"]},
+    )
+    answer.raise_for_status()
+    return str(answer.json()["id"])
+
+
+async def _customer_sends(bridge: Bridge, wa_id: str, **message: Any) -> str:
+    answer = await bridge.meta.post(
+        f"/_sandbox/customers/{wa_id}/messages",
+        json={"phone_number_id": bridge.demo["whatsapp"]["phone_number_id"], "name": "Sheena Nelson", **message},
+    )
+    answer.raise_for_status()
+    return str(answer.json()["wamid"])
+
+
+class Browser:
+    """Chromium with the test's rules: no console errors, no request leaving 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+
+    async def __aenter__(self) -> Any:
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+        self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        self.context = await self._browser.new_context(viewport={"width": 1200, "height": 860})
+
+        def on_request(request: Any) -> None:
+            host = request.url.split("/")[2].split(":")[0] if "://" in request.url else ""
+            if request.url.startswith(("http://", "https://")) and host not in ("127.0.0.1", "localhost"):
+                self.foreign.append(request.url)
+
+        self.context.on("request", on_request)
+        return self
+
+    async def page(self) -> Any:
+        page = await self.context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        return page
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._browser.close()
+        await self._playwright.stop()
+
+
+async def _desktop(browser: Browser, bridge: Bridge, conversation_id: str, *, who: str = "Alex Agent", lang: str = "") -> Any:
+    page = await browser.page()
+    query = f"conversationId={conversation_id}" + (f"&lang={lang}" if lang else "")
+    await page.goto(f"{bridge.url}/sandbox/genesys/desktop?{query}")
+    await page.get_by_role("button", name=who).click()  # the one sign-in: into Genesys, on the desktop
+    await page.locator("#widget-frame").wait_for(state="attached")
+    return page
+
+
+def _tick_rank(classes: str) -> int:
+    for rank, name in enumerate(("pending", "sent", "delivered", "read")):
+        if f"tick {name}" in classes:
+            return rank
+    return 9 if "failed" in classes else -1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and not Path(CHROMIUM).exists(), reason="no Chromium")
+async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(bridge: Bridge) -> None:
+    from playwright.async_api import expect
+
+    first = await _customer_sends(bridge, CUSTOMER, type="text", text="Hi, where is my order?")
+    await _customer_sends(bridge, CUSTOMER, type="image", media_id=await _customer_media(bridge), caption="The box")
+    await _customer_sends(
+        bridge, CUSTOMER, type="location",
+        content={"latitude": 52.3702, "longitude": 4.8952, "name": "Dam Square", "address": "Amsterdam"},
+    )  # fmt: skip
+    conversation_id = await _genesys_conversation(bridge, CUSTOMER)
+    await bridge.agent_says(CUSTOMER, "It ships tomorrow.")
+    sent = await eventually(lambda: _first_wamid(bridge))
+    await _customer_sends(bridge, CUSTOMER, type="text", text="Great, thanks!", context_id=sent)
+    await _customer_sends(bridge, CUSTOMER, type="reaction", content={"message_id": sent, "emoji": "👍"})
+    await _customer_sends(bridge, CUSTOMER, type="text", text="And the colour?", context_id=first)
+    await eventually(lambda: _inbound_rows(bridge, 6))
+
+    async with Browser() as browser:
+        page = await _desktop(browser, bridge, conversation_id)
+        widget = page.frame_locator("#widget-frame")
+        # Within 3 s of the desktop framing it: page, silent sign-in, token exchange, the view.
+        await expect(widget.locator(".customer-name")).to_have_text("Sheena Nelson", timeout=3000)
+        await expect(widget.get_by_role("button", name="Sign in with Genesys Cloud")).to_be_hidden()
+        await expect(widget.locator(".wa-id")).to_have_text(f"+{CUSTOMER}")
+
+        thread = widget.locator("#thread")
+        await expect(thread.locator(".bubble.in").first).to_contain_text("Hi, where is my order?")
+        await expect(thread.locator("img.thumb")).to_have_attribute("src", re.compile(r"/media/"))
+        await expect(thread.get_by_role("link", name="Open the location in a map: Dam Square")).to_have_attribute(
+            "href", "https://www.google.com/maps/search/?api=1&query=52.3702,4.8952"
+        )
+        agent_bubble = thread.locator(".bubble.out", has_text="It ships tomorrow.")
+        await expect(agent_bubble.locator(".reaction.customer")).to_have_text("👍")
+        await expect(thread.locator(".bubble.in", has_text="Great, thanks!").locator(".quote")).to_have_text(
+            "It ships tomorrow."
+        )
+        await expect(thread.locator(".bubble.in", has_text="And the colour?").locator(".quote")).to_have_text(
+            "Hi, where is my order?"
+        )
+        await expect(agent_bubble.locator(".tick")).to_have_class(re.compile(r"\bread\b"))
+
+        # Live: a customer message appears without reload.
+        before = time.monotonic()
+        await _customer_sends(bridge, CUSTOMER, type="text", text="Are you there?")
+        await expect(thread.locator(".bubble.in", has_text="Are you there?")).to_be_visible(timeout=2000)
+        assert time.monotonic() - before < 2.5
+
+        # Ticks of a new agent message: sent → delivered → read, never back (watched in the frame).
+        frame = page.frame(url=re.compile(r"/widget\?"))
+        assert frame is not None
+        await frame.evaluate(
+            """() => { window.tickLog = []; new MutationObserver(() => {
+                 document.querySelectorAll('.bubble.out').forEach(b => {
+                   if (b.textContent.includes('Tracking number 42')) window.tickLog.push(b.querySelector('.tick').className);
+                 }); }).observe(document.getElementById('thread'), {subtree: true, childList: true, attributes: true}); }"""
+        )
+        await page.get_by_label("Reply").fill("Tracking number 42")
+        await page.get_by_role("button", name="Send reply").click()
+        tracked = thread.locator(".bubble.out", has_text="Tracking number 42")
+        await expect(tracked.locator(".tick")).to_have_class(re.compile(r"\bread\b"), timeout=10000)
+        ranks = [_tick_rank(c) for c in await frame.evaluate("() => window.tickLog")]
+        assert ranks and ranks == sorted(ranks), ranks
+        assert ranks[-1] == 3
+
+        # A quick answer goes into the desktop's composer through proposeInteractionMessage.
+        await widget.get_by_label("Message", exact=True).fill("Your parcel left our warehouse.")
+        await widget.get_by_role("button", name="Put in the Genesys reply box").click()
+        await expect(page.get_by_label("Reply")).to_have_value("Your parcel left our warehouse.")
+        actions = await page.evaluate("() => window.sdkMessages.map(m => m.action)")
+        assert "bootstrapped" in actions and "proposeInteractionMessage" in actions
+
+        await page.screenshot(path=str(SCREENSHOTS / "widget-desktop.png"))
+        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-conversation.png"))
+
+        # After stop, the widget makes no request at all.
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url) if "/widget" in request.url else None)
+        await page.get_by_role("button", name="Close widget").click()
+        await page.wait_for_function("() => window.sdkMessages.some(m => m.action === 'stopped')")
+        requests.clear()
+        await _customer_sends(bridge, CUSTOMER, type="text", text="Hello?")
+        await asyncio.sleep(2.5)
+        assert requests == []
+        assert browser.errors == [] and browser.foreign == []
+
+
+async def _first_wamid(bridge: Bridge) -> str | None:
+    sent = await bridge.whatsapp_sent(to=CUSTOMER)
+    return str(sent[0]["wamid"]) if sent else None
+
+
+async def _inbound_rows(bridge: Bridge, count: int) -> bool | None:
+    async with bridge.runtime.database.session() as session:
+        rows = await session.scalar(select(func.count(Message.id)).where(Message.direction == "inbound"))
+    return True if (rows or 0) >= count else None
