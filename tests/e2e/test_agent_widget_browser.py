@@ -100,24 +100,32 @@ class Browser:
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.foreign: list[str] = []
+        self.refused: list[tuple[int, str]] = []  # responses of 400 and more
 
     async def __aenter__(self) -> Any:
         from playwright.async_api import async_playwright
 
         self._playwright = await async_playwright().start()
         self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        self.context = await self._browser.new_context(viewport={"width": 1200, "height": 860})
+        self.context = await self._context()
+        return self
+
+    async def _context(self) -> Any:
+        context = await self._browser.new_context(viewport={"width": 1200, "height": 860})
 
         def on_request(request: Any) -> None:
             host = request.url.split("/")[2].split(":")[0] if "://" in request.url else ""
             if request.url.startswith(("http://", "https://")) and host not in ("127.0.0.1", "localhost"):
                 self.foreign.append(request.url)
 
-        self.context.on("request", on_request)
-        return self
+        context.on("request", on_request)
+        context.on("response", lambda r: self.refused.append((r.status, r.url)) if r.status >= 400 else None)
+        return context
 
-    async def page(self) -> Any:
-        page = await self.context.new_page()
+    async def page(self, *, another_person: bool = False) -> Any:
+        """A tab; `another_person`: in a browser profile of its own (no shared Genesys session)."""
+        context = await self._context() if another_person else self.context
+        page = await context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
         return page
@@ -127,8 +135,10 @@ class Browser:
         await self._playwright.stop()
 
 
-async def _desktop(browser: Browser, bridge: Bridge, conversation_id: str, *, who: str = "Alex Agent", lang: str = "") -> Any:
-    page = await browser.page()
+async def _desktop(
+    browser: Browser, bridge: Bridge, conversation_id: str, *, who: str = "Alex Agent", lang: str = ""
+) -> Any:
+    page = await browser.page(another_person=who != "Alex Agent")
     query = f"conversationId={conversation_id}" + (f"&lang={lang}" if lang else "")
     await page.goto(f"{bridge.url}/sandbox/genesys/desktop?{query}")
     await page.get_by_role("button", name=who).click()  # the one sign-in: into Genesys, on the desktop
@@ -239,3 +249,133 @@ async def _inbound_rows(bridge: Bridge, count: int) -> bool | None:
     async with bridge.runtime.database.session() as session:
         rows = await session.scalar(select(func.count(Message.id)).where(Message.direction == "inbound"))
     return True if (rows or 0) >= count else None
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and not Path(CHROMIUM).exists(), reason="no Chromium")
+async def test_widget_failure_reason_window_countdown_and_templates(bridge: Bridge) -> None:
+    from playwright.async_api import expect
+
+    await _customer_sends(bridge, CUSTOMER, type="text", text="Hello")
+    conversation_id = await _genesys_conversation(bridge, CUSTOMER)
+    fault = {"phone_number_id": bridge.demo["whatsapp"]["phone_number_id"], "code": 131026}
+    (await bridge.meta.post("/_sandbox/faults", json=fault)).raise_for_status()
+    await bridge.agent_says(CUSTOMER, "Are you still there?")
+
+    async with Browser() as browser:
+        page = await _desktop(browser, bridge, conversation_id)
+        widget = page.frame_locator("#widget-frame")
+        failed = widget.locator(".bubble.out", has_text="Are you still there?")
+        await expect(failed.locator(".tick")).to_have_class(re.compile(r"\bfailed\b"), timeout=10000)
+        await expect(failed.locator(".failure")).to_contain_text("cannot receive WhatsApp messages")
+        await expect(failed.locator(".failure")).to_contain_text("131026")
+
+        # The injected clock: the customer wrote 23 h 50 min ago.
+        await _set_last_customer_message(bridge, CUSTOMER, timedelta(hours=23, minutes=50))
+        await expect(widget.locator(".countdown")).to_have_text(re.compile(r"^Window closes in 0 h (9|10) min$"))
+        message = widget.get_by_role("textbox", name="Message", exact=True)
+        await expect(message).to_be_enabled()
+
+        # Seconds before the end: the countdown closes it live, free text locks, templates are offered.
+        await _set_last_customer_message(bridge, CUSTOMER, timedelta(hours=24) - timedelta(seconds=3))
+        await expect(widget.get_by_text("The 24-hour window is closed")).to_be_visible(timeout=8000)
+        await expect(message).to_be_disabled()
+        await expect(widget.get_by_role("button", name="Send", exact=True)).to_be_disabled()
+        picker = widget.get_by_label("Template", exact=True)
+        await expect(picker).to_be_visible()
+        await expect(picker.locator("option")).to_contain_text(["order_update (en_US)"])
+        assert "new_feature (en_US)" not in await picker.locator("option").all_inner_texts()  # pending
+        assert "winback_offer (en_US)" not in await picker.locator("option").all_inner_texts()  # rejected
+
+        await picker.select_option(label="order_update (en_US)")
+        send = widget.get_by_role("button", name="Send template")
+        await expect(send).to_be_disabled()
+        await widget.get_by_role("textbox", name="Header value 1").fill("A-1001")
+        await widget.get_by_role("textbox", name="Body value 1").fill("Sheena")
+        await widget.get_by_role("textbox", name="Body value 2").fill("A-1001")
+        await expect(send).to_be_disabled()  # not every parameter yet
+        await widget.get_by_role("textbox", name="Body value 3").fill("Friday")
+        await widget.get_by_role("textbox", name="Button 1 value").fill("A-1001")
+        preview = widget.locator("#template-preview")
+        await expect(preview).to_contain_text("Order A-1001")
+        await expect(preview).to_contain_text("Hello Sheena, your order A-1001 ships on Friday.")
+        await expect(send).to_be_enabled()
+        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-template.png"))
+        await send.click()
+
+        template = await eventually(lambda: _template_sent(bridge), within=15)
+        assert template["name"] == "order_update"
+        assert template["language"] == {"code": "en_US"}
+        assert template["components"] == [
+            {"type": "header", "parameters": [{"type": "text", "text": "A-1001"}]},
+            {"type": "body", "parameters": [{"type": "text", "text": "Sheena"}, {"type": "text", "text": "A-1001"},
+                                            {"type": "text", "text": "Friday"}]},
+            {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "A-1001"}]},
+        ]  # fmt: skip
+        transcript = (await bridge.genesys.get(f"/_sandbox/conversations/{conversation_id}/transcript")).json()
+        assert any(
+            "Hello Sheena, your order A-1001 ships on Friday." in (entry["text"] or "")
+            for entry in transcript["messages"]
+            if entry["direction"] == "outbound"
+        )
+        await expect(
+            widget.locator(".bubble.out", has_text="Hello Sheena, your order A-1001 ships on Friday.")
+        ).to_be_visible()
+
+        # The customer writes again: the window reopens without reload.
+        await _customer_sends(bridge, CUSTOMER, type="text", text="Thanks, I'm back")
+        await expect(widget.locator(".countdown")).to_have_text(re.compile(r"Window closes in (23 h 59|24 h 0) min"))
+        await expect(message).to_be_enabled()
+        assert browser.errors == [] and browser.foreign == []
+
+
+async def _template_sent(bridge: Bridge) -> dict[str, Any] | None:
+    for sent in reversed(await bridge.whatsapp_sent(to=CUSTOMER)):
+        if sent["type"] == "template":
+            template: dict[str, Any] = sent["body"]["template"]
+            return template
+    return None
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and not Path(CHROMIUM).exists(), reason="no Chromium")
+async def test_widget_other_tenant_spanish_and_supervisor(bridge: Bridge) -> None:
+    from playwright.async_api import expect
+
+    other = tenant_spec()
+    await bridge.add_tenant(other)
+    await _customer_sends(bridge, CUSTOMER, type="text", text="Hola")
+    ours = await _genesys_conversation(bridge, CUSTOMER)
+    answer = await bridge.meta.post(
+        "/_sandbox/customers/447700900123/messages",
+        json={"phone_number_id": other["whatsapp"]["phone_number_id"], "name": "Other Customer", "text": "secret"},
+    )
+    answer.raise_for_status()
+    theirs = await _genesys_conversation(bridge, "447700900123")
+
+    async with Browser() as browser:
+        page = await _desktop(browser, bridge, ours, lang="es")
+        widget = page.frame_locator("#widget-frame")
+        await expect(widget.locator(".countdown")).to_contain_text("La ventana se cierra en")
+        await expect(widget.get_by_role("button", name="Enviar", exact=True)).to_be_visible()
+        await expect(widget.get_by_role("button", name="Adjuntar", exact=True)).to_be_visible()
+        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-spanish.png"))
+
+        # The same agent, framed on another tenant's conversation id: nothing of it is shown.
+        await page.evaluate(
+            "([ours, theirs]) => { const f = document.getElementById('widget-frame');"
+            " f.src = f.src.replace(ours, theirs).replace('langTag=es', 'langTag=en-us'); }",
+            [ours, theirs],
+        )
+        await expect(widget.get_by_role("heading", name="Conversation not found")).to_be_visible()
+        await expect(widget.get_by_text("secret")).to_have_count(0)
+
+        supervisor = await _desktop(browser, bridge, ours, who="Sam Supervisor")
+        watched = supervisor.frame_locator("#widget-frame")
+        await expect(watched.locator(".bubble.in", has_text="Hola")).to_be_visible()
+        await expect(watched.get_by_text("Supervisors see this conversation read-only.")).to_be_visible()
+        await expect(watched.get_by_role("button", name="Send", exact=True)).to_have_count(0)
+        await expect(watched.get_by_role("button", name="React")).to_have_count(0)
+        # The only refusal is the other tenant's conversation (the browser logs that 404 as a console error).
+        assert [status for status, url in browser.refused if f"/widget/api/conversations/{theirs}" in url] == [404]
+        assert [url for _status, url in browser.refused if theirs not in url] == []
+        assert browser.errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"]
+        assert browser.foreign == []
