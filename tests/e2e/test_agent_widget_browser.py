@@ -146,6 +146,17 @@ async def _desktop(
     return page
 
 
+# Records the tick of the bubble containing a text at every change of the thread.
+TICK_WATCHER = """(text) => {
+  window.tickLog = [];
+  new MutationObserver(() => {
+    document.querySelectorAll('.bubble.out').forEach((b) => {
+      if (b.textContent.includes(text)) window.tickLog.push(b.querySelector('.tick').className);
+    });
+  }).observe(document.getElementById('thread'), {subtree: true, childList: true, attributes: true});
+}"""
+
+
 def _tick_rank(classes: str) -> int:
     for rank, name in enumerate(("pending", "sent", "delivered", "read")):
         if f"tick {name}" in classes:
@@ -204,18 +215,14 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         # Ticks of a new agent message: sent → delivered → read, never back (watched in the frame).
         frame = page.frame(url=re.compile(r"/widget\?"))
         assert frame is not None
-        await frame.evaluate(
-            """() => { window.tickLog = []; new MutationObserver(() => {
-                 document.querySelectorAll('.bubble.out').forEach(b => {
-                   if (b.textContent.includes('Tracking number 42')) window.tickLog.push(b.querySelector('.tick').className);
-                 }); }).observe(document.getElementById('thread'), {subtree: true, childList: true, attributes: true}); }"""
-        )
+        await frame.evaluate(TICK_WATCHER, "Tracking number 42")
         await page.get_by_label("Reply").fill("Tracking number 42")
         await page.get_by_role("button", name="Send reply").click()
         tracked = thread.locator(".bubble.out", has_text="Tracking number 42")
         await expect(tracked.locator(".tick")).to_have_class(re.compile(r"\bread\b"), timeout=10000)
         ranks = [_tick_rank(c) for c in await frame.evaluate("() => window.tickLog")]
-        assert ranks and ranks == sorted(ranks), ranks
+        assert ranks, "the tick never changed"
+        assert ranks == sorted(ranks), ranks
         assert ranks[-1] == 3
 
         # A quick answer goes into the desktop's composer through proposeInteractionMessage.
@@ -223,7 +230,8 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         await widget.get_by_role("button", name="Put in the Genesys reply box").click()
         await expect(page.get_by_label("Reply")).to_have_value("Your parcel left our warehouse.")
         actions = await page.evaluate("() => window.sdkMessages.map(m => m.action)")
-        assert "bootstrapped" in actions and "proposeInteractionMessage" in actions
+        assert "bootstrapped" in actions
+        assert "proposeInteractionMessage" in actions
 
         await page.screenshot(path=str(SCREENSHOTS / "widget-desktop.png"))
         await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-conversation.png"))
@@ -237,7 +245,8 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         await _customer_sends(bridge, CUSTOMER, type="text", text="Hello?")
         await asyncio.sleep(2.5)
         assert requests == []
-        assert browser.errors == [] and browser.foreign == []
+        assert browser.errors == []
+        assert browser.foreign == []
 
 
 async def _first_wamid(bridge: Bridge) -> str | None:
@@ -325,7 +334,8 @@ async def test_widget_failure_reason_window_countdown_and_templates(bridge: Brid
         await _customer_sends(bridge, CUSTOMER, type="text", text="Thanks, I'm back")
         await expect(widget.locator(".countdown")).to_have_text(re.compile(r"Window closes in (23 h 59|24 h 0) min"))
         await expect(message).to_be_enabled()
-        assert browser.errors == [] and browser.foreign == []
+        assert browser.errors == []
+        assert browser.foreign == []
 
 
 async def _template_sent(bridge: Bridge) -> dict[str, Any] | None:

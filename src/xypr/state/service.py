@@ -295,7 +295,17 @@ async def track_customer_message(
             )
             assert conversation is not None  # an upsert returns its row
             inserted = await sql.fetchrow(
-                _INSERT_MESSAGE, message_id, tenant_id, conversation[0], "inbound", wamid, None, kind, text, details, now
+                _INSERT_MESSAGE,
+                message_id,
+                tenant_id,
+                conversation[0],
+                "inbound",
+                wamid,
+                None,
+                kind,
+                text,
+                details,
+                now,
             )
             if inserted is None:
                 raise _AlreadyTracked  # leave the conversation as it was

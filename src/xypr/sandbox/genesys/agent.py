@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,8 +218,11 @@ def transcript(sandbox: GenesysSandbox, conversation_id: str) -> list[dict[str, 
     entries: list[dict[str, Any]] = []
     for received in sandbox.received:
         if received.conversation_id == conversation_id and received.kind in ("message", "structured"):
-            entries.append({"direction": "inbound", "time": received.time, "id": received.id,
-                            "text": received.body.get("text"), "content": received.body.get("content") or []})  # fmt: skip
+            body = received.body
+            entries.append(
+                {"direction": "inbound", "time": received.time, "id": received.id, "text": body.get("text"),
+                 "content": body.get("content") or []}
+            )  # fmt: skip
     if key is not None:
         for sent in sandbox.sent:
             if sent.integration_id == key[0] and sent.to == key[1] and sent.type in ("Text", "Structured"):
@@ -270,41 +272,26 @@ def _widget_url(sandbox: GenesysSandbox, org_id: str, conversation_id: str, host
     return url
 
 
-def _page(title: str, body: str, *, nonce: str, script: str = "") -> HTMLResponse:
-    document = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><title>{html.escape(title)}</title>
-<style nonce="{nonce}">{_STYLE}</style></head><body>{body}
-{f'<script nonce="{nonce}">{script}</script>' if script else ""}</body></html>"""
+_NO_CONVERSATIONS = "<li>No conversations yet: write as the customer first.</li>"
+
+
+def _page(title: str, body: str, *, config: dict[str, Any] | None = None) -> HTMLResponse:
+    head = (
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><title>{html.escape(title)}</title>'
+        '<link rel="stylesheet" href="/static/desktop/desktop.css">'
+    )
+    if config is not None:
+        head += (
+            f'<script type="application/json" id="desktop-config">{_script_json(config)}</script>'
+            '<script src="/static/desktop/desktop.js" defer></script>'
+        )
+    document = f'<!doctype html><html lang="en"><head>{head}</head><body>{body}</body></html>'
     policy = (
-        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "frame-src 'self' http: https:; connect-src 'self'; base-uri 'none'; form-action 'self'"
     )
     return HTMLResponse(document, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
-
-
-_STYLE = """
-:root{--bg:#f4f5f7;--panel:#fff;--text:#1d2330;--muted:#5b6475;--accent:#ff4f1f;--border:#d7dbe2;color-scheme:light dark}
-@media (prefers-color-scheme:dark){:root{--bg:#151922;--panel:#1f2430;--text:#e8eaef;--muted:#9aa3b5;--border:#2f3645}}
-body{margin:0;font:14px/1.4 system-ui,sans-serif;background:var(--bg);color:var(--text)}
-header{display:flex;align-items:center;gap:1rem;padding:.5rem 1rem;background:#2d3440;color:#fff}
-header h1{font-size:1rem;margin:0}header a{color:#fff}
-.desk{display:grid;grid-template-columns:minmax(0,1fr) 380px;gap:1rem;padding:1rem;height:calc(100vh - 3.5rem)}
-.pane{background:var(--panel);border:1px solid var(--border);border-radius:8px;display:flex;flex-direction:column;min-height:0}
-.pane h2{font-size:.95rem;margin:0;padding:.6rem .8rem;border-bottom:1px solid var(--border);display:flex;gap:.5rem;align-items:center}
-#transcript{list-style:none;margin:0;padding:.8rem;overflow:auto;flex:1;display:flex;flex-direction:column;gap:.4rem}
-#transcript li{max-width:75%;padding:.4rem .6rem;border-radius:8px;background:var(--bg);white-space:pre-wrap}
-#transcript li.outbound{align-self:flex-end;background:#ffe3d9;color:#1d2330}
-#transcript li small{display:block;color:var(--muted);font-size:.7rem}
-form{display:flex;gap:.5rem;padding:.6rem;border-top:1px solid var(--border)}
-textarea{flex:1;font:inherit;padding:.4rem;border:1px solid var(--border);border-radius:6px;background:var(--bg);color:var(--text)}
-button{font:inherit;border:0;border-radius:6px;padding:.4rem .9rem;background:var(--accent);color:#fff;cursor:pointer}
-iframe{border:0;flex:1;width:100%;min-height:0}
-.badge{background:var(--accent);color:#fff;border-radius:999px;padding:0 .45rem;font-size:.75rem}
-.badge[hidden]{display:none}
-#toasts{position:fixed;right:1rem;bottom:1rem;display:flex;flex-direction:column;gap:.4rem;max-width:22rem}
-#toasts div{background:#2d3440;color:#fff;padding:.5rem .7rem;border-radius:6px;border-left:4px solid var(--accent)}
-ul.list{padding:1rem 2rem}form.signin{display:block;padding:1rem}form.signin button{display:block;margin:.4rem 0}
-"""
 
 
 @router.get("/desktop", response_class=HTMLResponse, include_in_schema=False)
@@ -315,7 +302,6 @@ async def desktop(
     lang: str = "en-us",
 ) -> Response:
     """The agent desktop: the conversation on one side, the org's Interaction Widget on the other."""
-    nonce = secrets.token_urlsafe(16)
     agent = sandbox.accounts.session_user(request.cookies.get(SESSION_COOKIE, ""))
     here = str(request.url.path)
     if agent is None:
@@ -329,7 +315,7 @@ async def desktop(
         body = (f"<header><h1>Genesys Cloud sandbox: agent desktop</h1></header><form class='signin' method='post' "
                 f"action='{html.escape(here)}/sign-in'><input type='hidden' name='next' value='{back}'>"
                 f"<p>Sign in as:</p>{buttons or '<p>No sandbox users.</p>'}</form>")  # fmt: skip
-        return _page("Agent desktop: sign in", body, nonce=nonce)
+        return _page("Agent desktop: sign in", body)
     if not conversationId:
         items = "".join(
             f"<li><a href='{html.escape(here)}?{urlencode({'conversationId': cid})}'>{html.escape(key[1])}</a>"
@@ -338,13 +324,14 @@ async def desktop(
             if (i := sandbox.integrations.get(key[0])) is not None and i.org_id == agent.org_id
         )
         body = (f"<header><h1>Agent desktop · {html.escape(agent.name)}</h1></header>"
-                f"<ul class='list'>{items or '<li>No conversations yet: write as the customer first.</li>'}</ul>")  # fmt: skip
-        return _page("Agent desktop", body, nonce=nonce)
+                f"<ul class='list'>{items or _NO_CONVERSATIONS}</ul>")  # fmt: skip
+        return _page("Agent desktop", body)
     key = _conversation_key(sandbox, conversationId)
     integration = sandbox.integrations.get(key[0]) if key else None
     if key is None or integration is None or integration.org_id != agent.org_id:
-        body = f"<header><h1>Agent desktop</h1></header><p class='list'>Conversation {html.escape(conversationId)} not found.</p>"
-        return _page("Agent desktop", body, nonce=nonce)
+        missing = html.escape(conversationId)
+        body = f"<header><h1>Agent desktop</h1></header><p class='list'>Conversation {missing} not found.</p>"
+        return _page("Agent desktop", body)
     origin = f"{request.url.scheme}://{request.url.netloc}"
     widget = _widget_url(sandbox, agent.org_id, conversationId, origin, lang)
     frame = (
@@ -359,7 +346,8 @@ async def desktop(
   <h2 id="conversation-heading">Conversation with {html.escape(key[1])}</h2>
   <ol id="transcript" aria-live="polite"></ol>
   <form id="reply-form"><label for="desktop-composer" hidden>Reply</label>
-   <textarea id="desktop-composer" rows="2" aria-label="Reply"></textarea><button type="submit">Send reply</button></form>
+   <textarea id="desktop-composer" rows="2" aria-label="Reply"></textarea>
+   <button type="submit">Send reply</button></form>
  </section>
  <section class="pane" aria-labelledby="widget-heading">
   <h2 id="widget-heading">WhatsApp <span id="attention" class="badge" hidden></span>
@@ -370,84 +358,11 @@ async def desktop(
 <div id="toasts" aria-live="polite"></div>"""
     settings = {"conversationId": conversationId, "integrationId": key[0], "customer": key[1],
                 "base": here.rsplit("/desktop", 1)[0], "widgetOrigin": origin}  # fmt: skip
-    return _page(
-        "Agent desktop", body, nonce=nonce, script=_DESKTOP_SCRIPT.replace("__CONFIG__", _script_json(settings))
-    )
+    return _page("Agent desktop", body, config=settings)
 
 
 def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-# The host side of the Client App SDK's postMessage protocol (`protocol: purecloud-client-apps`):
-# the app posts `{action, …}` to its parent; the parent posts `{purecloudEventType, hook}` back.
-_DESKTOP_SCRIPT = """
-const cfg = __CONFIG__;
-window.sdkMessages = [];
-const frame = document.getElementById('widget-frame');
-const transcript = document.getElementById('transcript');
-const composer = document.getElementById('desktop-composer');
-function show(entry) {
-  const li = document.createElement('li');
-  li.className = entry.direction;
-  const parts = [entry.text || ''];
-  (entry.content || []).forEach(function (c) {
-    if (c.contentType === 'Attachment' && c.attachment) parts.push('[' + (c.attachment.mediaType || 'file') + '] ' + (c.attachment.filename || ''));
-    if (c.contentType === 'QuickReply' && c.quickReply) parts.push('( ' + c.quickReply.text + ' )');
-  });
-  li.textContent = parts.filter(Boolean).join('\\n');
-  const small = document.createElement('small');
-  small.textContent = entry.time + (entry.originatingEntity === 'Bot' ? ' · API' : '');
-  li.appendChild(small);
-  return li;
-}
-let shown = 0;
-async function refresh() {
-  const answer = await fetch(cfg.base + '/_sandbox/conversations/' + encodeURIComponent(cfg.conversationId) + '/transcript');
-  if (!answer.ok) return;
-  const body = await answer.json();
-  if (body.messages.length !== shown) {
-    transcript.replaceChildren.apply(transcript, body.messages.map(show));
-    shown = body.messages.length;
-    transcript.scrollTop = transcript.scrollHeight;
-  }
-}
-refresh(); setInterval(refresh, 1000);
-document.getElementById('reply-form').addEventListener('submit', async function (event) {
-  event.preventDefault();
-  const text = composer.value.trim();
-  if (!text) return;
-  await fetch(cfg.base + '/_sandbox/integrations/' + encodeURIComponent(cfg.integrationId) + '/agent/messages', {
-    method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({to: cfg.customer, text: text})});
-  composer.value = '';
-  refresh();
-});
-function toast(title, message) {
-  const box = document.createElement('div');
-  const strong = document.createElement('strong'); strong.textContent = title;
-  box.appendChild(strong); box.appendChild(document.createTextNode(' ' + (message || '')));
-  document.getElementById('toasts').appendChild(box);
-  setTimeout(function () { box.remove(); }, 7000);
-}
-window.addEventListener('message', function (event) {
-  if (!frame || event.source !== frame.contentWindow || event.origin !== cfg.widgetOrigin) return;
-  const data = event.data;
-  if (!data || data.protocol !== 'purecloud-client-apps') return;
-  window.sdkMessages.push(data);
-  if (data.action === 'showToast') toast(data.title, data.message);
-  else if (data.action === 'setAttentionCount') {
-    const badge = document.getElementById('attention');
-    badge.textContent = String(data.count); badge.hidden = !data.count;
-  } else if (data.action === 'proposeInteractionMessage') {
-    composer.value = data.message; composer.focus();
-  }
-});
-function lifecycle(hook) {
-  if (frame) frame.contentWindow.postMessage({purecloudEventType: 'appLifecycleHook', hook: hook}, cfg.widgetOrigin);
-}
-if (frame) frame.addEventListener('load', function () { lifecycle('bootstrap'); });
-document.getElementById('stop-widget').addEventListener('click', function () { lifecycle('stop'); });
-"""
 
 
 @router.post("/desktop/sign-in", include_in_schema=False)

@@ -400,9 +400,9 @@ def notification_content(template: WabaTemplate, body: TemplateSend, *, namespac
         lines.append(template.footer)
     buttons = []
     for index, button in enumerate(template.buttons):
-        value = values["button"].get(f"button.{index}")
-        if button.type == "URL" and value is not None:
-            buttons.append({"type": "Url", "index": index, "text": button.text, "parameters": [{"text": value}]})
+        suffix = values["button"].get(f"button.{index}")
+        if button.type == "URL" and suffix is not None:
+            buttons.append({"type": "Url", "index": index, "text": button.text, "parameters": [{"text": suffix}]})
     if buttons:
         notification["buttons"] = buttons
     return "\n".join(line for line in lines if line), {"contentType": "Notification", "template": notification}
@@ -439,7 +439,7 @@ class TextSend(BaseModel):
 
 
 class InteractiveSend(BaseModel):
-    """Reply buttons (1–3) or a list (1–10 rows)."""
+    """Reply buttons (1 to 3) or a list (1 to 10 rows)."""
 
     model_config = ConfigDict(extra="forbid")
 
