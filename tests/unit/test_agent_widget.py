@@ -82,8 +82,13 @@ def test_media_shows_our_copy_and_location_a_map_link() -> None:
         [
             _row(1, "inbound", "image", "[image]", details={"media_id": "1"}),
             _row(2, "inbound", "document", "[document: a.pdf]", details={"media_id": "2"}),
-            _row(3, "inbound", "location", "📍 Dam", details={"location": {"latitude": 52.37, "longitude": 4.89,
-                                                                           "name": "Dam"}}),  # fmt: skip
+            _row(
+                3,
+                "inbound",
+                "location",
+                "📍 Dam",
+                details={"location": {"latitude": 52.37, "longitude": 4.89, "name": "Dam"}},
+            ),  # fmt: skip
         ],
         {"wamid.1": image},
     )
@@ -97,7 +102,11 @@ def test_media_shows_our_copy_and_location_a_map_link() -> None:
 
 def test_a_failed_agent_message_says_why_in_words_and_keeps_meta_text() -> None:
     thread = bubbles(
-        [_row(1, "outbound", "Text", "Hi", status="failed", error="InvalidDestination: (131026) Message undeliverable")],
+        [
+            _row(
+                1, "outbound", "Text", "Hi", status="failed", error="InvalidDestination: (131026) Message undeliverable"
+            )
+        ],
         {},
     )
     assert thread[0].tick == "failed"
