@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +34,22 @@ ARGS = [
 ]  # fmt: skip
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CUSTOMER = "16505551234"
-# A 1x1 PNG: the customer's photo.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082"
-)
+
+
+def _png(width: int = 160, height: int = 110) -> bytes:
+    """The customer's photo: a small gradient PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((40 + x, 120 + y // 2, 200 - x // 2)) for x in range(width)) for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = _png()
 
 
 @pytest.fixture
@@ -234,7 +247,8 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         assert "proposeInteractionMessage" in actions
 
         await page.screenshot(path=str(SCREENSHOTS / "widget-desktop.png"))
-        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-conversation.png"))
+        await widget.locator("section.customer").scroll_into_view_if_needed()
+        await page.locator("#widget-frame").screenshot(path=str(SCREENSHOTS / "widget-conversation.png"))
 
         # After stop, the widget makes no request at all.
         requests: list[str] = []
@@ -308,7 +322,8 @@ async def test_widget_failure_reason_window_countdown_and_templates(bridge: Brid
         await expect(preview).to_contain_text("Order A-1001")
         await expect(preview).to_contain_text("Hello Sheena, your order A-1001 ships on Friday.")
         await expect(send).to_be_enabled()
-        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-template.png"))
+        await preview.scroll_into_view_if_needed()
+        await page.locator("#widget-frame").screenshot(path=str(SCREENSHOTS / "widget-template.png"))
         await send.click()
 
         template = await eventually(lambda: _template_sent(bridge), within=15)
@@ -363,11 +378,12 @@ async def test_widget_other_tenant_spanish_and_supervisor(bridge: Bridge) -> Non
 
     async with Browser() as browser:
         page = await _desktop(browser, bridge, ours, lang="es")
+        await page.emulate_media(color_scheme="dark")
         widget = page.frame_locator("#widget-frame")
         await expect(widget.locator(".countdown")).to_contain_text("La ventana se cierra en")
         await expect(widget.get_by_role("button", name="Enviar", exact=True)).to_be_visible()
         await expect(widget.get_by_role("button", name="Adjuntar", exact=True)).to_be_visible()
-        await widget.locator("main").screenshot(path=str(SCREENSHOTS / "widget-spanish.png"))
+        await page.locator("#widget-frame").screenshot(path=str(SCREENSHOTS / "widget-spanish-dark.png"))
 
         # The same agent, framed on another tenant's conversation id: nothing of it is shown.
         await page.evaluate(
