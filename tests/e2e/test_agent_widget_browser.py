@@ -238,6 +238,20 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         assert ranks == sorted(ranks), ranks
         assert ranks[-1] == 3
 
+        # React to a customer message, and reply quoting one: both land on WhatsApp and in the thread.
+        asked = thread.locator(".bubble.in", has_text="Are you there?")
+        await asked.get_by_role("button", name="React").click()
+        await asked.get_by_role("button", name="Reaction ❤️").click()
+        await expect(asked.locator(".reaction.agent")).to_have_text("❤️", timeout=5000)
+        colour = thread.locator(".bubble.in", has_text="And the colour?")
+        await colour.get_by_role("button", name="Reply").click()
+        await widget.get_by_role("textbox", name="Message", exact=True).fill("Blue, like the box.")
+        await widget.get_by_role("button", name="Send", exact=True).click()
+        answer = thread.locator(".bubble.out", has_text="Blue, like the box.")
+        await expect(answer.locator(".quote")).to_have_text("And the colour?", timeout=5000)
+        sent = await bridge.whatsapp_sent(to=CUSTOMER)
+        assert any(m["type"] == "reaction" and m["body"]["reaction"]["emoji"] == "❤️" for m in sent)
+
         # A quick answer goes into the desktop's composer through proposeInteractionMessage.
         await widget.get_by_label("Message", exact=True).fill("Your parcel left our warehouse.")
         await widget.get_by_role("button", name="Put in the Genesys reply box").click()
