@@ -3,6 +3,9 @@ travels, the frame policy, the sign-in the emulated Genesys offers it, and insta
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +17,7 @@ from tests.conftest import embedded_settings
 from tests.support.auth import login_as
 from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
 from xypr.auth.principal import Role
+from xypr.config import Settings
 from xypr.state.models import Conversation, Message
 
 CUSTOMER = "16505551234"
@@ -228,3 +232,50 @@ async def test_install_creates_the_interaction_widget_once(bridge: Bridge) -> No
     assert widgets[0]["intendedState"] == "ENABLED"
     agent = await login_as(bridge, Role.AGENT)
     assert (await bridge.client.post(f"/tenants/{tenant_id}/widget/install", headers=agent)).status_code == 403
+
+
+async def test_the_live_stream_sends_the_thread_then_each_change(backend_settings: Settings) -> None:
+    async with running_bridge(backend_settings.model_copy(update={"widget_poll_seconds": 0.2})) as bridge:
+        await bridge.customer_says(CUSTOMER, "First")
+        conversation = await _conversation(bridge, CUSTOMER)
+        agent = await login_as(bridge, Role.AGENT)
+        events: list[tuple[str, dict[str, Any]]] = []
+
+        async def read() -> None:
+            url = f"/widget/api/conversations/{conversation}/events"
+            async with bridge.client.stream("GET", url, headers=agent, timeout=30) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                kind = ""
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        events.append((kind, json.loads(line[6:])))
+
+        reader = asyncio.create_task(read())
+        try:
+            await eventually(lambda: _seen(events, "window"))
+            assert [e["direction"] for kind, e in events if kind == "bubble"] == ["in"]
+            await bridge.customer_says(CUSTOMER, "Second")
+            bubble = await eventually(lambda: _seen(events, "bubble", "Second"))
+            assert bubble["direction"] == "in"
+            await bridge.agent_says(CUSTOMER, "Answer")
+            read_tick = await eventually(lambda: _seen(events, "bubble", "Answer", status="read"), within=20)
+            statuses = [e["status"] for kind, e in events if kind == "bubble" and e["id"] == read_tick["id"]]
+            ranks = [("received", "sent", "delivered", "read").index(s) for s in statuses]
+            assert ranks == sorted(ranks)  # each change once, never backwards
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+async def _seen(
+    events: list[tuple[str, dict[str, Any]]], kind: str, text: str | None = None, *, status: str | None = None
+) -> dict[str, Any] | None:
+    for seen_kind, event in events:
+        if seen_kind != kind or (text is not None and text not in event.get("html", "")):
+            continue
+        if status is None or event.get("status") == status:
+            return event
+    return None

@@ -88,7 +88,7 @@ def test_media_shows_our_copy_and_location_a_map_link() -> None:
                 "location",
                 "📍 Dam",
                 details={"location": {"latitude": 52.37, "longitude": 4.89, "name": "Dam"}},
-            ),  # fmt: skip
+            ),
         ],
         {"wamid.1": image},
     )
