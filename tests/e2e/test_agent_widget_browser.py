@@ -414,6 +414,20 @@ async def test_widget_other_tenant_spanish_and_supervisor(bridge: Bridge) -> Non
         await expect(watched.get_by_text("Supervisors see this conversation read-only.")).to_be_visible()
         await expect(watched.get_by_role("button", name="Send", exact=True)).to_have_count(0)
         await expect(watched.get_by_role("button", name="React")).to_have_count(0)
+        # Not signed in to Genesys in this browser: the silent sign-in cannot succeed, the widget asks, and a
+        # popup signs the agent in.
+        stranger = await browser.page(another_person=True)
+        await stranger.goto(
+            f"{bridge.url}/widget?gcConversationId={ours}&gcHostOrigin={bridge.url}&gcTargetEnv=prod-usw2&langTag=en-us"
+        )
+        ask = stranger.get_by_role("button", name="Sign in with Genesys Cloud")
+        await expect(ask).to_be_visible(timeout=10000)
+        async with stranger.expect_popup() as opened:
+            await ask.click()
+        popup = await opened.value
+        await popup.get_by_role("button", name=re.compile("Alex Agent")).click()
+        await expect(stranger.locator(".customer-name")).to_have_text("Sheena Nelson")
+
         # The only refusal is the other tenant's conversation (the browser logs that 404 as a console error).
         assert [status for status, url in browser.refused if f"/widget/api/conversations/{theirs}" in url] == [404]
         assert [url for _status, url in browser.refused if theirs not in url] == []
