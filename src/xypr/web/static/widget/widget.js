@@ -133,14 +133,13 @@
   }
 
   async function exchange(genesysToken) {
-    const body = { grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: genesysToken };
-    if (config.region) body.region = config.region;
-    const answer = await fetch("/auth/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      credentials: "omit",
+    // Form-encoded, as OAuth token endpoints take it (RFC 6749 / 8693 field names).
+    const body = new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: genesysToken,
     });
+    if (config.region) body.set("region", config.region);
+    const answer = await fetch("/auth/token", { method: "POST", body: body, credentials: "omit" });
     if (!answer.ok) throw new Error(await errorText(answer));
     keepTokens(await answer.json());
   }
@@ -154,12 +153,8 @@
 
   async function refresh() {
     if (!refreshToken) return;
-    const answer = await fetch("/auth/refresh", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ refresh_token: refreshToken }),
-      credentials: "omit",
-    });
+    const body = new URLSearchParams({ refresh_token: refreshToken });
+    const answer = await fetch("/auth/refresh", { method: "POST", body: body, credentials: "omit" });
     if (answer.ok) keepTokens(await answer.json());
   }
 
