@@ -200,7 +200,7 @@ async def test_widget_page_is_framed_by_genesys_only_and_signs_in_silently(bridg
         "/desktop/sign-in", data={"login": "alex@sandbox.example", "next": ""}, follow_redirects=False
     )
     assert signed.status_code == 303
-    again = await bridge.genesys.get("/oauth/authorize", params=params, cookies=signed.cookies)
+    again = await bridge.genesys.get("/oauth/authorize", params=params)  # the session cookie, kept like a browser
     token = parse_qs(urlsplit(again.headers["location"]).fragment)
     assert token["state"] == ["s1"]
     exchanged = await bridge.client.post(
