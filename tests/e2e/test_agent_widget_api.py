@@ -103,6 +103,17 @@ async def test_sends_travel_through_genesys_or_straight_to_whatsapp(bridge: Brid
     assert answer.status_code == 202, answer.text
     buttons = await eventually(lambda: _sent(bridge, "interactive"))
     assert [b["reply"]["title"] for b in buttons["interactive"]["action"]["buttons"]] == ["Red", "Blue"]
+    listed = {"kind": "list", "text": "Pick a size", "options": ["S", "M"], "listButton": "Sizes"}
+    assert (await bridge.client.post(base + "/interactive", json=listed, headers=agent)).status_code == 202
+
+    async def a_list() -> dict[str, Any] | None:
+        body = await _sent(bridge, "interactive")
+        return body if body and body["interactive"]["type"] == "list" else None
+
+    menu = (await eventually(a_list))["interactive"]
+    assert menu["action"]["button"] == "Sizes"
+    assert [row["title"] for row in menu["action"]["sections"][0]["rows"]] == ["S", "M"]
+    assert menu["body"]["text"] == "Pick a size"
     too_many = {"kind": "buttons", "text": "x", "options": ["a", "b", "c", "d"]}
     assert (await bridge.client.post(base + "/interactive", json=too_many, headers=agent)).status_code == 400
 

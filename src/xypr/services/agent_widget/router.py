@@ -519,10 +519,18 @@ async def send_interactive(
     conversation = await _conversation(runtime, principal, conversation_id)
     _window_must_be_open(conversation)
     tenant = await _tenant(runtime, conversation)
-    content = [
-        {"contentType": "QuickReply", "quickReply": {"text": option, "payload": option, "action": "Message"}}
-        for option in body.options
-    ]
+    content: list[dict[str, Any]]
+    if body.kind == "buttons":
+        content = [
+            {"contentType": "QuickReply", "quickReply": {"text": option, "payload": option, "action": "Message"}}
+            for option in body.options
+        ]
+    else:  # a list picker stays a WhatsApp list even with three rows or fewer
+        items = [{"id": option, "title": option} for option in body.options]
+        reply = {"buttonLabel": body.list_button or "Options"}
+        content = [
+            {"contentType": "ListPicker", "listPicker": {"sections": [{"items": items}], "receivedMessage": reply}}
+        ]
     genesys_id = await send_through_genesys(runtime, tenant, conversation, text=body.text, content=content)
     return JSONResponse({"genesysMessageId": genesys_id}, status_code=202)
 

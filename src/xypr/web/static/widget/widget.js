@@ -365,6 +365,8 @@
       const kind = event.submitter ? event.submitter.value : "buttons";
       const options = Array.from(interactive.querySelectorAll(".option")).map((i) => i.value.trim()).filter(Boolean);
       const body = { kind: kind, text: document.getElementById("interactive-text").value.trim(), options: options };
+      const listButton = document.getElementById("list-button").value.trim();
+      if (kind === "list" && listButton) body.listButton = listButton;
       if (await submit(interactive, () => postJson("/interactive", body))) interactive.reset();
     });
     document.getElementById("templates").addEventListener("toggle", loadTemplates);
