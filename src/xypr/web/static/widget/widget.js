@@ -108,7 +108,7 @@
     const frame = document.createElement("iframe");
     frame.hidden = true;
     frame.title = "Genesys Cloud sign-in";
-    const waiting = waitForToken(state, 8000);
+    const waiting = waitForToken(state, 5000); // then the button: Genesys wants the agent to sign in
     frame.src = authorizeUrl(state, true);
     document.body.appendChild(frame);
     try {
