@@ -187,6 +187,11 @@ def test_a_media_header_needs_a_checked_url() -> None:
     good = TemplateSend.model_validate(
         {"template": spring.key, "values": {"body.discount": "20%"}, "headerMediaUrl": "https://cdn.example/a.png"}
     )
+    pdf = TemplateSend.model_validate(
+        {"template": spring.key, "values": {"body.discount": "20%"}, "headerMediaUrl": "https://cdn.example/a.pdf"}
+    )
+    with pytest.raises(BadRequest, match="image/jpeg or image/png, not application/pdf"):
+        notification_content(spring, pdf, namespace="w")
     _text, item = notification_content(spring, good, namespace="w")
     assert item["template"]["header"] == {"type": "Media", "media": {"url": "https://cdn.example/a.png",
                                                                       "mediaType": "Image"}}  # fmt: skip

@@ -8,6 +8,7 @@ shows a conversation of the caller's own tenant — anything else is "Conversati
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -350,10 +351,26 @@ class TemplateSend(BaseModel):
     header_media_filename: str | None = Field(default=None, alias="headerMediaFilename", max_length=240)
 
 
-def _https_url(value: str) -> str:
+# What each media header format takes (Meta's template header media types).
+_HEADER_MEDIA: Final = {"IMAGE": ("image/jpeg", "image/png"), "VIDEO": ("video/mp4", "video/3gpp")}
+
+
+def _header_media_url(value: str, header_format: str | None) -> str:
+    """The header media URL, checked before anything is sent: https, no credentials, and not a file whose
+    name says it is of another type than the header takes (a name without a known extension passes)."""
     parts = urlsplit(value.strip())
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.username or parts.password:
+    plain_http_ok = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")  # the sandbox
+    if (parts.scheme != "https" and not plain_http_ok) or not parts.netloc or parts.username or parts.password:
         raise BadRequest("headerMediaUrl: must be an https URL", field="headerMediaUrl")
+    guessed = mimetypes.guess_type(parts.path)[0]
+    allowed = _HEADER_MEDIA.get(header_format or "")
+    kind = media_kind(guessed)
+    wrong = (guessed not in allowed) if allowed else (kind is None or kind.whatsapp_type != "document")
+    if guessed is not None and wrong:
+        wanted = " or ".join(allowed) if allowed else "a document"
+        raise BadRequest(
+            f"headerMediaUrl: this template's header takes {wanted}, not {guessed}", field="headerMediaUrl"
+        )
     return value.strip()
 
 
@@ -377,7 +394,8 @@ def notification_content(template: WabaTemplate, body: TemplateSend, *, namespac
                 "headerMediaUrl: this template's header needs an image, video or document", field="headerMediaUrl"
             )
         media_type = {"IMAGE": "Image", "VIDEO": "Video"}.get(template.header_format or "", "File")
-        media: dict[str, Any] = {"url": _https_url(body.header_media_url), "mediaType": media_type}
+        url = _header_media_url(body.header_media_url, template.header_format)
+        media: dict[str, Any] = {"url": url, "mediaType": media_type}
         if body.header_media_filename:
             media["filename"] = body.header_media_filename
         notification["header"] = {"type": "Media", "media": media}
