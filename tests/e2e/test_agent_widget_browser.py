@@ -224,6 +224,7 @@ async def test_widget_shows_customer_history_live_ticks_quick_answers_and_stops(
         await _customer_sends(bridge, CUSTOMER, type="text", text="Are you there?")
         await expect(thread.locator(".bubble.in", has_text="Are you there?")).to_be_visible(timeout=2000)
         assert time.monotonic() - before < 2.5
+        await expect(page.locator("#attention")).to_have_text("1")  # setAttentionCount on the host
 
         # Ticks of a new agent message: sent → delivered → read, never back (watched in the frame).
         frame = page.frame(url=re.compile(r"/widget\?"))
