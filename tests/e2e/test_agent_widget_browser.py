@@ -306,6 +306,10 @@ async def test_widget_failure_reason_window_countdown_and_templates(bridge: Brid
         await expect(failed.locator(".tick")).to_have_class(re.compile(r"\bfailed\b"), timeout=10000)
         await expect(failed.locator(".failure")).to_contain_text("cannot receive WhatsApp messages")
         await expect(failed.locator(".failure")).to_contain_text("131026")
+        # A failure while the widget is open also raises a Genesys toast.
+        (await bridge.meta.post("/_sandbox/faults", json=fault)).raise_for_status()
+        await bridge.agent_says(CUSTOMER, "Second try")
+        await expect(page.locator("#toasts")).to_contain_text("Not delivered", timeout=10000)
 
         # The injected clock: the customer wrote 23 h 50 min ago.
         await _set_last_customer_message(bridge, CUSTOMER, timedelta(hours=23, minutes=50))
