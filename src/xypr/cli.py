@@ -230,6 +230,7 @@ def run(
             )
         else:
             lines.append(f"  dashboard     {url}/admin   (create an administrator: xypr admin create --email …)")
+            lines.append(f"  agent desktop {url}/sandbox/genesys/desktop   <- the WhatsApp widget as Genesys shows it")
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",

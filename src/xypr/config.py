@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     metrics_public: bool = True
     service_urls: dict[str, str] = Field(default_factory=dict)
 
+    # The agent widget (docs/architecture.md, "Agent widget"): origins besides Genesys Cloud's that may frame
+    # it (comma-separated; the sandbox adds its own), the Genesys OAuth client (implicit grant) it signs agents
+    # in with (empty: `genesys_login_client_id`), and how often a live view looks for changes.
+    widget_frame_ancestors: str = ""
+    widget_client_id: str = ""
+    widget_poll_seconds: float = Field(default=1.0, gt=0, le=30)
+
     # Tenant onboarding: how often and how long to wait for a new Genesys integration to be created.
     onboarding_poll_interval_seconds: float = Field(default=1.0, gt=0)
     onboarding_poll_timeout_seconds: float = Field(default=30.0, gt=0)

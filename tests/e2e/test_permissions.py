@@ -160,6 +160,19 @@ async def test_every_endpoint_admits_exactly_the_callers_it_should(tmp_path: Pat
         assert stats["supervisor@B"].json()["conversations"] == 1  # only its own
         assert stats["supervisor@B"].json()["messages"] == {"inbound": {"received": 1}, "outbound": {}}
 
+        # --- /widget: A's people see A's conversation; B's get "Conversation not found"; supervisors never send
+        view = "/widget/api/conversations/gc-a"
+        shown = await m.expect("GET", view, {**_of("A", *TENANT_ROLES), **_of("B", *TENANT_ROLES, status=404)})
+        assert "for A&#39;s eyes" in shown["supervisor@A"].text  # (HTML-escaped)
+        assert "eyes" not in shown["agent@B"].text
+        senders = (Role.TENANT_ADMIN, Role.AGENT)
+        await m.expect("GET", view + "/templates", {**_of("A", *senders), **_of("B", *senders, status=404)})
+        await m.expect(  # the window never opened (no customer message time): refused, but past the checks
+            "POST", view + "/reactions", {**_of("A", *senders, status=409), **_of("B", *senders, status=404)},
+            json={"messageId": "x", "emoji": "👍"},
+        )  # fmt: skip
+        await m.expect("POST", f"/tenants/{a}/widget/install", {**tenant_admins, "tenant_admin@B": 404})
+
         # Naming another tenant explicitly is refused for everyone but a Xypr admin.
         for caller in CALLERS[4:7]:
             named = await m.call(caller, "GET", f"/state/mapping/{CUSTOMER}", params={"tenantId": a})

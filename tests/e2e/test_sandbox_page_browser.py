@@ -164,7 +164,7 @@ async def test_every_kind_of_message_from_each_pane_shows_in_the_other_as_media_
 
             # -- the agent: a template with parameters, rendered for the customer with its buttons
             await agent.get_by_role("button", name="Template").click()
-            await page.select_option("#template-name", "order_update|en_US")
+            await page.select_option("#template-name", "order_shipped|en_US")
             await page.fill("#template-body-1", "Sheena")
             await page.fill("#template-body-2", "A-1042")
             await expect(page.locator("#template-preview")).to_contain_text("Hi Sheena, your order A-1042")

@@ -5,6 +5,8 @@ The demo credentials below exist only inside the emulators; they are not secrets
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "register_with_emulators",
     "sandbox_admin_password",
     "sandbox_master_key",
+    "seed_templates",
 ]
 
 log = get_logger(__name__)
@@ -67,11 +70,11 @@ DEMO_TENANT: dict[str, Any] = {
 }
 
 
-# Approved templates of the demo WABA besides Meta's `hello_world`: one with parameters and quick-reply
-# buttons, so the sandbox page's agent can play a template the customer answers.
-DEMO_TEMPLATES: list[dict[str, Any]] = [
+# The sandbox page's template besides Meta's `hello_world`: parameters and quick-reply buttons, so the
+# page's agent can play a template the customer answers (the widget's set is DEMO_TEMPLATES).
+PAGE_TEMPLATES: list[dict[str, Any]] = [
     {
-        "name": "order_update",
+        "name": "order_shipped",
         "language": "en_US",
         "category": "UTILITY",
         "components": [
@@ -159,7 +162,12 @@ async def register_login(genesys: httpx.AsyncClient, *, public_url: str, client_
     """Register Xypr's login client (public, PKCE) and the demo organisation's people with the emulated Genesys."""
     answer = await genesys.post(
         "/_sandbox/oauth/clients",
-        json={"client_id": client_id, "name": "Xypr", "redirect_uris": [f"{public_url}/auth/genesys/callback"]},
+        json={
+            "client_id": client_id,
+            "name": "Xypr",
+            # The browser login, and the agent widget's sign-in inside Genesys (implicit grant).
+            "redirect_uris": [f"{public_url}/auth/genesys/callback", f"{public_url}/widget/signed-in"],
+        },
     )
     answer.raise_for_status()
     for person in DEMO_USERS:
@@ -175,6 +183,8 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
         "genesys_api_url": public + GENESYS_PREFIX,
         "genesys_login_url": public + GENESYS_PREFIX,
         "genesys_login_client_id": settings.genesys_login_client_id or SANDBOX_LOGIN_CLIENT_ID,
+        # The emulated agent desktop frames the widget from this origin.
+        "widget_frame_ancestors": ",".join(filter(None, [settings.widget_frame_ancestors, public])),
     }
     if not settings.master_key.get_secret_value():
         from pydantic import SecretStr
@@ -210,15 +220,19 @@ def prepare_sandbox(settings: Settings, plan: AppPlan) -> Settings:
             httpx.AsyncClient(transport=httpx.ASGITransport(app=genesys_app), base_url="http://genesys") as gen,
         ):
             await register_with_emulators(meta, gen, DEMO_TENANT, public_url=public)
-            for template in DEMO_TEMPLATES:
-                answer = await meta.post(
-                    "/_sandbox/templates", json={"waba_id": DEMO_TENANT["whatsapp"]["waba_id"], **template}
-                )
-                answer.raise_for_status()
             await register_login(gen, public_url=public, client_id=settings.genesys_login_client_id)
+            await seed_templates(meta, DEMO_TENANT["whatsapp"]["waba_id"])
+        # Installed through the emulated Genesys API like a real onboarding would, once this server listens.
+        installing.append(asyncio.create_task(_install_widget_when_listening(runtime)))
         log.info("sandbox.ready", page=f"{public}/sandbox", meta=public + META_PREFIX, genesys=public + GENESYS_PREFIX)
 
+    installing: list[asyncio.Task[None]] = []
+
     async def stop(_app: FastAPI, _runtime: Runtime) -> None:
+        for task in installing:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await meta_app.state.sandbox.aclose()
         await genesys_app.state.sandbox.aclose()
 
@@ -232,6 +246,54 @@ async def _ensure_demo_admin(runtime: Runtime, password: str) -> None:
         exists = await session.scalar(select(User.id).where(User.external_id == DEMO_ADMIN_EMAIL))
     if exists is None:
         await create_admin(runtime.database, email=DEMO_ADMIN_EMAIL, password=password, name="Sandbox Admin")
+
+
+# The demo WABA's templates: every state and form the widget's picker has to handle.
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {"name": "order_update", "language": "en_US", "category": "UTILITY", "components": [
+        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+        {"type": "BODY", "text": "Hello {{1}}, your order {{2}} ships on {{3}}."},
+        {"type": "FOOTER", "text": "Reply STOP to opt out"},
+        {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+                                        {"type": "QUICK_REPLY", "text": "Talk to us"}]}]},
+    {"name": "order_update", "language": "es", "category": "UTILITY", "components": [
+        {"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}} sale el {{3}}."}]},
+    {"name": "invoice_ready", "language": "en_US", "category": "UTILITY", "components": [
+        {"type": "HEADER", "format": "DOCUMENT"},
+        {"type": "BODY", "text": "Your invoice {{1}} is attached."}]},
+    {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "components": [
+        {"type": "HEADER", "format": "IMAGE"},
+        {"type": "BODY", "text": "Spring sale: {{1}} off everything."},
+        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Show me"},
+                                        {"type": "QUICK_REPLY", "text": "Not now"}]}]},
+    {"name": "new_feature", "language": "en_US", "category": "MARKETING", "status": "PENDING",
+     "components": [{"type": "BODY", "text": "Something new is coming."}]},
+    {"name": "winback_offer", "language": "en_US", "category": "MARKETING", "status": "REJECTED",
+     "components": [{"type": "BODY", "text": "We miss you! {{1}}"}]},
+]  # fmt: skip
+
+
+async def seed_templates(meta: httpx.AsyncClient, waba_id: str) -> None:
+    """Give a WABA of the emulated Meta the demo templates (approved, pending and rejected)."""
+    for template in [*PAGE_TEMPLATES, *DEMO_TEMPLATES]:
+        answer = await meta.post("/_sandbox/templates", json={"waba_id": waba_id, **template})
+        answer.raise_for_status()
+
+
+async def _install_widget_when_listening(runtime: Runtime) -> None:
+    from xypr.services.agent_widget.install import install_widget
+
+    for _attempt in range(50):
+        await asyncio.sleep(0.2)
+        tenant = await runtime.tenants.by_phone_number_id(DEMO_TENANT["whatsapp"]["phone_number_id"])
+        if tenant is None:
+            continue
+        try:
+            await install_widget(runtime, tenant)
+            return
+        except Exception as exc:  # the server may not listen yet; a sandbox convenience, never fatal
+            log.debug("sandbox.widget_install_retry", error=type(exc).__name__)
+    log.warning("sandbox.widget_not_installed")
 
 
 async def _ensure_demo_tenant(runtime: Runtime) -> None:

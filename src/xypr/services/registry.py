@@ -70,6 +70,12 @@ def _inbound_router() -> list[APIRouter]:
     return [router]
 
 
+def _agent_widget() -> list[APIRouter]:
+    from xypr.services.agent_widget.router import router
+
+    return [router]
+
+
 def _inbound(runtime: Runtime) -> list[Stage[Any]]:
     from xypr.services.inbound_transformer.worker import InboundTransformer
 
@@ -131,7 +137,7 @@ SERVICES: dict[str, ServiceSpec] = {
             routers=_admin_dashboard,
             paths=("/admin", "/ops", "/messages", "/dlq", "/audit", "/users"),
         ),
-        ServiceSpec("agent-widget", 3012, built=False),
+        ServiceSpec("agent-widget", 3012, routers=_agent_widget, paths=("/widget",)),
     )
 }
 
@@ -144,6 +150,7 @@ HTTP_SERVICES = (
     "tenant",
     "state-manager",
     "admin-dashboard",
+    "agent-widget",
 )
 WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api", "whatsapp-api")
 

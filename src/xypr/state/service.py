@@ -125,6 +125,7 @@ async def record_inbound(
     wamid: str,
     kind: str,
     text: str | None,
+    details: dict[str, Any] | None = None,
 ) -> InboundRecord:
     """Track a customer message once per `(tenant, wamid)`; a redelivery returns the existing row."""
     existing = await session.scalar(
@@ -142,6 +143,7 @@ async def record_inbound(
         kind=kind,
         status="received",
         text=text,
+        details=details,
     )
     session.add(message)
     await session.flush()
@@ -277,6 +279,7 @@ async def track_customer_message(
     bsuid: str | None = None,
     customer_name: str | None = None,
     customer_wrote_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> TrackedCustomerMessage | None:
     """The common case of a customer message, in one transaction of two statements.
 
@@ -292,7 +295,17 @@ async def track_customer_message(
             )
             assert conversation is not None  # an upsert returns its row
             inserted = await sql.fetchrow(
-                _INSERT_MESSAGE, message_id, tenant_id, conversation[0], "inbound", wamid, None, kind, text, None, now
+                _INSERT_MESSAGE,
+                message_id,
+                tenant_id,
+                conversation[0],
+                "inbound",
+                wamid,
+                None,
+                kind,
+                text,
+                details,
+                now,
             )
             if inserted is None:
                 raise _AlreadyTracked  # leave the conversation as it was

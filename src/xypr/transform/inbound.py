@@ -36,6 +36,7 @@ __all__ = [
     "genesys_time",
     "maps_link",
     "media_noun",
+    "message_facts",
     "message_summary",
     "quote",
     "referenced_wamid",
@@ -197,6 +198,25 @@ def message_summary(message: WaMessageContent) -> str | None:
     if isinstance(message, WaInboundMessage) and message.type == "edit" and message.edit and message.edit.message:
         return message_summary(message.edit.message)
     return None
+
+
+def message_facts(message: WaInboundMessage) -> dict[str, Any] | None:
+    """What the agent widget shows of a customer message beyond its summary: the message it replies to,
+    a location's coordinates, a reaction's target and emoji (kept in `messages.details`)."""
+    facts: dict[str, Any] = {}
+    if message.type == "reaction" and message.reaction and message.reaction.message_id:
+        facts["reaction"] = {"messageId": message.reaction.message_id, "emoji": message.reaction.emoji or ""}
+    elif message.context and message.context.id:
+        facts["replyTo"] = message.context.id
+    place = message.location if message.type == "location" else None
+    if place is not None and place.latitude is not None and place.longitude is not None:
+        facts["location"] = {
+            "latitude": place.latitude,
+            "longitude": place.longitude,
+            "name": place.name,
+            "address": place.address,
+        }
+    return facts or None
 
 
 def to_genesys_inbound(

@@ -73,11 +73,23 @@ class SandboxAccounts:
         self.org_names: dict[str, str] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.tokens: dict[str, UserToken] = {}
+        self.sessions: dict[str, str] = {}  # browser session id → user id
 
     def clear(self) -> None:
         """Forget everything (registry reset)."""
-        for registry in (self.clients, self.users, self.org_names, self.codes, self.tokens):
+        for registry in (self.clients, self.users, self.org_names, self.codes, self.tokens, self.sessions):
             registry.clear()
+
+    def start_session(self, user_id: str) -> str:
+        """A browser session of a signed-in user (the login host's cookie)."""
+        session = secrets.token_urlsafe(24)
+        self.sessions[session] = user_id
+        return session
+
+    def session_user(self, session: str) -> SandboxUser | None:
+        """The user of a browser session, if it exists and the user still does."""
+        user_id = self.sessions.get(session) if session else None
+        return self.users.get(user_id) if user_id else None
 
     def register_client(self, client: LoginClient) -> LoginClient:
         """Add or replace a code-grant client."""

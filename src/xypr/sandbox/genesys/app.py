@@ -11,7 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from xypr.sandbox.genesys import api, attachments, control, integrations, login
+from xypr.sandbox.genesys import agent, api, attachments, control, integrations, login
 from xypr.sandbox.genesys.errors import GenesysError, not_found
 from xypr.sandbox.genesys.state import GenesysSandbox
 
@@ -55,6 +55,8 @@ def create_genesys_app(
     app.include_router(integrations.control_router)
     app.include_router(login.router)
     app.include_router(login.control_router)
+    app.include_router(agent.router)
+    app.include_router(agent.control_router)
 
     @app.exception_handler(GenesysError)
     async def genesys_error(_request: Request, exc: GenesysError) -> Response:

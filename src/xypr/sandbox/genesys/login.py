@@ -17,12 +17,16 @@ from xypr.sandbox.genesys.deps import SandboxDep
 from xypr.sandbox.genesys.errors import GenesysError, authentication_required, bad_credentials
 from xypr.sandbox.genesys.state import GenesysSandbox
 
-__all__ = ["code_grant", "control_router", "router"]
+__all__ = ["SESSION_COOKIE", "code_grant", "control_router", "router", "start_session"]
 
 router = APIRouter()
 control_router = APIRouter(prefix="/_sandbox", tags=["genesys sandbox"])
 
-_OAUTH_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method")
+_OAUTH_PARAMS = (
+    "response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method", "prompt",
+)  # fmt: skip
+# Genesys keeps a browser session on its login host: a second sign-in (an embedded app's) needs no prompt.
+SESSION_COOKIE = "gc_sandbox_session"
 
 
 class LoginClientRegistration(BaseModel):
@@ -70,14 +74,18 @@ def _redirect_error(params: dict[str, str], error: str, description: str) -> Red
     query = {"error": error, "error_description": description}
     if params.get("state"):
         query["state"] = params["state"]
-    return RedirectResponse(f"{params['redirect_uri']}?{urlencode(query)}", status_code=302)
+    # The implicit grant answers in the fragment, errors included (RFC 6749 §4.2.2.1).
+    separator = "#" if params.get("response_type") == "token" else "?"
+    return RedirectResponse(f"{params['redirect_uri']}{separator}{urlencode(query)}", status_code=302)
 
 
 def _flow_problem(sandbox: GenesysSandbox, params: dict[str, str]) -> tuple[str, str] | None:
     """An error to send back to the client's redirect URI (RFC 6749 §4.1.2.1)."""
     client = sandbox.accounts.clients[params["client_id"]]
+    if params.get("response_type") == "token":
+        return None  # the implicit grant: no code, no PKCE (Genesys offers it to browser apps)
     if params.get("response_type") != "code":
-        return "unsupported_response_type", "only response_type=code is supported here"
+        return "unsupported_response_type", "response_type must be code or token"
     challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
     if challenge and method != "S256":
         return "invalid_request", "code_challenge_method must be S256"
@@ -96,6 +104,11 @@ async def authorize_page(request: Request, sandbox: SandboxDep) -> Response:
     flow = _flow_problem(sandbox, params)
     if flow:
         return _redirect_error(params, *flow)
+    signed_in = sandbox.accounts.session_user(request.cookies.get(SESSION_COOKIE, ""))
+    if signed_in is not None and params.get("prompt") != "login":
+        return _grant(sandbox, params, signed_in)
+    if params.get("prompt") == "none":
+        return _redirect_error(params, "login_required", "the user is not signed in")
     hidden = "".join(
         f"<input type='hidden' name='{key}' value='{html.escape(value, quote=True)}'>" for key, value in params.items()
     )
@@ -124,6 +137,27 @@ async def authorize_submit(request: Request, sandbox: SandboxDep) -> Response:
     user = sandbox.accounts.user_by_login(form.get("login", ""))
     if user is None:
         return _page("Genesys Cloud sandbox: sign in", "<p>Unknown user.</p>", status=401)
+    response = _grant(sandbox, params, user)
+    start_session(request, response, sandbox, user)
+    return response
+
+
+def start_session(request: Request, response: Response, sandbox: GenesysSandbox, user: SandboxUser) -> None:
+    """Remember the signed-in user in this browser (a cookie on the emulator's path)."""
+    path = request.scope.get("root_path") or "/"
+    response.set_cookie(
+        SESSION_COOKIE, sandbox.accounts.start_session(user.id), path=path, httponly=True, samesite="lax"
+    )
+
+
+def _grant(sandbox: GenesysSandbox, params: dict[str, str], user: SandboxUser) -> RedirectResponse:
+    """Back to the client: a code (`?code=`), or for the implicit grant the token in the fragment."""
+    if params.get("response_type") == "token":
+        access = sandbox.accounts.issue_token(user.id, params["client_id"], sandbox.token_ttl)
+        fragment = {"access_token": access.token, "token_type": "bearer", "expires_in": str(sandbox.token_ttl)}
+        if params.get("state"):
+            fragment["state"] = params["state"]
+        return RedirectResponse(f"{params['redirect_uri']}#{urlencode(fragment)}", status_code=302)
     code = sandbox.accounts.issue_code(
         params["client_id"], params["redirect_uri"], user.id, params.get("code_challenge")
     )

@@ -140,6 +140,8 @@ class GenesysSandbox:
         self.answer_delay_seconds = 0.0
         # User login (code grant + PKCE, users/me): login clients, users, codes, user tokens.
         self.accounts = SandboxAccounts()
+        # Client app integrations (Interaction Widgets) by id: `agent.ClientApp`.
+        self.client_apps: dict[str, Any] = {}
         self._init_traffic()
 
     def _init_traffic(self) -> None:
@@ -318,6 +320,7 @@ class GenesysSandbox:
             self.tokens.clear()
             self.service_clients.clear()
             self.accounts.clear()
+            self.client_apps.clear()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this sandbox created it."""

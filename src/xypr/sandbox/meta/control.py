@@ -195,8 +195,8 @@ async def post_raw_webhook(request: RawWebhookRequest, sandbox: SandboxDep) -> d
 
 @router.post("/templates")
 async def add_template(request: TemplateRequest, sandbox: SandboxDep) -> dict[str, Any]:
-    """Add an approved template to a WABA (listed by `GET /{version}/{waba_id}/message_templates`)."""
-    template = Template(request.name, request.language, request.category, request.components)
+    """Add a template to a WABA (listed by `GET /{version}/{waba_id}/message_templates`; approved ones sendable)."""
+    template = Template(request.name, request.language, request.category, request.components, status=request.status)
     return sandbox.add_template(request.waba_id, template).as_graph()
 
 

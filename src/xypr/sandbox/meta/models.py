@@ -110,6 +110,7 @@ class TemplateRequest(BaseModel):
     language: str = "en_US"
     category: Literal["UTILITY", "MARKETING", "AUTHENTICATION"] = "UTILITY"
     components: list[dict[str, Any]] = Field(default_factory=list)
+    status: Literal["APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED"] = "APPROVED"
 
 
 class StatusSequenceRequest(BaseModel):

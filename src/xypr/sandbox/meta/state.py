@@ -120,6 +120,7 @@ class Template:
     category: str = "UTILITY"
     components: list[dict[str, Any]] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(secrets.randbelow(10**15) + 10**15))
+    status: str = "APPROVED"  # or PENDING, REJECTED, PAUSED, DISABLED: listed, but not sendable
 
     def as_graph(self) -> dict[str, Any]:
         """The item of `GET /{waba_id}/message_templates`."""
@@ -128,7 +129,7 @@ class Template:
             "parameter_format": "POSITIONAL",
             "components": self.components,
             "language": self.language,
-            "status": "APPROVED",
+            "status": self.status,
             "category": self.category,
             "id": self.id,
         }

@@ -36,6 +36,9 @@ _PUBLIC_EXACT = frozenset(
         "/auth/genesys/login",
         "/auth/genesys/callback",
         "/admin/login",
+        # The agent widget's page and sign-in landing hold no data; its `/widget/api/…` needs a token.
+        "/widget",
+        "/widget/signed-in",
     }
 )
 _PUBLIC_PREFIXES = ("/media/", "/static/")

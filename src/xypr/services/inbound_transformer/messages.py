@@ -32,6 +32,7 @@ from xypr.transform.inbound import (
     QuickReply,
     ReferencedMessage,
     StoredMedia,
+    message_facts,
     message_summary,
     referenced_wamid,
     to_genesys_inbound,
@@ -146,6 +147,7 @@ async def _track(
     wrote_at = _wrote_at(message)
     name = contact.profile.name if contact and contact.profile else None
     summary = message_summary(message)
+    facts = message_facts(message)
     wamid_referenced = referenced_wamid(message)
     tracked = None
     if message.type != "system":
@@ -160,6 +162,7 @@ async def _track(
             wamid=message.id,
             kind=message.type[:32],
             text=summary,
+            details=facts,
         )
     referenced: ReferencedMessage | None = None
     if tracked is not None:  # new: the quoted message (if any) is a read of its own
@@ -187,7 +190,12 @@ async def _track(
             )
             row = (
                 await record_inbound(
-                    session, conversation=conversation, wamid=message.id, kind=message.type[:32], text=summary
+                    session,
+                    conversation=conversation,
+                    wamid=message.id,
+                    kind=message.type[:32],
+                    text=summary,
+                    details=facts,
                 )
             ).message
         referenced = await _referenced(session, tenant.id, wamid_referenced)

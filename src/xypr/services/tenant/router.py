@@ -164,6 +164,23 @@ async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, pr
 
 
 @router.post(
+    "/{tenantId}/widget/install",
+    summary="Install the agent widget in the tenant's Genesys organisation",
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+async def install_agent_widget(tenant_id: TenantId, runtime: RuntimeDep, principal: TenantAdmin) -> dict[str, Any]:
+    """Create (or update) and enable the Interaction Widget pointing at this Xypr's `/widget`."""
+    from xypr.services.agent_widget.install import install_widget
+
+    _in_scope(principal, tenant_id)
+    tenant = await runtime.tenants.by_id(tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    done = await install_widget(runtime, tenant)
+    return {"integrationId": done.integration_id, "url": done.url, "state": done.state, "created": done.created}
+
+
+@router.post(
     "/{tenantId}/checks",
     response_model=TenantView,
     summary="Run the onboarding checks again",
