@@ -279,7 +279,7 @@ async def test_an_operator_sees_the_genesys_token_and_a_forced_refresh_changes_i
     assert "access_token" not in str(status).lower()
 
 
-async def test_a_refused_token_refresh_is_a_502_and_its_error_is_kept(bridge: Bridge, admin: dict[str, str]) -> None:
+async def test_a_refused_token_refresh_is_a_409_and_its_error_is_kept(bridge: Bridge, admin: dict[str, str]) -> None:
     spec = tenant_spec()
     tenant_id = await bridge.add_tenant(spec)
     await bridge.genesys.post(
@@ -293,7 +293,7 @@ async def test_a_refused_token_refresh_is_a_502_and_its_error_is_kept(bridge: Br
     refused = await bridge.client.post(f"/tenants/{tenant_id}/genesys-token/refresh", headers=admin)
     status = (await bridge.client.get(f"/tenants/{tenant_id}/genesys-token", headers=admin)).json()
 
-    assert refused.status_code == 502
+    assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "genesys_token_refresh_failed"
     assert not status["healthy"]
     assert "refused" in status["lastError"]

@@ -16,7 +16,7 @@ from xypr.auth.models import PROVIDER_LOCAL, RefreshToken, User
 from xypr.auth.principal import Principal
 from xypr.auth.service import create_admin, revoke_session, set_admin_password
 from xypr.backends.db.base import as_utc, utcnow
-from xypr.core.errors import BadRequest, Forbidden, NotFound
+from xypr.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from xypr.runtime import Runtime
 
 __all__ = [
@@ -102,7 +102,7 @@ async def set_person_status(runtime: Runtime, principal: Principal, user_id: str
     """Enable or disable someone (disabling ends their sessions); nobody disables themselves."""
     _platform_only(principal)
     if user_id == principal.user_id and not active:
-        raise BadRequest("you cannot disable yourself (ask another administrator)")
+        raise Conflict("you cannot disable yourself (ask another administrator)")
     await _user(runtime, user_id)
     async with runtime.database.session() as session:
         user = await session.get(User, user_id)

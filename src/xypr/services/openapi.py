@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict
 from xypr.core.apimodel import ApiModel
 from xypr.services.gateway.paths import PathKind, PathRules
 
-__all__ = ["ErrorBody", "ErrorDetail", "component_schema", "error_responses", "install_openapi", "model_schema"]
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "component_schema",
+    "error_responses",
+    "install_openapi",
+    "json_error_responses",
+    "model_schema",
+]
 
 # Schemas of bodies that routes read themselves (signed webhooks, form-or-JSON auth bodies), by name.
 _COMPONENTS: dict[str, dict[str, Any]] = {}
@@ -60,6 +68,14 @@ def error_responses(
     """The `responses=` entry documenting these error statuses with the common error body (plus `also`)."""
     documented: dict[int | str, dict[str, Any]] = dict(also or {})
     documented.update({code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes})
+    return documented
+
+
+def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Like `error_responses`, for a route whose success is not JSON (HTML, event stream): errors still are."""
+    documented = error_responses(*codes)
+    for entry in documented.values():
+        entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     return documented
 
 

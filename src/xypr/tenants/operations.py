@@ -61,9 +61,10 @@ async def genesys_token_status(runtime: Runtime, principal: Principal, tenant_id
 
 
 class TokenRefreshFailed(XyprError):
-    """502: Genesys would not issue a token; the status (with the error) is in the body."""
+    """409: Genesys would not issue a token for the stored credentials (like `onboarding_failed`: the request was
+    well formed, the upstream refused); the error is kept in the token status."""
 
-    status_code = 502
+    status_code = 409
     code = "genesys_token_refresh_failed"
 
 

@@ -36,6 +36,7 @@ from xypr.services.admin_dashboard.schemas import (
     NewPassword,
     OverviewView,
     PersonView,
+    QueueName,
     ReplayFilter,
     ReplayResult,
     SessionList,
@@ -91,7 +92,7 @@ async def timeline(
 
 def _filter(
     tenant_id: Annotated[str | None, Query(alias="tenantId")] = None,
-    queue: Annotated[str | None, Query()] = None,
+    queue: Annotated[QueueName | None, Query()] = None,
     error: Annotated[str | None, Query(max_length=200, description="Part of the error text")] = None,
     older_than_seconds: Annotated[float | None, Query(alias="olderThanSeconds", ge=0)] = None,
 ) -> DeadLetterFilter:
@@ -185,7 +186,7 @@ async def sessions(runtime: RuntimeDep, principal: XyprAdmin) -> SessionList:
 
 
 @users.post("/{user_id}/disable", response_model=PersonView, summary="Disable someone",
-            responses=error_responses(400, 401, 403, 404))  # fmt: skip
+            responses=error_responses(400, 401, 403, 404, 409))  # fmt: skip
 async def disable(user_id: str, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
     """They can no longer sign in; their sessions end now. Audited."""
     return PersonView.of(await set_person_status(runtime, principal, user_id, active=False))

@@ -303,7 +303,7 @@ async def tenant_token_refresh(request: Request, runtime: RuntimeDep, me: Viewer
     try:
         await refresh_genesys_token(runtime, me, tenant_id)
     except XyprError as exc:
-        if exc.status_code != 502:
+        if exc.code != "genesys_token_refresh_failed":
             raise
         error = exc.message
     token = await genesys_token_status(runtime, me, tenant_id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from xypr.audit.service import AuditRecord
@@ -237,15 +237,27 @@ class DeadLetterPage(ApiModel):
     total: int
 
 
+# The queues that have dead letters (xypr.topology.QUEUES), as the API document lists them.
+QueueName = Literal["inbound.whatsapp", "send.genesys", "outbound.genesys", "send.whatsapp"]
+
+
 class ReplayFilter(ApiModel):
     """`POST /dlq/replay`: which dead letters to replay (all given criteria must match)."""
 
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: str | None = None
-    queue: str | None = None
+    queue: QueueName | None = None
     error: str | None = Field(default=None, max_length=200, description="Part of the error text")
     older_than_seconds: float | None = Field(default=None, ge=0)
+
+    @field_validator("older_than_seconds", mode="before")
+    @classmethod
+    def _a_number_not_a_boolean(cls, value: object) -> object:
+        # JSON's true/false are not numbers, whatever Python's bool says.
+        if isinstance(value, bool):
+            raise ValueError("must be a number of seconds")
+        return value
 
 
 class ReplayResult(ApiModel):
@@ -330,15 +342,16 @@ class NewAdmin(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=1000)
+    # The same rule as the login's: something, an @, something (white space around it is trimmed).
+    email: str = Field(max_length=320, pattern=r"^\s*[^@\s][\s\S]*@[\s\S]*[^@\s]\s*$")
+    password: str = Field(min_length=12, max_length=1000)
     name: str | None = Field(default=None, max_length=200)
 
 
 class NewPassword(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
-    password: str = Field(max_length=1000)
+    password: str = Field(min_length=12, max_length=1000)
 
 
 class GenesysTokenView(ApiModel):

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import httpx
 
-from xypr.core.errors import BadRequest, ServiceUnavailable
+from xypr.core.errors import Conflict, PermanentError, ServiceUnavailable, TransientError
 from xypr.core.logging import get_logger
 from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
@@ -52,7 +52,12 @@ async def _call(
     runtime: Runtime, tenant: TenantRuntime, method: str, path: str, body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     url = f"{api_base(tenant.genesys_region, runtime.settings.genesys_api_url)}{path}"
-    token = await runtime.genesys.token(tenant)
+    try:
+        token = await runtime.genesys.token(tenant)
+    except PermanentError as exc:  # the stored credentials, not the request, are what Genesys refused
+        raise Conflict(f"Genesys Cloud issued no token for this tenant: {exc.message}") from exc
+    except TransientError as exc:
+        raise ServiceUnavailable(f"Genesys Cloud did not answer the token request ({exc.message}); try again") from exc
     try:
         response = await runtime.http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
@@ -62,7 +67,7 @@ async def _call(
             message = str(response.json().get("message") or response.status_code)
         except ValueError:
             message = str(response.status_code)
-        raise BadRequest(f"Genesys Cloud refused to install the widget ({response.status_code}): {message}")
+        raise Conflict(f"Genesys Cloud refused to install the widget ({response.status_code}): {message}")
     if not response.is_success:
         raise ServiceUnavailable(f"Genesys Cloud answered HTTP {response.status_code}; try again")
     answer: dict[str, Any] = response.json() if response.content else {}

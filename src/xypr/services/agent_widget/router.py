@@ -40,6 +40,7 @@ from xypr.services.agent_widget.page import (
 )
 from xypr.services.agent_widget.sends import queue_whatsapp, send_through_genesys, store_attachment
 from xypr.services.deps import RuntimeDep, correlation_id
+from xypr.services.openapi import error_responses, json_error_responses
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import CUSTOMER_SERVICE_WINDOW, window_open
 from xypr.tenants.service import TenantRuntime
@@ -222,7 +223,12 @@ def _not_found(labels: dict[str, str]) -> HTMLResponse:
     return HTMLResponse(_render("not_found.html", labels=labels), status_code=404, headers=_NO_STORE)
 
 
-@router.get("/widget/api/conversations/{conversation_id}", response_class=HTMLResponse, summary="Widget view")
+@router.get(
+    "/widget/api/conversations/{conversation_id}",
+    response_class=HTMLResponse,
+    summary="Widget view",
+    responses=json_error_responses(400, 403, 404),
+)
 async def conversation_view(
     conversation_id: str, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
 ) -> HTMLResponse:
@@ -267,7 +273,18 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-@router.get("/widget/api/conversations/{conversation_id}/events", summary="Widget live updates (SSE)")
+class EventStream(StreamingResponse):
+    """A server-sent event stream (so the API document names its media type)."""
+
+    media_type = "text/event-stream"
+
+
+@router.get(
+    "/widget/api/conversations/{conversation_id}/events",
+    summary="Widget live updates (SSE)",
+    response_class=EventStream,
+    responses=json_error_responses(400, 403, 404),
+)
 async def conversation_events(
     conversation_id: str, request: Request, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
 ) -> Response:
@@ -329,7 +346,11 @@ async def _templates(runtime: Runtime, tenant: TenantRuntime) -> list[WabaTempla
     )
 
 
-@router.get("/widget/api/conversations/{conversation_id}/templates", response_class=HTMLResponse)
+@router.get(
+    "/widget/api/conversations/{conversation_id}/templates",
+    response_class=HTMLResponse,
+    responses=json_error_responses(400, 403, 404),
+)
 async def template_picker(
     conversation_id: str, runtime: RuntimeDep, principal: Sender, lang: Lang = "en"
 ) -> HTMLResponse:
@@ -426,7 +447,11 @@ def notification_content(template: WabaTemplate, body: TemplateSend, *, namespac
     return "\n".join(line for line in lines if line), {"contentType": "Notification", "template": notification}
 
 
-@router.post("/widget/api/conversations/{conversation_id}/templates", summary="Send a template from the widget")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/templates",
+    summary="Send a template from the widget",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def send_template(
     conversation_id: str, body: TemplateSend, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
@@ -505,7 +530,11 @@ async def _customer_message(runtime: Runtime, conversation: Conversation, messag
     return row
 
 
-@router.post("/widget/api/conversations/{conversation_id}/messages", summary="Send text from the widget")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/messages",
+    summary="Send text from the widget",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def send_text(
     conversation_id: str, body: TextSend, request: Request, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
@@ -527,7 +556,11 @@ async def send_text(
     return JSONResponse({"genesysMessageId": genesys_id}, status_code=202)
 
 
-@router.post("/widget/api/conversations/{conversation_id}/interactive", summary="Send reply buttons or a list")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/interactive",
+    summary="Send reply buttons or a list",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def send_interactive(
     conversation_id: str, body: InteractiveSend, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
@@ -553,7 +586,11 @@ async def send_interactive(
     return JSONResponse({"genesysMessageId": genesys_id}, status_code=202)
 
 
-@router.post("/widget/api/conversations/{conversation_id}/reactions", summary="React to a customer message")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/reactions",
+    summary="React to a customer message",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def send_reaction(
     conversation_id: str, body: ReactionSend, request: Request, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
@@ -587,7 +624,11 @@ async def _read_upload(file: UploadFile) -> tuple[bytes, str, int]:
     return data, mime, kind.max_bytes
 
 
-@router.post("/widget/api/conversations/{conversation_id}/media", summary="Send a file from the widget")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/media",
+    summary="Send a file from the widget",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def send_media(
     conversation_id: str,
     request: Request,
@@ -620,7 +661,11 @@ async def send_media(
     return JSONResponse({"messageId": message_id}, status_code=202)
 
 
-@router.post("/widget/api/conversations/{conversation_id}/uploads", summary="Keep a template header file")
+@router.post(
+    "/widget/api/conversations/{conversation_id}/uploads",
+    summary="Keep a template header file",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
 async def upload_header(
     conversation_id: str, runtime: RuntimeDep, principal: Sender, file: Annotated[UploadFile, File()]
 ) -> JSONResponse:

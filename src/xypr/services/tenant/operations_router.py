@@ -39,9 +39,9 @@ async def token_status(tenant_id: str, runtime: RuntimeDep, principal: CurrentPr
 
 
 @router.post("/{tenant_id}/genesys-token/refresh", response_model=GenesysTokenView, summary="Refresh the Genesys "
-             "token now", responses=error_responses(401, 403, 404, 502))  # fmt: skip
+             "token now", responses=error_responses(401, 403, 404, 409))  # fmt: skip
 async def token_refresh(tenant_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> GenesysTokenView:
-    """Fetch a new token now, shared by every process; 502 `genesys_token_refresh_failed` with Genesys' answer
+    """Fetch a new token now, shared by every process; 409 `genesys_token_refresh_failed` with Genesys' answer
     when it refuses (the error is also kept in the status). Audited."""
     return GenesysTokenView.of(await refresh_genesys_token(runtime, principal, tenant_id))
 

@@ -166,7 +166,7 @@ async def patch(tenant_id: TenantId, body: TenantUpdate, runtime: RuntimeDep, pr
 @router.post(
     "/{tenantId}/widget/install",
     summary="Install the agent widget in the tenant's Genesys organisation",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 503),
 )
 async def install_agent_widget(tenant_id: TenantId, runtime: RuntimeDep, principal: TenantAdmin) -> dict[str, Any]:
     """Create (or update) and enable the Interaction Widget pointing at this Xypr's `/widget`."""
