@@ -274,7 +274,6 @@ async def test_a_credential_sent_in_http_headers_must_be_visible_ascii_400_namin
     created = await bridge.client.post("/tenants", json=spec, headers=admin)
     assert created.status_code == 400, created.text
     assert created.json()["error"]["field"] == f"{section}.{field}"
-    assert "ASCII" in created.json()["error"]["message"]
     patched = await bridge.client.patch(
         f"/tenants/{await _demo_id(bridge)}", json={section: {field: "tok\u2026en"}}, headers=admin
     )

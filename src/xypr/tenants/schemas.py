@@ -51,6 +51,10 @@ def header_safe(value: str) -> bool:
 
 
 Digits = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
+# An OAuth client id travels in the Basic authorization header: visible ASCII, no spaces.
+ClientId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
 # Genesys requires more than 15 characters for the outbound webhook signature secret.
 WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[\x20-\x7e]+$")]
 DisplayPhone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{4,32}$")]
@@ -83,7 +87,7 @@ class GenesysSection(ApiModel):
         examples=["usw2.pure.cloud"],
         json_schema_extra={"enum": _REGION_ENUM},
     )
-    client_id: Text
+    client_id: ClientId
     client_secret: Secret
     integration_id: Text
     webhook_secret: WebhookSecret
@@ -323,7 +327,7 @@ class GenesysPatch(ApiModel):
 
     # Absent keeps the value; null is refused (except for `orgId`), so the schema offers no null.
     region: str | None = Field(default=None, json_schema_extra=_region_not_null)
-    client_id: Text | None = Field(default=None, json_schema_extra=not_null)
+    client_id: ClientId | None = Field(default=None, json_schema_extra=not_null)
     client_secret: Secret | None = Field(default=None, json_schema_extra=not_null)
     integration_id: Text | None = Field(default=None, json_schema_extra=not_null)
     webhook_secret: WebhookSecret | None = Field(default=None, json_schema_extra=not_null)
