@@ -174,7 +174,7 @@ async def test_every_kind_of_message_from_each_pane_shows_in_the_other_as_media_
             await expect(template.locator(".template-header")).to_have_text("Order A-1042")
             await expect(template.locator(".chip")).to_have_text(["Track my order", "Talk to an agent"])
             shown_to_agent = agent.locator(".row.own").last
-            await expect(shown_to_agent).to_contain_text("Template \u00b7 order_update")
+            await expect(shown_to_agent).to_contain_text("Template \u00b7 order_shipped")
             await expect(shown_to_agent.locator(".params")).to_contain_text("{{2}} = A-1042")
 
             await _assert_following_the_newest(page)
