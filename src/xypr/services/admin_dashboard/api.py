@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from xypr.audit.service import list_audit
 from xypr.auth.people import add_admin, list_people, live_sessions, reset_admin_password, set_person_status
@@ -55,6 +55,8 @@ Operator = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN, Role.TENA
 XyprAdmin = Annotated[Principal, Depends(require_roles(Role.XYPR_ADMIN))]
 
 ops = APIRouter(prefix="/ops", tags=["operations"])
+DeadLetterIdPath = Annotated[str, Path(alias="deadLetterId")]
+UserIdPath = Annotated[str, Path(alias="userId")]
 messages = APIRouter(prefix="/messages", tags=["operations"])
 dlq = APIRouter(prefix="/dlq", tags=["dead letters"])
 audit = APIRouter(prefix="/audit", tags=["audit"])
@@ -124,25 +126,25 @@ async def replay_matching(body: ReplayFilter, runtime: RuntimeDep, principal: Op
     return ReplayResult(replayed=await replay_dead_letters(runtime, principal, wanted))
 
 
-@dlq.get("/{dead_letter_id}", response_model=DeadLetterDetail, summary="Inspect a dead letter",
+@dlq.get("/{deadLetterId}", response_model=DeadLetterDetail, summary="Inspect a dead letter",
          responses=error_responses(401, 403, 404))  # fmt: skip
-async def inspect(dead_letter_id: str, runtime: RuntimeDep, principal: Operator) -> DeadLetterDetail:
+async def inspect(dead_letter_id: DeadLetterIdPath, runtime: RuntimeDep, principal: Operator) -> DeadLetterDetail:
     """The dead letter with its error, attempts and payload (credentials redacted)."""
     return DeadLetterDetail.of(await get_dead_letter(runtime, principal, dead_letter_id))
 
 
-@dlq.post("/{dead_letter_id}/replay", response_model=DeadLetterSummary, summary="Replay a dead letter",
+@dlq.post("/{deadLetterId}/replay", response_model=DeadLetterSummary, summary="Replay a dead letter",
           responses=error_responses(401, 403, 404, 503))  # fmt: skip
-async def replay(dead_letter_id: str, runtime: RuntimeDep, principal: Operator) -> DeadLetterSummary:
+async def replay(dead_letter_id: DeadLetterIdPath, runtime: RuntimeDep, principal: Operator) -> DeadLetterSummary:
     """Publish it again to its queue (behind whatever its conversation has waiting); it leaves the dead letters.
     Audited."""
     return DeadLetterSummary.of(await replay_dead_letter(runtime, principal, dead_letter_id))
 
 
-@dlq.post("/{dead_letter_id}/discard", response_model=DeadLetterSummary, summary="Discard a dead letter",
+@dlq.post("/{deadLetterId}/discard", response_model=DeadLetterSummary, summary="Discard a dead letter",
           responses=error_responses(400, 401, 403, 404))  # fmt: skip
 async def discard(
-    dead_letter_id: str, body: DiscardRequest, runtime: RuntimeDep, principal: Operator
+    dead_letter_id: DeadLetterIdPath, body: DiscardRequest, runtime: RuntimeDep, principal: Operator
 ) -> DeadLetterSummary:
     """Remove it for good; the reason is required and kept in the audit log."""
     return DeadLetterSummary.of(await discard_dead_letter(runtime, principal, dead_letter_id, reason=body.reason))
@@ -185,23 +187,23 @@ async def sessions(runtime: RuntimeDep, principal: XyprAdmin) -> SessionList:
     return SessionList(items=[SessionView.of(each) for each in await live_sessions(runtime, principal)])
 
 
-@users.post("/{user_id}/disable", response_model=PersonView, summary="Disable someone",
+@users.post("/{userId}/disable", response_model=PersonView, summary="Disable someone",
             responses=error_responses(400, 401, 403, 404, 409))  # fmt: skip
-async def disable(user_id: str, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
+async def disable(user_id: UserIdPath, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
     """They can no longer sign in; their sessions end now. Audited."""
     return PersonView.of(await set_person_status(runtime, principal, user_id, active=False))
 
 
-@users.post("/{user_id}/enable", response_model=PersonView, summary="Enable someone again",
+@users.post("/{userId}/enable", response_model=PersonView, summary="Enable someone again",
             responses=error_responses(401, 403, 404))  # fmt: skip
-async def enable(user_id: str, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
+async def enable(user_id: UserIdPath, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
     """They may sign in again. Audited."""
     return PersonView.of(await set_person_status(runtime, principal, user_id, active=True))
 
 
-@users.post("/{user_id}/password", response_model=PersonView, summary="Set an administrator's password",
+@users.post("/{userId}/password", response_model=PersonView, summary="Set an administrator's password",
             responses=error_responses(400, 401, 403, 404))  # fmt: skip
-async def password(user_id: str, body: NewPassword, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
+async def password(user_id: UserIdPath, body: NewPassword, runtime: RuntimeDep, principal: XyprAdmin) -> PersonView:
     """A new password (their sessions end). Audited, without the password."""
     return PersonView.of(await reset_admin_password(runtime, principal, user_id, password=body.password))
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
@@ -51,6 +51,7 @@ __all__ = ["router"]
 log = get_logger(__name__)
 
 router = APIRouter(tags=["agent widget"])
+ConversationIdPath = Annotated[str, Path(alias="conversationId")]
 environment()
 
 _READERS = require_roles(Role.TENANT_ADMIN, Role.SUPERVISOR, Role.AGENT)
@@ -123,7 +124,7 @@ class _View:
     last_contact: datetime | None
 
 
-async def _conversation(runtime: Runtime, principal: Principal, conversation_id: str) -> Conversation:
+async def _conversation(runtime: Runtime, principal: Principal, conversation_id: ConversationIdPath) -> Conversation:
     """The caller's tenant's conversation, by Genesys's id (or ours); anything else is not found."""
     if principal.tenant_id is None:
         raise NotFound("Conversation not found")
@@ -224,13 +225,13 @@ def _not_found(labels: dict[str, str]) -> HTMLResponse:
 
 
 @router.get(
-    "/widget/api/conversations/{conversation_id}",
+    "/widget/api/conversations/{conversationId}",
     response_class=HTMLResponse,
     summary="Widget view",
     responses=json_error_responses(400, 403, 404),
 )
 async def conversation_view(
-    conversation_id: str, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
+    conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
 ) -> HTMLResponse:
     """The customer, the 24-hour window, the history and the composer, as an HTML fragment."""
     labels = labels_for(lang)
@@ -280,13 +281,13 @@ class EventStream(StreamingResponse):
 
 
 @router.get(
-    "/widget/api/conversations/{conversation_id}/events",
+    "/widget/api/conversations/{conversationId}/events",
     summary="Widget live updates (SSE)",
     response_class=EventStream,
     responses=json_error_responses(400, 403, 404),
 )
 async def conversation_events(
-    conversation_id: str, request: Request, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
+    conversation_id: ConversationIdPath, request: Request, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
 ) -> Response:
     """Server-sent events: `bubble` (a message's HTML, new or changed) and `window` (its state), until the
     widget closes the connection (on the SDK's `stop`) or the agent leaves."""
@@ -347,12 +348,12 @@ async def _templates(runtime: Runtime, tenant: TenantRuntime) -> list[WabaTempla
 
 
 @router.get(
-    "/widget/api/conversations/{conversation_id}/templates",
+    "/widget/api/conversations/{conversationId}/templates",
     response_class=HTMLResponse,
     responses=json_error_responses(400, 403, 404),
 )
 async def template_picker(
-    conversation_id: str, runtime: RuntimeDep, principal: Sender, lang: Lang = "en"
+    conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Sender, lang: Lang = "en"
 ) -> HTMLResponse:
     """The approved templates: a picker by name and language, the inputs of each, a live preview."""
     conversation = await _conversation(runtime, principal, conversation_id)
@@ -448,12 +449,12 @@ def notification_content(template: WabaTemplate, body: TemplateSend, *, namespac
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/templates",
+    "/widget/api/conversations/{conversationId}/templates",
     summary="Send a template from the widget",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def send_template(
-    conversation_id: str, body: TemplateSend, runtime: RuntimeDep, principal: Sender
+    conversation_id: ConversationIdPath, body: TemplateSend, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
     """Send an approved template through Genesys (so it is in the transcript); the outbound path sends it
     to WhatsApp as the template. Templates may go outside the 24-hour window."""
@@ -531,12 +532,12 @@ async def _customer_message(runtime: Runtime, conversation: Conversation, messag
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/messages",
+    "/widget/api/conversations/{conversationId}/messages",
     summary="Send text from the widget",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def send_text(
-    conversation_id: str, body: TextSend, request: Request, runtime: RuntimeDep, principal: Sender
+    conversation_id: ConversationIdPath, body: TextSend, request: Request, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
     """Text through Genesys; a reply quoting a customer message goes straight to WhatsApp (Open Messaging
     has no way to say which message it answers)."""
@@ -557,12 +558,12 @@ async def send_text(
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/interactive",
+    "/widget/api/conversations/{conversationId}/interactive",
     summary="Send reply buttons or a list",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def send_interactive(
-    conversation_id: str, body: InteractiveSend, runtime: RuntimeDep, principal: Sender
+    conversation_id: ConversationIdPath, body: InteractiveSend, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
     """Quick replies through Genesys: up to 3 become WhatsApp reply buttons, up to 10 a list."""
     if body.kind == "buttons" and len(body.options) > 3:
@@ -587,12 +588,12 @@ async def send_interactive(
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/reactions",
+    "/widget/api/conversations/{conversationId}/reactions",
     summary="React to a customer message",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def send_reaction(
-    conversation_id: str, body: ReactionSend, request: Request, runtime: RuntimeDep, principal: Sender
+    conversation_id: ConversationIdPath, body: ReactionSend, request: Request, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
     """An emoji reaction on a customer message, straight to WhatsApp (inside the window, as Meta requires)."""
     conversation = await _conversation(runtime, principal, conversation_id)
@@ -625,12 +626,12 @@ async def _read_upload(file: UploadFile) -> tuple[bytes, str, int]:
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/media",
+    "/widget/api/conversations/{conversationId}/media",
     summary="Send a file from the widget",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def send_media(
-    conversation_id: str,
+    conversation_id: ConversationIdPath,
     request: Request,
     runtime: RuntimeDep,
     principal: Sender,
@@ -662,12 +663,12 @@ async def send_media(
 
 
 @router.post(
-    "/widget/api/conversations/{conversation_id}/uploads",
+    "/widget/api/conversations/{conversationId}/uploads",
     summary="Keep a template header file",
     responses=error_responses(400, 403, 404, 409, 503),
 )
 async def upload_header(
-    conversation_id: str, runtime: RuntimeDep, principal: Sender, file: Annotated[UploadFile, File()]
+    conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Sender, file: Annotated[UploadFile, File()]
 ) -> JSONResponse:
     """A file for a template's media header, checked, kept, and answered as a URL Meta can fetch."""
     conversation = await _conversation(runtime, principal, conversation_id)
