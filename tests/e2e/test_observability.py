@@ -104,12 +104,20 @@ async def test_one_correlation_id_from_the_webhook_to_the_upstream_call(
                 return [call for call in upstream_calls if call.url.path.endswith("/inbound/open/message")]
 
             sends = await eventually(genesys_sends)
+            # The worker logs genesys.sent once Genesys has answered, a moment after the request left.
+            logged: list[str] = []
+
+            async def sent_logged() -> bool:
+                logged.append(capfd.readouterr().err)
+                return '"genesys.sent"' in "".join(logged)
+
+            await eventually(sent_logged)
     finally:
         configure_logging("WARNING", "json")
 
     assert request_id != given
     assert [call.headers["x-request-id"] for call in sends] == [request_id]
-    records = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in "".join(logged).splitlines() if line.startswith("{")]
     (accepted,) = [r for r in records if r.get("event") == "webhook.accepted"]
     assert accepted["request_id"] == accepted["correlation_id"] == request_id
     (sent,) = [r for r in records if r.get("event") == "genesys.sent"]
