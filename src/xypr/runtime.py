@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -40,6 +41,7 @@ class Runtime:
     genesys: GenesysClient
     graph: GraphClient
     retry: RetryPolicy
+    _resources: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     @classmethod
     async def open(
@@ -56,44 +58,50 @@ class Runtime:
             raise ValueError("XYPR_MASTER_KEY is not set (generate one with `xypr keygen`)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         box = SecretBox(settings.master_key.get_secret_value())
-        database = create_database(settings.effective_database_url, pool_size=settings.database_pool_size)
-        if run_migrations:
-            await migrate(database)
-        broker = create_broker(settings, worker_index=worker_index, worker_count=worker_count)
-        await broker.connect()
-        cache = create_cache(settings)
-        store = store or create_object_store(settings)
-        http = create_http_client(timeout=settings.http_timeout_seconds)
-        poster = AiohttpPoster(timeout=settings.http_timeout_seconds)
-        return cls(
-            settings=settings,
-            database=database,
-            broker=broker,
-            cache=cache,
-            store=store,
-            box=box,
-            tenants=TenantDirectory(database, box),
-            http=http,
-            poster=poster,
-            genesys=GenesysClient(
-                http, cache, api_url=settings.genesys_api_url, login_url=settings.genesys_login_url, poster=poster
-            ),
-            graph=GraphClient(
-                http, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version, poster=poster
-            ),
-            retry=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                base=settings.retry_base_seconds,
-                cap=settings.retry_max_seconds,
-                horizon=settings.retry_horizon_seconds,
-            ),
-        )
+        # Each backend is registered for closing as soon as it is open: when a later one fails to open,
+        # those opened before it are closed (in reverse order) and the error goes on.
+        async with AsyncExitStack() as stack:
+            database = create_database(settings.effective_database_url, pool_size=settings.database_pool_size)
+            stack.push_async_callback(database.close)
+            if run_migrations:
+                await migrate(database)
+            broker = create_broker(settings, worker_index=worker_index, worker_count=worker_count)
+            stack.push_async_callback(broker.close)
+            await broker.connect()
+            cache = create_cache(settings)
+            stack.push_async_callback(cache.close)
+            store = store or create_object_store(settings)
+            stack.push_async_callback(store.close)
+            http = create_http_client(timeout=settings.http_timeout_seconds)
+            stack.push_async_callback(http.aclose)
+            poster = AiohttpPoster(timeout=settings.http_timeout_seconds)
+            stack.push_async_callback(poster.aclose)
+            runtime = cls(
+                settings=settings,
+                database=database,
+                broker=broker,
+                cache=cache,
+                store=store,
+                box=box,
+                tenants=TenantDirectory(database, box),
+                http=http,
+                poster=poster,
+                genesys=GenesysClient(
+                    http, cache, api_url=settings.genesys_api_url, login_url=settings.genesys_login_url, poster=poster
+                ),
+                graph=GraphClient(
+                    http, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version, poster=poster
+                ),
+                retry=RetryPolicy(
+                    max_attempts=settings.max_attempts,
+                    base=settings.retry_base_seconds,
+                    cap=settings.retry_max_seconds,
+                    horizon=settings.retry_horizon_seconds,
+                ),
+                _resources=stack.pop_all(),
+            )
+        return runtime
 
     async def close(self) -> None:
-        """Release every connection (best effort, in reverse order of opening)."""
-        await self.poster.aclose()
-        await self.http.aclose()
-        await self.store.close()
-        await self.cache.close()
-        await self.broker.close()
-        await self.database.close()
+        """Release every connection, in reverse order of opening (each one even when another fails)."""
+        await self._resources.aclose()

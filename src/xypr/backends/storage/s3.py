@@ -97,10 +97,6 @@ class S3ObjectStore(ObjectStore):
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise
 
-    async def ensure_bucket(self) -> None:
-        """Open the client and create the bucket if it does not exist yet."""
-        await self._s3()
-
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
         """Store (or overwrite) an object."""
         client = await self._s3()

@@ -10,7 +10,6 @@ from xypr.services.inbound_transformer.messages import handle_message
 from xypr.services.inbound_transformer.statuses import handle_status
 from xypr.services.inbound_transformer.value_errors import report_value_error
 from xypr.stage import Stage
-from xypr.tenants.service import TenantRuntime
 from xypr.topology import INBOUND_WHATSAPP
 
 __all__ = ["InboundTransformer"]
@@ -34,10 +33,7 @@ class InboundTransformer(Stage[InboundWhatsAppEvent]):
         if tenant is None:
             raise PermanentError(f"tenant {event.tenant_id} no longer exists")
         if event.kind == "message":
-            return await self._message(tenant, event)
+            return await handle_message(self.runtime, tenant, event)
         if event.kind == "status":
             return await handle_status(self.runtime, tenant, event)
         return report_value_error(tenant, event)
-
-    async def _message(self, tenant: TenantRuntime, event: InboundWhatsAppEvent) -> str:
-        return await handle_message(self.runtime, tenant, event)
