@@ -26,17 +26,12 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.contracts import contract
 from xypr.core.errors import TransientError
+from xypr.genesys import attachments
+from xypr.genesys.attachments import AttachmentPolicy, AttachmentRefused, address_refusal, fetch_attachment
 from xypr.genesys.models import GenesysOutbound
+from xypr.services.outbound_transformer.worker import whatsapp_takes
 from xypr.transform.outbound import plan_outbound
-from xypr.whatsapp import attachments
-from xypr.whatsapp.attachments import (
-    AttachmentPolicy,
-    AttachmentRefused,
-    address_refusal,
-    fetch_attachment,
-    media_kind,
-    mime_of,
-)
+from xypr.whatsapp.mediatypes import media_kind, mime_of
 
 CDN = "d3123134sdf42l.cloudfront.net"
 CDN_ADDRESS = "52.84.12.34"  # a public address (CloudFront's range); the test connection leads it to 127.0.0.1
@@ -230,7 +225,7 @@ def _resolver(table: dict[str, Sequence[str]], asked: list[str] | None = None) -
 
 
 def _policy(cdn: _Cdn, **extra: Any) -> AttachmentPolicy:
-    return AttachmentPolicy(tls=cdn.client_tls, timeout_seconds=5, **extra)
+    return AttachmentPolicy(tls=cdn.client_tls, timeout_seconds=5, accepts_type=whatsapp_takes, **extra)
 
 
 def _file(body: bytes = JPEG, content_type: str = "image/jpeg") -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -23,7 +23,7 @@ from xypr.genesys.content import (
     TemplateParameter,
 )
 from xypr.genesys.models import GenesysOutbound
-from xypr.whatsapp.attachments import media_kind, mime_of
+from xypr.whatsapp.mediatypes import media_kind, mime_of
 
 __all__ = [
     "BUTTONS_MAX",

@@ -44,7 +44,7 @@ from xypr.services.openapi import error_responses, json_error_responses
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import CUSTOMER_SERVICE_WINDOW, window_open
 from xypr.tenants.service import TenantRuntime
-from xypr.whatsapp.attachments import media_kind
+from xypr.whatsapp.mediatypes import media_kind
 
 __all__ = ["router"]
 

@@ -13,6 +13,7 @@ from xypr.backends.broker.base import OutgoingMessage
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
 from xypr.events import MediaUpload, OutboundGenesysEvent, WhatsAppRequest, ordering_key
+from xypr.genesys.attachments import AttachmentPolicy, AttachmentRefused, fetch_attachment
 from xypr.genesys.models import GenesysOutbound
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
@@ -40,7 +41,7 @@ from xypr.transform.outbound import (
     plan_outbound,
     typing_indicator,
 )
-from xypr.whatsapp.attachments import AttachmentPolicy, AttachmentRefused, fetch_attachment
+from xypr.whatsapp.mediatypes import media_kind, mime_of
 
 __all__ = ["CUSTOMER_SERVICE_WINDOW", "MARK_READ_SETTING", "OutboundTransformer", "window_open"]
 
@@ -178,6 +179,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             genesys_api_url=settings.genesys_api_url,
             host_allowlist=settings.attachment_host_allowlist,
             timeout_seconds=settings.http_timeout_seconds,
+            accepts_type=whatsapp_takes,
         )
         fetched = await fetch_attachment(source.url, policy=policy, max_bytes=source.max_bytes)
         name = _object_name(source)
@@ -304,3 +306,8 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             if record is not None:
                 record.status = "failed"
                 record.error = f"{reason}: {text}"[:2000]
+
+
+def whatsapp_takes(mime: str) -> bool:
+    """Whether WhatsApp sends a file of this media type (aliases such as image/jpg included)."""
+    return media_kind(mime_of(mime, None)) is not None

@@ -1,4 +1,4 @@
-"""Agent attachments for WhatsApp: the media types and sizes Meta takes; a fetch that reaches public addresses only."""
+"""Genesys agent attachments: a download that reaches public addresses only, with size and media-type caps."""
 
 from __future__ import annotations
 
@@ -22,90 +22,13 @@ __all__ = [
     "AttachmentPolicy",
     "AttachmentRefused",
     "FetchedAttachment",
-    "MediaKind",
     "Resolve",
     "address_refusal",
     "fetch_attachment",
-    "media_kind",
-    "mime_of",
     "system_resolve",
 ]
 
-_MB: Final = 1024 * 1024
 MAX_REDIRECTS: Final = 3
-
-
-@dataclass(frozen=True, slots=True)
-class MediaKind:
-    """How WhatsApp takes one MIME type: the message type, the largest file, whether a caption fits."""
-
-    whatsapp_type: str
-    max_bytes: int
-
-    @property
-    def takes_caption(self) -> bool:
-        """Image, video and document messages carry a caption; audio and stickers do not."""
-        return self.whatsapp_type in ("image", "video", "document")
-
-
-_IMAGE = MediaKind("image", 5 * _MB)
-_AUDIO = MediaKind("audio", 16 * _MB)
-_VIDEO = MediaKind("video", 16 * _MB)
-# Meta allows 500 KB for animated stickers and 100 KB for static ones; the bytes do not say which
-# one a webp is without decoding it, so the larger limit applies and Meta has the last word.
-_STICKER = MediaKind("sticker", 500 * 1024)
-_DOCUMENT = MediaKind("document", 100 * _MB)
-
-# The types of the contracts page ("Media") and Meta's supported-media list for documents.
-_KINDS: Final[dict[str, MediaKind]] = {
-    "image/jpeg": _IMAGE,
-    "image/png": _IMAGE,
-    **dict.fromkeys(("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"), _AUDIO),
-    "video/mp4": _VIDEO,
-    "video/3gpp": _VIDEO,
-    "image/webp": _STICKER,
-    **dict.fromkeys(
-        (
-            "text/plain",
-            "application/pdf",
-            "application/msword",
-            "application/vnd.ms-excel",
-            "application/vnd.ms-powerpoint",
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        ),
-        _DOCUMENT,
-    ),
-}
-_ALIASES: Final = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "audio/mp3": "audio/mpeg"}
-# When Genesys names no MIME type, the file name's extension decides (no system mime table: pure).
-_EXTENSIONS: Final = {
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
-    "aac": "audio/aac", "amr": "audio/amr", "mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg",
-    "opus": "audio/ogg", "mp4": "video/mp4", "3gp": "video/3gpp", "txt": "text/plain", "pdf": "application/pdf",
-    "doc": "application/msword", "xls": "application/vnd.ms-excel", "ppt": "application/vnd.ms-powerpoint",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-}  # fmt: skip
-
-
-def mime_of(mime: str | None, filename: str | None) -> str | None:
-    """The normalised MIME type of an attachment: the declared one, else guessed from the file name."""
-    if mime:
-        base = mime.split(";", 1)[0].strip().lower()
-        return _ALIASES.get(base, base) or None
-    if filename and "." in filename:
-        return _EXTENSIONS.get(filename.rsplit(".", 1)[1].lower())
-    return None
-
-
-def media_kind(mime: str | None) -> MediaKind | None:
-    """How WhatsApp sends this MIME type, or None when WhatsApp refuses it (e.g. image/gif)."""
-    if not mime:
-        return None
-    return _KINDS.get(mime)
 
 
 class AttachmentRefused(Exception):
@@ -150,15 +73,26 @@ class AttachmentPolicy:
     timeout_seconds: float = 10.0
     # The certificate authorities TLS trusts; None: the system's (tests hand in their own CA).
     tls: ssl.SSLContext | None = None
+    # Whether the receiving side takes a (normalised, lower-case) media type; None: any type.
+    accepts_type: Callable[[str], bool] | None = None
 
     @classmethod
-    def from_settings(cls, *, genesys_api_url: str, host_allowlist: str, timeout_seconds: float) -> AttachmentPolicy:
+    def from_settings(
+        cls,
+        *,
+        genesys_api_url: str,
+        host_allowlist: str,
+        timeout_seconds: float,
+        accepts_type: Callable[[str], bool] | None = None,
+    ) -> AttachmentPolicy:
         """The policy of the settings: the configured Genesys API origin trusted, the allowlist parsed."""
         trusted = frozenset({_origin(genesys_api_url)}) if genesys_api_url.strip() else frozenset()
         hosts = tuple(
             host.strip().lower().rstrip(".").removeprefix("*") for host in host_allowlist.split(",") if host.strip()
         )
-        return cls(trusted_origins=trusted, host_allowlist=hosts, timeout_seconds=timeout_seconds)
+        return cls(
+            trusted_origins=trusted, host_allowlist=hosts, timeout_seconds=timeout_seconds, accepts_type=accepts_type
+        )
 
     def url_refusal(self, url: str) -> tuple[str | None, bool]:
         """Why `url` must not be fetched (None when it may be), and whether its origin is trusted whole."""
@@ -310,11 +244,11 @@ async def _checked_hop(url: str, policy: AttachmentPolicy, resolve: Resolve) -> 
 _OPAQUE_TYPES: Final = frozenset({"application/octet-stream", "binary/octet-stream"})
 
 
-def _media_type_refusal(content_type: str | None) -> str | None:
-    if not content_type:
+def _media_type_refusal(content_type: str | None, accepts_type: Callable[[str], bool] | None) -> str | None:
+    if not content_type or accepts_type is None:
         return None
-    mime = mime_of(content_type, None)
-    if mime is None or mime in _OPAQUE_TYPES or media_kind(mime) is not None:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if not mime or mime in _OPAQUE_TYPES or accepts_type(mime):
         return None
     return f"the attachment server sent {mime}, a type WhatsApp does not take"
 
@@ -352,13 +286,15 @@ async def fetch_attachment(
                                 "GeneralError", f"the attachment URL redirects elsewhere: {refused.message}"
                             ) from refused
                         continue
-                    return await _read(response, max_bytes)
+                    return await _read(response, max_bytes, policy.accepts_type)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise TransientError(f"attachment download failed: {type(exc).__name__}") from exc
     raise AttachmentRefused("GeneralError", f"the attachment URL redirects more than {MAX_REDIRECTS} times")
 
 
-async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> FetchedAttachment:
+async def _read(
+    response: aiohttp.ClientResponse, max_bytes: int, accepts_type: Callable[[str], bool] | None
+) -> FetchedAttachment:
     """The body of a final answer, within the size and type caps (checked before and while reading)."""
     status = response.status
     if status == 429 or status >= 500:
@@ -366,7 +302,7 @@ async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> FetchedAtta
     if not 200 <= status < 300:
         raise AttachmentRefused("GeneralError", f"the attachment could not be downloaded (HTTP {status})")
     content_type = response.headers.get("content-type")
-    refusal = _media_type_refusal(content_type)
+    refusal = _media_type_refusal(content_type, accepts_type)
     if refusal:
         raise AttachmentRefused("MediaTypeNotAllowed", refusal)
     declared = response.headers.get("content-length", "")
