@@ -18,9 +18,8 @@ from tests.support.contracts import CONTRACTS
 from xypr.backends.cache.base import Cache
 from xypr.backends.cache.memory import MemoryCache
 from xypr.core.errors import PermanentError, TransientError
-from xypr.genesys.client import GenesysClient, api_base, login_base
+from xypr.genesys.client import GenesysClient, GenesysCredentials, api_base, login_base
 from xypr.tenants.schemas import GENESYS_REGIONS
-from xypr.tenants.service import TenantRuntime
 
 API = "https://api.mypurecloud.ie"
 LOGIN = "https://login.mypurecloud.ie"
@@ -29,24 +28,14 @@ MESSAGE = {"channel": {"from": {"id": "16505551234", "idType": "Phone"}, "time":
            "text": "hello"}  # fmt: skip
 
 
-def tenant(tenant_id: str = "tenant-1") -> TenantRuntime:
+def tenant(tenant_id: str = "tenant-1") -> GenesysCredentials:
     """A tenant in the mypurecloud.ie region with made-up credentials."""
-    return TenantRuntime(
-        id=tenant_id,
-        name="Acme",
-        status="active",
-        genesys_region="mypurecloud.ie",
-        genesys_client_id="client-id",
-        genesys_integration_id=INTEGRATION,
-        wa_waba_id="1",
-        wa_phone_number_id="2",
-        wa_display_phone_number="+1 555 0100",
-        settings={},
-        genesys_client_secret="client-secret",
-        genesys_webhook_secret="webhook-secret-0123456789",
-        wa_access_token="EAAG",
-        wa_app_secret="app-secret",
-        wa_verify_token="verify",
+    return GenesysCredentials(
+        tenant_id=tenant_id,
+        region="mypurecloud.ie",
+        client_id="client-id",
+        integration_id=INTEGRATION,
+        client_secret="client-secret",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,9 +16,8 @@ from xypr.backends.cache.base import Cache
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreachable
 from xypr.core.metrics import GENESYS_TOKENS, UPSTREAM_LATENCY
-from xypr.tenants.service import TenantRuntime
 
-__all__ = ["GenesysClient", "TokenStatus", "api_base", "login_base"]
+__all__ = ["GenesysClient", "GenesysCredentials", "TokenStatus", "api_base", "login_base"]
 
 # Refresh this long before Genesys says the token expires, so no call goes out with a dying token.
 TOKEN_MARGIN_SECONDS = 300.0
@@ -32,6 +31,17 @@ _PATHS = {
     "event": "/inbound/open/event",
     "structured": "/inbound/open/structured/response",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class GenesysCredentials:
+    """What the client needs of one tenant's Genesys organisation; `tenant_id` keys its shared token."""
+
+    tenant_id: str
+    region: str
+    client_id: str
+    integration_id: str
+    client_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +89,11 @@ class GenesysClient:
         self._login_url = login_url
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def send(self, tenant: TenantRuntime, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, tenant: GenesysCredentials, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST one inbound request (`message`, `receipt`, `event`, `structured`); returns Genesys' answer."""
         url = (
-            f"{api_base(tenant.genesys_region, self._api_url)}/api/v2/conversations/messages/"
-            f"{tenant.genesys_integration_id}{_PATHS[kind]}"
+            f"{api_base(tenant.region, self._api_url)}/api/v2/conversations/messages/"
+            f"{tenant.integration_id}{_PATHS[kind]}"
         )
         params = {"prefetchConversationId": "true"} if kind == "message" else None
         token = await self.token(tenant)
@@ -98,20 +108,20 @@ class GenesysClient:
                 raise TransientError("Genesys refused a fresh access token (HTTP 401)", upstream_code=401)
         return _answer(response)
 
-    async def token(self, tenant: TenantRuntime, *, stale: str | None = None) -> str:
+    async def token(self, tenant: GenesysCredentials, *, stale: str | None = None) -> str:
         """A valid access token for the tenant; `stale` names one the API just refused."""
         cached = await self._cache.get(_token_key(tenant))
         if cached is not None and cached.decode() != stale:
             return cached.decode()
-        lock = self._locks.setdefault(tenant.id, asyncio.Lock())
+        lock = self._locks.setdefault(tenant.tenant_id, asyncio.Lock())
         async with lock:  # one token request per tenant per process at a time
             return await self._shared_token(tenant, stale)
 
-    async def forget_token(self, tenant: TenantRuntime) -> None:
+    async def forget_token(self, tenant: GenesysCredentials) -> None:
         """Drop the tenant's cached token (its credentials changed): the next call fetches a new one."""
         await self._cache.delete(_token_key(tenant))
 
-    async def token_status(self, tenant: TenantRuntime) -> TokenStatus:
+    async def token_status(self, tenant: GenesysCredentials) -> TokenStatus:
         """Whether a token is cached, when it was fetched and expires, and the last error fetching one."""
         cached = await self._cache.get(_token_key(tenant)) is not None
         raw = await self._cache.get(_status_key(tenant))
@@ -124,22 +134,22 @@ class GenesysClient:
             last_error_at=record.get("last_error_at"),
         )
 
-    async def refresh_token(self, tenant: TenantRuntime) -> TokenStatus:
+    async def refresh_token(self, tenant: GenesysCredentials) -> TokenStatus:
         """Fetch a new token now (an operator's forced refresh); a failure is recorded and raised."""
         old = await self._cache.get(_token_key(tenant))
         await self.token(tenant, stale=old.decode() if old is not None else None)
         return await self.token_status(tenant)
 
-    async def _note(self, tenant: TenantRuntime, **fields: Any) -> None:
+    async def _note(self, tenant: GenesysCredentials, **fields: Any) -> None:
         """Merge `fields` into the tenant's token status record (kept a week: errors matter after the fact)."""
         raw = await self._cache.get(_status_key(tenant))
         record: dict[str, Any] = orjson.loads(raw) if raw else {}
         record.update(fields)
         await self._cache.set(_status_key(tenant), orjson.dumps(record), ttl=7 * 86400.0)
 
-    async def _shared_token(self, tenant: TenantRuntime, stale: str | None) -> str:
+    async def _shared_token(self, tenant: GenesysCredentials, stale: str | None) -> str:
         """The cached token, or a new one fetched by whichever process takes the shared lock first."""
-        key, lock_key = _token_key(tenant), f"{tenant.id}:genesys-token-lock"
+        key, lock_key = _token_key(tenant), f"{tenant.tenant_id}:genesys-token-lock"
         deadline = time.monotonic() + TOKEN_LOCK_SECONDS
         while True:
             cached = await self._cache.get(key)
@@ -166,19 +176,19 @@ class GenesysClient:
                 raise TransientError("waited too long for another process to fetch the Genesys token")
             await asyncio.sleep(TOKEN_POLL_SECONDS)
 
-    async def _forget_token(self, tenant: TenantRuntime, token: str) -> None:
+    async def _forget_token(self, tenant: GenesysCredentials, token: str) -> None:
         cached = await self._cache.get(_token_key(tenant))
         if cached is not None and cached.decode() == token:
             await self._cache.delete(_token_key(tenant))
 
-    async def _fetch_token(self, tenant: TenantRuntime) -> tuple[str, float]:
-        url = f"{login_base(tenant.genesys_region, self._login_url)}/oauth/token"
+    async def _fetch_token(self, tenant: GenesysCredentials) -> tuple[str, float]:
+        url = f"{login_base(tenant.region, self._login_url)}/oauth/token"
         started = time.perf_counter()
         try:
             response = await self._http.post(
                 url,
                 data={"grant_type": "client_credentials"},
-                auth=(tenant.genesys_client_id, tenant.genesys_client_secret),
+                auth=(tenant.client_id, tenant.client_secret),
             )
         except httpx.HTTPError as exc:
             GENESYS_TOKENS.labels("unreachable").inc()
@@ -228,12 +238,12 @@ def _answer(response: JsonAnswer) -> dict[str, Any]:
     raise PermanentError(f"Genesys HTTP {response.status_code}: {detail}", upstream_code=response.status_code)
 
 
-def _token_key(tenant: TenantRuntime) -> str:
-    return f"{tenant.id}:genesys-token"
+def _token_key(tenant: GenesysCredentials) -> str:
+    return f"{tenant.tenant_id}:genesys-token"
 
 
-def _status_key(tenant: TenantRuntime) -> str:
-    return f"{tenant.id}:genesys-token-status"
+def _status_key(tenant: GenesysCredentials) -> str:
+    return f"{tenant.tenant_id}:genesys-token-status"
 
 
 def _retry_after(response: httpx.Response | JsonAnswer) -> float | None:

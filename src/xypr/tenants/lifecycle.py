@@ -294,7 +294,7 @@ async def update_tenant(
         await session.refresh(stored)
     if _GENESYS_LOGIN_FIELDS & changes.keys():
         # genesys-api must not keep using a token obtained with the old credentials.
-        await runtime.genesys.forget_token(current)
+        await runtime.genesys.forget_token(current.genesys_credentials)
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "updated")
     # Field names only: the values of secrets must never reach the log.
     fields = sorted(".".join(part for part in key if part) for key in changes)
@@ -354,6 +354,6 @@ async def delete_tenant(runtime: Runtime, tenant_id: str, *, actor: Principal | 
     async with runtime.database.session() as session:
         # Every table of tenant data references the tenant with ON DELETE CASCADE.
         await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
-    await runtime.genesys.forget_token(open_tenant(runtime.box, tenant))
+    await runtime.genesys.forget_token(open_tenant(runtime.box, tenant).genesys_credentials)
     await announce_tenant_change(runtime.cache, runtime.tenants, tenant_id, "deleted")
     await record_audit(runtime.database, actor, "tenant.delete", tenant_id=tenant_id, target=tenant.name)

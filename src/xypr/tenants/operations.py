@@ -57,7 +57,7 @@ async def tenant_in_scope(
 async def genesys_token_status(runtime: Runtime, principal: Principal, tenant_id: str) -> TokenStatus:
     """The tenant's Genesys token: cached or not, fetched when, expiring when, the last error."""
     tenant = await tenant_in_scope(runtime, principal, tenant_id)
-    return await runtime.genesys.token_status(tenant)
+    return await runtime.genesys.token_status(tenant.genesys_credentials)
 
 
 class TokenRefreshFailed(XyprError):
@@ -77,7 +77,7 @@ async def refresh_genesys_token(runtime: Runtime, principal: Principal, tenant_i
     """Fetch a new Genesys token now (audited); 502 naming Genesys' answer when it refuses."""
     tenant = await tenant_in_scope(runtime, principal, tenant_id, roles=_CHANGERS)
     try:
-        status = await runtime.genesys.refresh_token(tenant)
+        status = await runtime.genesys.refresh_token(tenant.genesys_credentials)
     except XyprError as exc:
         await record_audit(runtime.database, principal, "genesys_token.refresh", tenant_id=tenant_id,
                            target=tenant.name, details={"ok": False, "error": exc.message[:300]})  # fmt: skip

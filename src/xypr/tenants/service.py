@@ -20,8 +20,10 @@ from xypr.core.apimodel import camel_path, snake_path
 from xypr.core.errors import BadRequest, Conflict, NotFound
 from xypr.core.logging import get_logger
 from xypr.core.secretbox import SecretBox
+from xypr.genesys.client import GenesysCredentials
 from xypr.tenants.models import SECRET_FIELDS, Tenant
 from xypr.tenants.schemas import CheckResult, GenesysView, TenantFile, TenantView, WhatsAppView
+from xypr.whatsapp.client import WhatsAppCredentials
 
 __all__ = [
     "TENANT_CHANGES",
@@ -67,6 +69,22 @@ class TenantRuntime:
     def active(self) -> bool:
         """Only active tenants are processed."""
         return self.status == "active"
+
+    @property
+    def genesys_credentials(self) -> GenesysCredentials:
+        """What the Genesys client needs of this tenant."""
+        return GenesysCredentials(
+            tenant_id=self.id,
+            region=self.genesys_region,
+            client_id=self.genesys_client_id,
+            integration_id=self.genesys_integration_id,
+            client_secret=self.genesys_client_secret,
+        )
+
+    @property
+    def whatsapp_credentials(self) -> WhatsAppCredentials:
+        """What the Graph client needs to send from this tenant's number."""
+        return WhatsAppCredentials(phone_number_id=self.wa_phone_number_id, access_token=self.wa_access_token)
 
 
 def _spelled_snake(raw: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -13,13 +14,20 @@ import orjson
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreachable
 from xypr.core.metrics import UPSTREAM_LATENCY
-from xypr.tenants.service import TenantRuntime
 from xypr.whatsapp.errors import PAIR_RATE_LIMIT, TOKEN_EXPIRED, TRANSIENT_CODES, describe, receipt_reason
 
-__all__ = ["GraphClient", "TokenExpired"]
+__all__ = ["GraphClient", "TokenExpired", "WhatsAppCredentials"]
 
 MEDIA_UPLOAD_ERROR: Final = 131053
 _SIZE_WORDS: Final = re.compile(r"\b(bytes|size|large|limit)\b", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppCredentials:
+    """What the client needs to send from one business phone number."""
+
+    phone_number_id: str
+    access_token: str = field(repr=False)
 
 
 class TokenExpired(TransientError):
@@ -40,24 +48,24 @@ class GraphClient:
         self._poster = poster or HttpxPoster(http)  # message sends, one per message part
         self._base = f"{graph_url.rstrip('/')}/{api_version}"
 
-    async def send_message(self, tenant: TenantRuntime, body: dict[str, Any]) -> dict[str, Any]:
+    async def send_message(self, number: WhatsAppCredentials, body: dict[str, Any]) -> dict[str, Any]:
         """POST `/{phone_number_id}/messages`; returns Meta's answer (accepted, not yet delivered)."""
         return await self._call(
             lambda: self._poster.post_json(
-                f"{self._base}/{tenant.wa_phone_number_id}/messages",
+                f"{self._base}/{number.phone_number_id}/messages",
                 orjson.dumps(body),
-                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
+                headers={"Authorization": f"Bearer {number.access_token}"},
             )
         )
 
-    async def upload_media(self, tenant: TenantRuntime, *, data: bytes, mime_type: str, filename: str) -> str:
+    async def upload_media(self, number: WhatsAppCredentials, *, data: bytes, mime_type: str, filename: str) -> str:
         """POST `/{phone_number_id}/media` (multipart `messaging_product`, `file`, `type`); returns the media id."""
         answer = await self._call(
             lambda: self._http.post(
-                f"{self._base}/{tenant.wa_phone_number_id}/media",
+                f"{self._base}/{number.phone_number_id}/media",
                 data={"messaging_product": "whatsapp", "type": mime_type},
                 files={"file": (filename, data, mime_type)},
-                headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
+                headers={"Authorization": f"Bearer {number.access_token}"},
             )
         )
         media_id = answer.get("id")

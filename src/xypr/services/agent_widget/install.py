@@ -53,7 +53,7 @@ async def _call(
 ) -> dict[str, Any]:
     url = f"{api_base(tenant.genesys_region, runtime.settings.genesys_api_url)}{path}"
     try:
-        token = await runtime.genesys.token(tenant)
+        token = await runtime.genesys.token(tenant.genesys_credentials)
     except PermanentError as exc:  # the stored credentials, not the request, are what Genesys refused
         raise Conflict(f"Genesys Cloud issued no token for this tenant: {exc.message}") from exc
     except TransientError as exc:

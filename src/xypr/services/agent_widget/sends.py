@@ -56,14 +56,14 @@ async def send_through_genesys(
     if content:
         body["content"] = content
     url = f"{api_base(tenant.genesys_region, runtime.settings.genesys_api_url)}{AGENTLESS_PATH}"
-    token = await runtime.genesys.token(tenant)
+    token = await runtime.genesys.token(tenant.genesys_credentials)
     for attempt in range(2):
         try:
             response = await runtime.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"Genesys Cloud unreachable ({type(exc).__name__}); try again") from exc
         if response.status_code == 401 and attempt == 0:
-            token = await runtime.genesys.token(tenant, stale=token)
+            token = await runtime.genesys.token(tenant.genesys_credentials, stale=token)
             continue
         break
     if response.status_code in (400, 404, 422):

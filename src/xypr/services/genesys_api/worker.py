@@ -45,7 +45,7 @@ class GenesysApi(Stage[GenesysRequest]):
         if dedupe and await self.runtime.cache.get(dedupe) is not None:
             return "duplicate"
 
-        answer = await self.runtime.genesys.send(tenant, event.kind, event.body)
+        answer = await self.runtime.genesys.send(tenant.genesys_credentials, event.kind, event.body)
 
         # Genesys accepted it: from here on only the bookkeeping is retried (in place), never the send.
         if dedupe:

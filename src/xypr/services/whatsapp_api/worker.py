@@ -94,14 +94,14 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
     async def _send_part(self, tenant: TenantRuntime, event: WhatsAppRequest, index: int, body: dict[str, Any]) -> str:
         """Send one part, its attempt recorded first; the wamid Meta answered."""
         if not event.message_id:
-            answer = await self.runtime.graph.send_message(tenant, body)
+            answer = await self.runtime.graph.send_message(tenant.whatsapp_credentials, body)
             return str((answer.get("messages") or [{}])[0].get("id", ""))
         attempt = attempt_key(tenant.id, event.message_id, index)
         # Meta echoes this in the part's status webhooks: a lost answer can still be matched to the send.
         body = {**body, "biz_opaque_callback_data": part_marker(event.message_id, index)}
         await self.runtime.cache.set(attempt, b"1", ttl=PART_TTL_SECONDS)
         try:
-            answer = await self.runtime.graph.send_message(tenant, body)
+            answer = await self.runtime.graph.send_message(tenant.whatsapp_credentials, body)
         except OutcomeUnknown:
             raise  # the attempt stays recorded: the next try first waits for a status naming it
         except (TransientError, PermanentError):
@@ -135,7 +135,7 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
         try:
             for body in event.bodies:
                 await self._throttle(tenant)
-                await self.runtime.graph.send_message(tenant, body)
+                await self.runtime.graph.send_message(tenant.whatsapp_credentials, body)
         except TransientError as exc:
             if event.kind == "typing" and not isinstance(exc, TokenExpired):
                 # A late "typing…" is worse than none, and retrying it would hold up the agent's next message.
@@ -161,7 +161,10 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             except ObjectNotFound as exc:
                 raise PermanentError("the attachment is no longer in the object store", reason="GeneralError") from exc
             media_id = await self.runtime.graph.upload_media(
-                tenant, data=stored.data, mime_type=upload.mime_type, filename=upload.filename or "attachment"
+                tenant.whatsapp_credentials,
+                data=stored.data,
+                mime_type=upload.mime_type,
+                filename=upload.filename or "attachment",
             )
             await self.runtime.cache.set(media_key, media_id.encode(), ttl=MEDIA_ID_TTL_SECONDS)
         kind = str(body.get("type"))
