@@ -26,9 +26,10 @@ from xypr.backends.storage.local import LocalObjectStore, create_media_router
 from xypr.core.retry import RetryPolicy
 from xypr.core.secretbox import SecretBox
 from xypr.sandbox.meta import create_meta_app
+from xypr.services.inbound_transformer.media import DOWNLOAD_ATTEMPTS, MediaCopier, media_object_key
 from xypr.state.models import Media
 from xypr.tenants.service import TenantDirectory, TenantRuntime, create_tenant, parse_tenant_file
-from xypr.whatsapp.media import DOWNLOAD_ATTEMPTS, MediaCopier, MediaUnavailable, media_object_key, sha256_matches
+from xypr.whatsapp.media import MediaUnavailable, sha256_matches
 from xypr.whatsapp.models import WaMedia
 
 META = "http://meta.test"

@@ -1,8 +1,8 @@
-"""Customer media: media id → Graph URL → bytes (tenant token) → checked → object store, recorded once per tenant."""
+"""Customer media on the Graph API: media id → a short-lived URL → bytes (with the number's token), checked
+against WhatsApp's types, sizes and Meta's sha256. Storing and recording the copy is the caller's business."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -16,33 +16,23 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from xypr.backends.db import Database
-from xypr.backends.storage.base import ObjectStore
-from xypr.core.logging import get_logger
-from xypr.core.metrics import INBOUND_MEDIA, UPSTREAM_LATENCY
-from xypr.core.retry import RetryPolicy
-from xypr.runtime import Runtime
-from xypr.state.models import Media
-from xypr.tenants.service import TenantRuntime
-from xypr.transform.inbound import StoredMedia
+from xypr.core.metrics import UPSTREAM_LATENCY
+from xypr.whatsapp.client import WhatsAppCredentials
 from xypr.whatsapp.errors import TOKEN_EXPIRED, TRANSIENT_CODES, describe
 from xypr.whatsapp.models import WaMedia
 
 __all__ = [
     "ACCEPTED_TYPES",
-    "DOWNLOAD_ATTEMPTS",
     "SIZE_LIMITS",
-    "MediaCopier",
+    "MediaDownload",
+    "MediaDownloader",
     "MediaInfo",
     "MediaUnavailable",
-    "media_object_key",
+    "base_mime",
+    "media_extension",
     "sha256_matches",
 ]
-
-log = get_logger(__name__)
 
 _MB: Final = 1024 * 1024
 # WhatsApp's limits per message type (contracts README, "Media"); stickers: the animated limit, the larger one.
@@ -61,9 +51,6 @@ ACCEPTED_TYPES: Final[dict[str, frozenset[str] | None]] = {
     "sticker": frozenset({"image/webp"}),
     "document": None,
 }
-# Tries per media before the agent gets the caption with a note instead; Meta keeps media ids for 7 days,
-# but the message must not wait behind a broken download for long.
-DOWNLOAD_ATTEMPTS: Final = 3
 _MAX_REDIRECTS: Final = 3
 # Hosts Meta serves media URLs from; the bearer token is never sent anywhere else.
 _META_MEDIA_DOMAINS: Final = ("fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net")
@@ -83,7 +70,6 @@ _EXTENSIONS: Final = {
     "text/plain": ".txt",
 }
 _STEMS: Final = {"image": "image", "video": "video", "sticker": "sticker", "document": "document"}
-_UNSAFE_KEY_CHARS: Final = re.compile(r"[^A-Za-z0-9._-]")
 _UNSAFE_FILENAME_CHARS: Final = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -111,22 +97,18 @@ class MediaInfo(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class _Download:
+class MediaDownload:
+    """The checked bytes of one customer media, with the type and the file name to show."""
+
     data: bytes
     mime_type: str
     sha256_hex: str
+    filename: str
 
 
 def base_mime(mime_type: str | None) -> str:
     """`audio/ogg; codecs=opus` → `audio/ogg`."""
     return (mime_type or "").split(";", 1)[0].strip().lower()
-
-
-def media_object_key(tenant_id: str, wamid: str, mime_type: str) -> str:
-    """`tenant/<id>/media/<wamid as a safe name><ext>`: base64 wamids become URL-safe, nothing else survives."""
-    name = wamid.replace("+", "-").replace("/", "_").rstrip("=")
-    name = _UNSAFE_KEY_CHARS.sub("", name)[:180].strip(".") or hashlib.sha256(wamid.encode()).hexdigest()[:32]
-    return f"tenant/{tenant_id}/media/{name}{_extension(mime_type)}"
 
 
 def sha256_matches(digest: bytes, expected: str) -> bool:
@@ -141,7 +123,8 @@ def sha256_matches(digest: bytes, expected: str) -> bool:
     return hmac.compare_digest(decoded, digest)
 
 
-def _extension(mime_type: str) -> str:
+def media_extension(mime_type: str) -> str:
+    """The file extension to name a file of this media type with (`.bin` when nothing better is known)."""
     base = base_mime(mime_type)
     return _EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".bin"
 
@@ -152,7 +135,7 @@ def _filename(kind: str, media: WaMedia, mime_type: str) -> str:
         if cleaned:
             return cleaned
     stem = ("voice-message" if media.voice else "audio") if kind == "audio" else _STEMS.get(kind, "file")
-    return stem + _extension(mime_type)
+    return stem + media_extension(mime_type)
 
 
 def _limits_note(kind: str, mime_type: str, size: int | None) -> str | None:
@@ -171,145 +154,40 @@ def _size(size: int) -> str:
     return f"{size / _MB:.1f} MB" if size >= _MB else f"{max(1, round(size / 1024))} KB"
 
 
-class MediaCopier:
-    """Copies a message's media once per `(tenant, media id)` into the object store; a URL for Genesys after."""
+class MediaDownloader:
+    """Downloads customer media from the Graph API; the bearer token goes to Meta's hosts only."""
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient,
-        database: Database,
-        store: ObjectStore,
-        graph_url: str,
-        api_version: str,
-        url_ttl_seconds: int,
-        policy: RetryPolicy,
-    ) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, graph_url: str, api_version: str) -> None:
         self._http = http
-        self._database = database
-        self._store = store
         self._graph = f"{graph_url.rstrip('/')}/{api_version}"
         self._graph_host = urlsplit(graph_url).hostname or ""
-        self._url_ttl = url_ttl_seconds
-        self._policy = policy
 
-    @classmethod
-    def from_runtime(cls, runtime: Runtime) -> MediaCopier:
-        """A copier on the runtime's client, database and store; backoff from the pipeline's settings."""
-        settings = runtime.settings
-        return cls(
-            http=runtime.http,
-            database=runtime.database,
-            store=runtime.store,
-            graph_url=settings.meta_graph_url,
-            api_version=settings.meta_api_version,
-            url_ttl_seconds=settings.media_url_ttl_seconds,
-            policy=RetryPolicy(
-                max_attempts=DOWNLOAD_ATTEMPTS, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
-            ),
-        )
-
-    async def copy(self, tenant: TenantRuntime, *, wamid: str, kind: str, media: WaMedia) -> StoredMedia:
-        """The stored copy of the media, downloading it (bounded retries) unless a copy exists.
-
-        Raises `MediaUnavailable` when WhatsApp cannot give it to us; failures of our own store or
-        database propagate, so the stage retries the whole message instead of dropping the media.
-        """
-        existing = await self._existing(tenant.id, media.id)
-        if existing is not None:
-            INBOUND_MEDIA.labels("reused").inc()
-            return existing
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                download = await self._download(tenant, kind, media)
-                break
-            except MediaUnavailable as exc:
-                if not exc.retryable or self._policy.exhausted(attempt):
-                    INBOUND_MEDIA.labels("unavailable").inc()
-                    log.warning(
-                        "media.unavailable",
-                        tenant_id=tenant.id,
-                        wamid=wamid,
-                        media_id=media.id,
-                        attempts=attempt,
-                        reason=exc.reason,
-                    )
-                    raise
-                INBOUND_MEDIA.labels("retried").inc()
-                wait = self._policy.delay(attempt)
-                log.info("media.retry", tenant_id=tenant.id, media_id=media.id, attempt=attempt, wait=round(wait, 3))
-                await asyncio.sleep(wait)
-        stored = await self._keep(tenant.id, wamid=wamid, kind=kind, media=media, download=download)
-        INBOUND_MEDIA.labels("copied").inc()
-        return stored
-
-    # -- state -----------------------------------------------------------------------------------------------------
-
-    async def _existing(self, tenant_id: str, media_id: str) -> StoredMedia | None:
-        async with self._database.session() as session:
-            row = await session.scalar(select(Media).where(Media.tenant_id == tenant_id, Media.media_id == media_id))
-        if row is None or not await self._store.exists(row.object_key):
-            return None
-        return await self._stored(row)
-
-    async def _stored(self, row: Media) -> StoredMedia:
-        url = await self._store.url(row.object_key, expires_in=self._url_ttl)
-        return StoredMedia(url=url, mime_type=row.mime_type, filename=row.filename, sha256=row.sha256)
-
-    async def _keep(self, tenant_id: str, *, wamid: str, kind: str, media: WaMedia, download: _Download) -> StoredMedia:
-        key = media_object_key(tenant_id, wamid, download.mime_type)
-        await self._store.put(key, download.data, content_type=download.mime_type)
-        try:
-            async with self._database.session() as session:
-                row = await session.scalar(
-                    select(Media).where(Media.tenant_id == tenant_id, Media.media_id == media.id)
-                )
-                if row is None:
-                    row = Media(tenant_id=tenant_id, media_id=media.id)
-                    session.add(row)
-                row.wamid = wamid
-                row.object_key = key
-                row.mime_type = download.mime_type
-                row.sha256 = download.sha256_hex
-                row.size = len(download.data)
-                row.filename = _filename(kind, media, download.mime_type)
-        except IntegrityError:
-            # Another worker recorded the same media at the same moment: its row is as good as ours.
-            async with self._database.session() as session:
-                row = await session.scalar(
-                    select(Media).where(Media.tenant_id == tenant_id, Media.media_id == media.id)
-                )
-            if row is None:
-                raise
-        return await self._stored(row)
-
-    # -- WhatsApp --------------------------------------------------------------------------------------------------
-
-    async def _download(self, tenant: TenantRuntime, kind: str, media: WaMedia) -> _Download:
-        info = await self._media_info(tenant, media.id)
+    async def download(self, number: WhatsAppCredentials, kind: str, media: WaMedia) -> MediaDownload:
+        """The media's bytes, checked; raises `MediaUnavailable` (with `retryable`) when WhatsApp cannot give them."""
+        info = await self._media_info(number, media.id)
         mime_type = base_mime(info.mime_type) or base_mime(media.mime_type) or "application/octet-stream"
         note = _limits_note(kind, mime_type, info.file_size)
         if note:
             raise MediaUnavailable(note, retryable=False, agent_note=note)
         limit = SIZE_LIMITS.get(kind, SIZE_LIMITS["document"])
-        data = await self._fetch(tenant, info.url, limit=limit, kind=kind)
+        data = await self._fetch(number, info.url, limit=limit, kind=kind)
         digest = hashlib.sha256(data).digest()
         # The media URL answer's hash describes the bytes behind that URL; the webhook's is the fallback.
         expected = info.sha256 or media.sha256
         if expected and not sha256_matches(digest, expected):
             raise MediaUnavailable("downloaded bytes do not match Meta's sha256", retryable=True)
-        return _Download(data=data, mime_type=mime_type, sha256_hex=digest.hex())
+        return MediaDownload(
+            data=data, mime_type=mime_type, sha256_hex=digest.hex(), filename=_filename(kind, media, mime_type)
+        )
 
-    async def _media_info(self, tenant: TenantRuntime, media_id: str) -> MediaInfo:
+    async def _media_info(self, number: WhatsAppCredentials, media_id: str) -> MediaInfo:
         started = time.perf_counter()
         outcome = "error"
         try:
             # No `phone_number_id` filter: Meta documents it for media *uploaded* on a number, and a
             # refusal there would cost every customer attachment; the token already scopes the WABA.
             response = await self._http.get(
-                f"{self._graph}/{media_id}", headers={"Authorization": f"Bearer {tenant.wa_access_token}"}
+                f"{self._graph}/{media_id}", headers={"Authorization": f"Bearer {number.access_token}"}
             )
             outcome = str(response.status_code)
         except httpx.HTTPError as exc:
@@ -341,8 +219,8 @@ class MediaCopier:
         meta = any(host == domain or host.endswith("." + domain) for domain in _META_MEDIA_DOMAINS)
         return meta and parts.scheme == "https"
 
-    async def _fetch(self, tenant: TenantRuntime, url: str, *, limit: int, kind: str) -> bytes:
-        headers = {"Authorization": f"Bearer {tenant.wa_access_token}"}
+    async def _fetch(self, number: WhatsAppCredentials, url: str, *, limit: int, kind: str) -> bytes:
+        headers = {"Authorization": f"Bearer {number.access_token}"}
         for _ in range(_MAX_REDIRECTS + 1):
             if not self._trusted(url):
                 # The token goes only to Meta: a media URL elsewhere is refused, not followed.

@@ -16,6 +16,7 @@ from xypr.core.logging import get_logger
 from xypr.core.metrics import WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
 from xypr.runtime import Runtime
+from xypr.services.inbound_transformer.media import MediaCopier
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     SETTLED,
@@ -37,7 +38,7 @@ from xypr.transform.inbound import (
     referenced_wamid,
     to_genesys_inbound,
 )
-from xypr.whatsapp.media import MediaCopier, MediaUnavailable
+from xypr.whatsapp.media import MediaUnavailable
 from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of
 
 __all__ = ["handle_message", "parse_message", "quick_replies_of"]
