@@ -134,7 +134,12 @@ async def test_message_tracking_is_idempotent_and_a_status_only_moves_forward(
     )
     statuses = [
         (await _track(bridge, admin, wamid="wamid.A", status=status))["status"]
-        for status in ("read", "sent", "failed", "delivered")
+        for status in ("delivered", "sent", "read", "failed")
+    ]
+    # The pipeline's own rule: a failure after delivery changes nothing; before it, failed is final.
+    failing = [
+        (await _track(bridge, admin, wamid="wamid.F", status=status))["status"]
+        for status in ("sent", "failed", "delivered", "read")
     ]
     outbound = await bridge.client.post(
         "/state/message",
@@ -153,7 +158,8 @@ async def test_message_tracking_is_idempotent_and_a_status_only_moves_forward(
 
     assert first.status_code == 201
     assert first.json()["status"] == "received"
-    assert statuses == ["read", "read", "failed", "failed"]
+    assert statuses == ["delivered", "delivered", "read", "read"]
+    assert failing == ["sent", "failed", "failed", "failed"]
     assert outbound.status_code == 201
     assert outbound.json()["conversationId"] == first.json()["conversationId"]
     assert (no_wamid.status_code, no_wamid.json()["error"]["field"]) == (400, "wamid")

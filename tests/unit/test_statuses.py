@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.support.contracts import contract
-from xypr.services.inbound_transformer.statuses import StatusStep, advance, part_progress, receipt_for
+from xypr.services.inbound_transformer.statuses import part_progress, receipt_for
+from xypr.state.status import StatusStep, advance
 from xypr.whatsapp.models import WaStatus
 
 GENESYS_ID = "4f0c4a4e7e5f4e2b9d1d1c0b5a6f7e8d"

@@ -14,7 +14,6 @@ from xypr.transform.inbound import maps_link
 __all__ = ["Bubble", "Location", "MediaView", "bubbles", "failure_reason"]
 
 # Ticks only move forward; `failed` is final (the same ranks as the state API).
-_RANK: Final = {"received": 0, "sent": 1, "delivered": 2, "read": 3}
 _MEDIA_KINDS: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 # The receipt reasons the pipeline writes in `messages.error` ("<Reason>: <Meta's text>"), in words.
 _REASONS: Final = {
@@ -154,8 +153,3 @@ def bubbles(rows: Sequence[Message], media: Mapping[str, MediaView]) -> list[Bub
             reacted.reactions.pop(who, None)
     thread.sort(key=lambda b: b.at)
     return thread
-
-
-def rank(status: str | None) -> int:
-    """How far an agent message got (failed counts as final, above read)."""
-    return 4 if status == "failed" else _RANK.get(status or "received", 0)

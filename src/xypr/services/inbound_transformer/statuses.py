@@ -10,9 +10,8 @@ dedupe key).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from xypr.core.metrics import WHATSAPP_STATUSES, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
 from xypr.runtime import Runtime
 from xypr.state.models import Conversation, Message, MessageStatus
+from xypr.state.status import StatusStep, advance, furthest, least_advanced
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_GENESYS
 from xypr.transform.inbound import genesys_time
@@ -36,14 +36,13 @@ from xypr.whatsapp.callback import PART_TTL_SECONDS, parse_part_marker, part_key
 from xypr.whatsapp.errors import describe, receipt_reason
 from xypr.whatsapp.models import WaStatus
 
-__all__ = ["META_STATUSES", "StatusStep", "advance", "handle_status", "part_progress", "receipt_for"]
+__all__ = ["META_STATUSES", "handle_status", "part_progress", "receipt_for"]
 
 log = get_logger(__name__)
 
 META_STATUSES: Final = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
 """Meta status → our tracking status (`played`, a voice note listened to, implies read)."""
 
-_RANK: Final = {"received": 0, "sent": 1, "delivered": 2, "read": 3}
 _KNOWN_FIELDS: Final = frozenset(
     {
         "id", "status", "timestamp", "recipient_id", "recipient_user_id", "recipient_type", "recipient_participant_id",
@@ -62,39 +61,13 @@ IN_FLIGHT_WINDOW: Final = timedelta(minutes=10)
 PART_SEARCH_LIMIT: Final = 200
 
 
-@dataclass(frozen=True, slots=True)
-class StatusStep:
-    """What one status does to a tracked agent message: its new status and the receipt Genesys gets."""
-
-    status: str
-    receipt: Literal["Delivered", "Failed"] | None
-
-
-def advance(current: str, observed: str) -> StatusStep:
-    """The effect of `observed` on a message at `current` (pure): statuses only move forward, failed is final.
-
-    Genesys knows `Delivered` and `Failed` only, both final: the first of delivered/read sends
-    `Delivered`; a failure after that (or anything after a failure) changes nothing.
-    """
-    if current == "failed":
-        return StatusStep("failed", None)
-    if observed == "failed":
-        if _RANK.get(current, 0) >= _RANK["delivered"]:
-            return StatusStep(current, None)
-        return StatusStep("failed", "Failed")
-    if _RANK[observed] <= _RANK.get(current, 0):
-        return StatusStep(current, None)
-    reaches_delivered = _RANK.get(current, 0) < _RANK["delivered"] <= _RANK[observed]
-    return StatusStep(observed, "Delivered" if reaches_delivered else None)
-
-
 def part_progress(parts: list[str], seen: dict[str, set[str]]) -> str:
     """The status of a split text as a whole (pure): as far as its least advanced part got."""
     progress = []
     for part in parts:
         statuses = {META_STATUSES[each] for each in seen.get(part, set()) if each in META_STATUSES} - {"failed"}
-        progress.append(max(statuses, key=_RANK.__getitem__, default="sent"))
-    return min(progress, key=_RANK.__getitem__, default="sent")
+        progress.append(furthest(statuses, default="sent"))
+    return least_advanced(progress, default="sent")
 
 
 def receipt_for(

@@ -51,6 +51,7 @@ from xypr.state.service import (
     upsert_conversation,
     window_open,
 )
+from xypr.state.status import advance
 from xypr.tenants.models import ParkedEvent, Tenant
 
 __all__ = ["router"]
@@ -60,7 +61,6 @@ router = APIRouter(prefix="/state", tags=["state"])
 # Media URLs handed to API callers live briefly: fetch now, ask again later.
 MEDIA_URL_SECONDS = 900
 # Statuses only move forward; `failed` is final.
-_STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3}
 
 _EVERY_ROLE = (Role.XYPR_ADMIN, Role.TENANT_ADMIN, Role.SUPERVISOR, Role.AGENT)
 _SUPERVISORS = (Role.XYPR_ADMIN, Role.TENANT_ADMIN, Role.SUPERVISOR)
@@ -284,13 +284,6 @@ async def write_context(
     return ContextView(conversation_id=str(context["conversation_id"]), context=context)
 
 
-def _next_status(current: str, observed: str) -> str:
-    """Statuses only move forward (received < sent < delivered < read); `failed` is final."""
-    if current == "failed" or observed == "failed":
-        return "failed"
-    return observed if _STATUS_RANK.get(observed, 0) > _STATUS_RANK.get(current, 0) else current
-
-
 @router.post(
     "/message",
     response_model=MessageView,
@@ -342,7 +335,7 @@ async def track_message(
                     text=body.text,
                 )
                 message, created = outbound.message, outbound.created
-            message.status = body.status if created else _next_status(message.status, body.status)
+            message.status = body.status if created else advance(message.status, body.status).status
             if body.text is not None:
                 message.text = body.text
             if body.error is not None:
