@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from xypr.backends.broker.base import OutgoingMessage
 
 __all__ = [
     "GenesysRequest",
@@ -22,6 +25,15 @@ class _Event(BaseModel):
     tenant_id: str
     accepted_at: float = Field(description="Unix time the webhook accepted the event (latency metrics)")
     correlation_id: str
+
+    def to_outgoing(self, *, customer: str) -> OutgoingMessage:
+        """The one way an event goes on the queue: keyed by its tenant's customer (the conversation's order),
+        carrying its correlation id as a header."""
+        return OutgoingMessage(
+            body=orjson.dumps(self.model_dump(mode="json")),
+            key=ordering_key(self.tenant_id, customer),
+            headers={"correlation_id": self.correlation_id},
+        )
 
 
 def ordering_key(tenant_id: str, customer: str) -> str:

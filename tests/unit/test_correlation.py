@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import structlog
 
+from xypr.backends.broker.base import Broker, OutgoingMessage
 from xypr.core.correlation import sane_request_id, upstream_headers
+from xypr.events import GenesysRequest, ordering_key
+from xypr.services.receipts import publish_failed_receipt
+from xypr.topology import SEND_GENESYS
 
 
 @pytest.mark.parametrize("given", ["a1b2c3d4", "0b6f3c1e-2a44-4d0a-9d64-3f1f2c7a9e10", "x" * 64])
@@ -27,3 +33,27 @@ def test_upstream_calls_carry_the_event_id_else_the_request_id_else_nothing() ->
         assert upstream_headers() == {"X-Request-Id": "request-0001"}
         with structlog.contextvars.bound_contextvars(correlation_id="event-00001"):
             assert upstream_headers() == {"X-Request-Id": "event-00001"}
+
+
+async def test_a_failed_receipt_goes_on_the_queue_with_its_correlation_id() -> None:
+    published: list[tuple[str, list[OutgoingMessage]]] = []
+
+    class Recorder:
+        async def publish(self, queue: str, messages: list[OutgoingMessage]) -> None:
+            published.append((queue, messages))
+
+    await publish_failed_receipt(
+        cast(Broker, Recorder()),
+        tenant_id="t-1",
+        customer_id="15550001",
+        customer_id_type="Phone",
+        genesys_message_id="g-1",
+        reason="GeneralError",
+        message="refused",
+        correlation_id="c0ffee00c0ffee00",
+    )
+    ((queue, (message,)),) = published
+    assert queue == SEND_GENESYS
+    assert message.key == ordering_key("t-1", "15550001")
+    assert message.headers == {"correlation_id": "c0ffee00c0ffee00"}
+    assert GenesysRequest.model_validate_json(message.body).correlation_id == "c0ffee00c0ffee00"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import orjson
-
-from xypr.backends.broker.base import Broker, OutgoingMessage
-from xypr.events import GenesysRequest, ordering_key
+from xypr.backends.broker.base import Broker
+from xypr.events import GenesysRequest
 from xypr.topology import SEND_GENESYS
 from xypr.transform.receipts import failed_receipt
 
@@ -44,7 +42,4 @@ async def publish_failed_receipt(
         correlation_id=correlation_id,
         dedupe_key=f"receipt:{genesys_message_id}:Failed",
     )
-    await broker.publish(
-        SEND_GENESYS,
-        [OutgoingMessage(body=orjson.dumps(request.model_dump(mode="json")), key=ordering_key(tenant_id, customer_id))],
-    )
+    await broker.publish(SEND_GENESYS, [request.to_outgoing(customer=customer_id)])

@@ -15,12 +15,11 @@ import uuid
 from typing import Any, Final
 
 import httpx
-import orjson
 
-from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
+from xypr.backends.broker.base import BrokerUnavailable
 from xypr.core.errors import BadRequest, Conflict, ServiceUnavailable
 from xypr.core.logging import get_logger
-from xypr.events import MediaUpload, WhatsAppRequest, ordering_key
+from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
 from xypr.state.models import Conversation, Message
@@ -133,16 +132,7 @@ async def queue_whatsapp(
         media=media or [],
     )
     try:
-        await runtime.broker.publish(
-            SEND_WHATSAPP,
-            [
-                OutgoingMessage(
-                    body=orjson.dumps(event.model_dump(mode="json")),
-                    key=ordering_key(tenant.id, conversation.wa_id),
-                    headers={"correlation_id": correlation_id},
-                )
-            ],
-        )
+        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.wa_id)])
     except BrokerUnavailable as exc:
         async with runtime.database.session() as session:
             failed = await session.get(Message, message_id)

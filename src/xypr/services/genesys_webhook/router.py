@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
+from xypr.backends.broker.base import BrokerUnavailable
 from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS
-from xypr.events import OutboundGenesysEvent, ordering_key
+from xypr.events import OutboundGenesysEvent
 from xypr.genesys import signature
 from xypr.genesys.models import GenesysOutbound
 from xypr.monitoring.webhooks import note_webhook
@@ -87,11 +87,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
     await limit_webhooks_of_tenant(runtime, tenant.id)
     event = OutboundGenesysEvent(tenant_id=tenant.id, body=document, accepted_at=time.time(), correlation_id=cid)
-    outgoing = OutgoingMessage(
-        body=orjson.dumps(event.model_dump(mode="json")),
-        key=ordering_key(tenant.id, message.channel.to.id),
-        headers={"correlation_id": cid},
-    )
+    outgoing = event.to_outgoing(customer=message.channel.to.id)
     # A suspended tenant's events are parked durably instead; reactivation republishes them in order.
     publish_now = await hold_if_suspended(runtime.database, OUTBOUND_GENESYS, tenant, [outgoing])
     if not publish_now:

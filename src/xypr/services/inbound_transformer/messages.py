@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xypr.backends.broker.base import OutgoingMessage
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WHATSAPP_UNKNOWN_FIELDS
-from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
+from xypr.events import GenesysRequest, InboundWhatsAppEvent
 from xypr.runtime import Runtime
 from xypr.services.inbound_transformer.media import MediaCopier
 from xypr.state.models import Conversation, Message
@@ -128,14 +126,8 @@ async def _publish(
     )
     await runtime.broker.publish(
         SEND_GENESYS,
-        [
-            OutgoingMessage(
-                body=orjson.dumps(request.model_dump(mode="json")),
-                # The key the webhook used, so this request keeps the conversation's order downstream.
-                key=ordering_key(tenant.id, customer_of(event.item) or "_unknown"),
-                headers={"correlation_id": event.correlation_id},
-            )
-        ],
+        # The key the webhook used, so this request keeps the conversation's order downstream.
+        [request.to_outgoing(customer=customer_of(event.item) or "_unknown")],
     )
     return "processed"
 

@@ -13,18 +13,16 @@ import time
 from datetime import timedelta
 from typing import Any, Final
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xypr.backends.broker.base import OutgoingMessage
 from xypr.backends.db.base import utcnow
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WHATSAPP_STATUSES, WHATSAPP_UNKNOWN_FIELDS
-from xypr.events import GenesysRequest, InboundWhatsAppEvent, ordering_key
+from xypr.events import GenesysRequest, InboundWhatsAppEvent
 from xypr.runtime import Runtime
 from xypr.state.models import Conversation, Message, MessageStatus
 from xypr.state.status import StatusStep, advance, furthest, least_advanced
@@ -212,13 +210,7 @@ async def _apply(
             # Published before the commit: if the commit fails the status is not recorded and comes again.
             await runtime.broker.publish(
                 SEND_GENESYS,
-                [
-                    OutgoingMessage(
-                        body=orjson.dumps(request.model_dump(mode="json")),
-                        key=ordering_key(tenant.id, customer_id),
-                        headers={"correlation_id": event.correlation_id},
-                    )
-                ],
+                [request.to_outgoing(customer=customer_id)],
             )
             log.info(
                 "whatsapp.status.receipt",

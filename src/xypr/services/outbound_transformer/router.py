@@ -6,7 +6,6 @@ import re
 import time
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import (
@@ -21,11 +20,11 @@ from pydantic import (
 from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
-from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
+from xypr.backends.broker.base import BrokerUnavailable
 from xypr.core.apimodel import ApiModel, integral, variants
 from xypr.core.errors import BackendUnavailable, Conflict, Forbidden, NotFound
 from xypr.core.logging import get_logger
-from xypr.events import WhatsAppRequest, ordering_key
+from xypr.events import WhatsAppRequest
 from xypr.genesys.content import TemplateParameter
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id
@@ -419,16 +418,7 @@ async def send_template(
         correlation_id=cid,
     )
     try:
-        await runtime.broker.publish(
-            SEND_WHATSAPP,
-            [
-                OutgoingMessage(
-                    body=orjson.dumps(event.model_dump(mode="json")),
-                    key=ordering_key(tenant.id, conversation.wa_id),
-                    headers={"correlation_id": cid},
-                )
-            ],
-        )
+        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.wa_id)])
     except BrokerUnavailable as exc:
         async with runtime.database.session() as session:
             row = await session.get(Message, message_id)

@@ -6,13 +6,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
-from xypr.backends.broker.base import OutgoingMessage
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
-from xypr.events import MediaUpload, OutboundGenesysEvent, WhatsAppRequest, ordering_key
+from xypr.events import MediaUpload, OutboundGenesysEvent, WhatsAppRequest
 from xypr.genesys.attachments import AttachmentPolicy, AttachmentRefused, fetch_attachment
 from xypr.genesys.models import GenesysOutbound
 from xypr.runtime import Runtime
@@ -267,16 +265,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         await self._fail(tenant, message, event, row_id, "ServerError", text)
 
     async def _publish(self, request: WhatsAppRequest, tenant: TenantRuntime, customer: str) -> None:
-        await self.runtime.broker.publish(
-            SEND_WHATSAPP,
-            [
-                OutgoingMessage(
-                    body=orjson.dumps(request.model_dump(mode="json")),
-                    key=ordering_key(tenant.id, customer),
-                    headers={"correlation_id": request.correlation_id},
-                )
-            ],
-        )
+        await self.runtime.broker.publish(SEND_WHATSAPP, [request.to_outgoing(customer=customer)])
 
     async def _fail(
         self,

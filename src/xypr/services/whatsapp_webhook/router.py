@@ -14,7 +14,7 @@ from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
 from xypr.core.errors import BackendUnavailable, BadRequest, Forbidden, NotFound, Unauthorized
 from xypr.core.logging import get_logger
 from xypr.core.metrics import WEBHOOKS, WHATSAPP_UNKNOWN_FIELDS
-from xypr.events import InboundWhatsAppEvent, ordering_key
+from xypr.events import InboundWhatsAppEvent
 from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import (
     MAX_JSON_DEPTH,
@@ -220,18 +220,10 @@ def _events(
         # An identity change may come without `from`: it still goes in its customer's order.
         customer = customer_of(item) or "_unknown"
         event = InboundWhatsAppEvent(kind="message", contact=by_customer.get(customer, fallback), item=item, **common)
-        out.append(_outgoing(tenant.id, customer, event))
+        out.append(event.to_outgoing(customer=customer))
     for item in value.statuses:
         customer = str(item.get("recipient_id") or item.get("recipient_user_id") or "_unknown")
-        out.append(_outgoing(tenant.id, customer, InboundWhatsAppEvent(kind="status", item=item, **common)))
+        out.append(InboundWhatsAppEvent(kind="status", item=item, **common).to_outgoing(customer=customer))
     for item in value.errors:
-        out.append(_outgoing(tenant.id, "_errors", InboundWhatsAppEvent(kind="error", item=item, **common)))
+        out.append(InboundWhatsAppEvent(kind="error", item=item, **common).to_outgoing(customer="_errors"))
     return out
-
-
-def _outgoing(tenant_id: str, customer: str, event: InboundWhatsAppEvent) -> OutgoingMessage:
-    return OutgoingMessage(
-        body=orjson.dumps(event.model_dump(mode="json")),
-        key=ordering_key(tenant_id, customer),
-        headers={"correlation_id": event.correlation_id},
-    )
