@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.unit.sandbox.webhook_receiver import WebhookReceiver, serve
+from tests.sandbox.webhook_receiver import WebhookReceiver, serve
 from xypr.sandbox.genesys import create_genesys_app
 from xypr.sandbox.meta import create_meta_app
 from xypr.sandbox.page import create_sandbox_page_router

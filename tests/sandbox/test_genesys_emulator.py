@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.sandbox.payload_shapes import shape
+from tests.sandbox.webhook_receiver import WebhookReceiver
 from tests.support.contracts import contract
-from tests.unit.sandbox.payload_shapes import shape
-from tests.unit.sandbox.webhook_receiver import WebhookReceiver
 from xypr.sandbox.genesys import GenesysSandbox, create_genesys_app
 
 INTEGRATION = {

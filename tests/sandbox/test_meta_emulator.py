@@ -16,10 +16,10 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from tests.sandbox.payload_shapes import covers, shape
+from tests.sandbox.webhook_receiver import WebhookReceiver, eventually, serve
 from tests.support.contracts import CONTRACTS, contract
 from tests.support.moto import free_port
-from tests.unit.sandbox.payload_shapes import covers, shape
-from tests.unit.sandbox.webhook_receiver import WebhookReceiver, eventually, serve
 from xypr.sandbox.meta import MetaSandbox, create_meta_app
 
 NUMBER = {

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.unit.sandbox.webhook_receiver import WebhookReceiver
+from tests.sandbox.webhook_receiver import WebhookReceiver
 from xypr.sandbox.genesys import create_genesys_app
 
 CLIENT = "widget-client"
