@@ -19,10 +19,11 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from xypr.backends.broker.base import Broker, Consumer, Delivery
+from xypr.backends.unavailable import is_transient
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import EVENTS, STAGE_LATENCY
-from xypr.core.retry import RetryPolicy, is_transient
+from xypr.core.retry import RetryPolicy
 
 __all__ = ["KeyedLocks", "Stage", "attempts_of", "exhausted_error", "run_stage"]
 

@@ -6,8 +6,9 @@ import asyncpg
 import pytest
 
 from xypr.backends.broker.base import BrokerUnavailable
+from xypr.backends.unavailable import is_transient
 from xypr.core.errors import PermanentError, TransientError
-from xypr.core.retry import RetryPolicy, is_transient, keep_trying
+from xypr.core.retry import RetryPolicy, keep_trying
 
 
 def test_transient_failures_are_retried_until_the_horizon_not_max_attempts() -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 import sqlalchemy.exc
 from redis import exceptions as redis_errors
 
 from xypr.backends.broker.base import BrokerUnavailable
-from xypr.core.errors import BackendUnavailable
+from xypr.core.errors import BackendUnavailable, TransientError
 
-__all__ = ["CONNECTION_FAILURES", "backend_unavailable"]
+__all__ = ["CONNECTION_FAILURES", "backend_unavailable", "is_transient"]
 
 # The exception types a lost or refused backend connection surfaces as; each is checked further below
 # (an SQLAlchemy `InterfaceError` is also what a misuse raises, and is only a connection failure when
@@ -61,3 +63,35 @@ def backend_unavailable(exc: BaseException) -> BackendUnavailable | None:
             return BackendUnavailable(f"a backend is unavailable ({type(current).__name__}); retry later")
         current = current.__cause__ or current.__context__
     return None
+
+
+# Exceptions of the backends' drivers that mean "unreachable for now", not "wrong": transient for the retry
+# policy (wider than CONNECTION_FAILURES, which decides a 503, because a retry costs nothing when in doubt).
+_TRANSIENT_BACKEND_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # ConnectionError, refused, reset
+    TimeoutError,
+    BrokerUnavailable,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+    asyncpg.CannotConnectNowError,  # the server is starting up
+    asyncpg.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    sqlalchemy.exc.OperationalError,  # SQLite busy / locked, connection refused through the ORM
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # pool exhausted
+    sqlite3.OperationalError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that time fixes: an upstream's transient answer, a backend unreachable or restarting."""
+    if isinstance(error, TransientError):
+        return True
+    if isinstance(error, _TRANSIENT_BACKEND_ERRORS):
+        return True
+    cause = error.__cause__ or error.__context__
+    # SQLAlchemy wraps the driver's error (DBAPIError.orig); our own wrappers chain theirs.
+    orig = getattr(error, "orig", None)
+    return any(isinstance(inner, _TRANSIENT_BACKEND_ERRORS) for inner in (cause, orig) if inner is not None)

@@ -1,25 +1,23 @@
 """The one retry policy: exponential backoff with jitter and a cap, honouring `Retry-After`.
 
 Two budgets: a failure the upstream or a backend will get over (`TransientError`, a dropped
-connection, a database restarting) is retried until `horizon` seconds have passed since the first
-try; anything else (a bug) gets `max_attempts` tries, so a poison event does not hold its
-conversation for hours.
+connection, a database restarting: `xypr.backends.unavailable.is_transient`) is retried until
+`horizon` seconds have passed since the first try; anything else (a bug) gets `max_attempts` tries,
+so a poison event does not hold its conversation for hours.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from xypr.core.errors import TransientError
 from xypr.core.logging import get_logger
 
-__all__ = ["RetryPolicy", "is_transient", "keep_trying"]
+__all__ = ["RetryPolicy", "keep_trying"]
 
 log = get_logger(__name__)
 
@@ -51,50 +49,6 @@ class RetryPolicy:
         if transient and self.horizon is not None:
             return elapsed >= self.horizon
         return attempt >= self.max_attempts
-
-
-def _backend_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions of the backends' drivers that mean "unreachable for now", not "wrong"."""
-    import asyncpg
-    import sqlalchemy.exc
-    from redis import exceptions as redis_errors
-
-    from xypr.backends.broker.base import BrokerUnavailable
-
-    return (
-        OSError,  # ConnectionError, refused, reset
-        TimeoutError,
-        BrokerUnavailable,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
-        asyncpg.CannotConnectNowError,  # the server is starting up
-        asyncpg.AdminShutdownError,
-        asyncpg.exceptions.InternalClientError,
-        redis_errors.ConnectionError,
-        redis_errors.TimeoutError,
-        sqlalchemy.exc.OperationalError,  # SQLite busy / locked, connection refused through the ORM
-        sqlalchemy.exc.InterfaceError,
-        sqlalchemy.exc.TimeoutError,  # pool exhausted
-        sqlite3.OperationalError,
-    )
-
-
-_BACKEND_ERRORS: tuple[type[BaseException], ...] | None = None
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for failures that time fixes: an upstream's transient answer, a backend unreachable or restarting."""
-    global _BACKEND_ERRORS
-    if isinstance(error, TransientError):
-        return True
-    if _BACKEND_ERRORS is None:
-        _BACKEND_ERRORS = _backend_errors()
-    if isinstance(error, _BACKEND_ERRORS):
-        return True
-    cause = error.__cause__ or error.__context__
-    # SQLAlchemy wraps the driver's error (DBAPIError.orig); our own wrappers chain theirs.
-    orig = getattr(error, "orig", None)
-    return any(isinstance(inner, _BACKEND_ERRORS) for inner in (cause, orig) if inner is not None)
 
 
 async def keep_trying(operation: Callable[[], Awaitable[T]], *, policy: RetryPolicy, what: str) -> T | None:
