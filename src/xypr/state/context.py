@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xypr.backends.db.base import as_utc
 from xypr.core.errors import BadRequest, NotFound, PayloadTooLarge
 from xypr.core.logging import get_logger
-from xypr.runtime import Runtime
+from xypr.state.backends import StateBackends
 from xypr.state.models import Conversation
 
 __all__ = [
@@ -66,28 +66,28 @@ def context_view(conversation: Conversation) -> dict[str, Any]:
     return view
 
 
-async def get_context(runtime: Runtime, *, tenant_id: str, conversation_id: str) -> dict[str, Any] | None:
+async def get_context(backends: StateBackends, *, tenant_id: str, conversation_id: str) -> dict[str, Any] | None:
     """The context of a conversation of the tenant (by our id or the Genesys conversation id); None if unknown."""
     key = context_key(tenant_id, conversation_id)
-    cached = await runtime.cache.get(key)
+    cached = await backends.cache.get(key)
     if cached is not None:
         view: dict[str, Any] = orjson.loads(cached)
         return view
-    async with runtime.database.session() as session:
+    async with backends.database.session() as session:
         conversation = await _conversation(session, tenant_id=tenant_id, conversation_id=conversation_id)
         if conversation is None:
             return None
         view = context_view(conversation)
-    await runtime.cache.set(key, orjson.dumps(view), ttl=CONTEXT_TTL_SECONDS)
+    await backends.cache.set(key, orjson.dumps(view), ttl=CONTEXT_TTL_SECONDS)
     return view
 
 
 async def put_context(
-    runtime: Runtime, *, tenant_id: str, conversation_id: str, context: dict[str, Any]
+    backends: StateBackends, *, tenant_id: str, conversation_id: str, context: dict[str, Any]
 ) -> dict[str, Any]:
     """Replace the writable keys of a conversation's context; returns the context as now stored."""
     stored = {name: value for name, value in context.items() if name not in MAINTAINED_FACTS}
-    async with runtime.database.session() as session:
+    async with backends.database.session() as session:
         # An unknown conversation is a 404 whatever the body holds.
         conversation = await _conversation(session, tenant_id=tenant_id, conversation_id=conversation_id)
         if conversation is None:
@@ -103,16 +103,16 @@ async def put_context(
         view = context_view(conversation)
         ids = [conversation.id, conversation.genesys_conversation_id]
     # Invalidate rather than set: a concurrent writer's older value can then never be cached last.
-    await forget_context(runtime, tenant_id=tenant_id, conversation_ids=[conversation_id, *ids])
+    await forget_context(backends, tenant_id=tenant_id, conversation_ids=[conversation_id, *ids])
     log.info("context.written", tenant_id=tenant_id, conversation_id=view["conversation_id"], keys=len(stored))
     return view
 
 
-async def forget_context(runtime: Runtime, *, tenant_id: str, conversation_ids: Iterable[str | None]) -> None:
+async def forget_context(backends: StateBackends, *, tenant_id: str, conversation_ids: Iterable[str | None]) -> None:
     """Drop the cached context of a conversation under each of its ids (after its row changed)."""
     keys = sorted({context_key(tenant_id, each) for each in conversation_ids if each})
     if keys:
-        await runtime.cache.delete(*keys)
+        await backends.cache.delete(*keys)
 
 
 async def _conversation(session: AsyncSession, *, tenant_id: str, conversation_id: str) -> Conversation | None:

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from xypr.audit.models import AuditEntry
 from xypr.auth.principal import Principal
 from xypr.backends.db.base import as_utc
-from xypr.runtime import Runtime
+from xypr.state.backends import StateBackends
 from xypr.state.models import Conversation, Message, MessageStatus
 
 __all__ = ["MessageSummary", "TimelineEvent", "TimelineSearch", "search_messages"]
@@ -91,7 +91,7 @@ def _summary(message: Message, conversation: Conversation | None) -> MessageSumm
     )  # fmt: skip
 
 
-async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
+async def _events(backends: StateBackends, message: Message) -> list[TimelineEvent]:
     received = as_utc(message.created_at)
     source = "WhatsApp" if message.direction == "inbound" else "Genesys"
     target = "Genesys" if message.direction == "inbound" else "WhatsApp"
@@ -105,7 +105,7 @@ async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
         wamids |= {str(each) for each in extra}
     seen_statuses: set[str] = set()
     if message.direction == "outbound" and wamids:
-        async with runtime.database.session() as session:
+        async with backends.database.session() as session:
             statuses = (
                 await session.scalars(
                     select(MessageStatus).where(
@@ -133,8 +133,8 @@ async def _events(runtime: Runtime, message: Message) -> list[TimelineEvent]:
     if message.status == "failed" and "failed" not in seen_statuses:
         events.append(TimelineEvent(updated, "failed", "Failed", message.error or "no reason recorded", 6))
     ids = {each for each in (*wamids, message.genesys_message_id, message.id) if each}
-    handled = await _dead_letter_actions(runtime, message.tenant_id, ids)
-    waiting = await _dead_letters_of(runtime, message, wamids)
+    handled = await _dead_letter_actions(backends, message.tenant_id, ids)
+    waiting = await _dead_letters_of(backends, message, wamids)
     letters = {letter_id: (dead_at, error) for letter_id, dead_at, error in waiting}
     for entry in handled:  # letters replayed or discarded: gone from the broker, remembered by the audit log
         facts = entry.details or {}
@@ -166,10 +166,10 @@ def _with_attempts(facts: dict[str, Any]) -> str:
     return f"{error} (after {attempts} attempts)" if isinstance(attempts, int) and attempts > 1 else error
 
 
-async def _dead_letter_actions(runtime: Runtime, tenant_id: str, ids: set[str]) -> list[AuditEntry]:
+async def _dead_letter_actions(backends: StateBackends, tenant_id: str, ids: set[str]) -> list[AuditEntry]:
     """The replays and discards of dead letters that carried this message, oldest first (from the audit log,
     whose entries name the message's ids; the newest few hundred of the tenant's are enough for a timeline)."""
-    async with runtime.database.session() as session:
+    async with backends.database.session() as session:
         entries = (
             await session.scalars(
                 select(AuditEntry)
@@ -188,11 +188,11 @@ async def _dead_letter_actions(runtime: Runtime, tenant_id: str, ids: set[str]) 
     ]
 
 
-async def _dead_letters_of(runtime: Runtime, message: Message, wamids: set[str]) -> list[tuple[str, float, str]]:
+async def _dead_letters_of(backends: StateBackends, message: Message, wamids: set[str]) -> list[tuple[str, float, str]]:
     """(id, time, error) of the dead letters carrying this message (found by its ids in the event body)."""
     needles = [each.encode() for each in (*wamids, message.genesys_message_id, message.id) if each]
     try:
-        letters = await runtime.broker.dead_letters(limit=1000)
+        letters = await backends.broker.dead_letters(limit=1000)
     except Exception:
         return []
     return [
@@ -202,14 +202,14 @@ async def _dead_letters_of(runtime: Runtime, message: Message, wamids: set[str])
     ]
 
 
-async def search_messages(runtime: Runtime, principal: Principal, query: str) -> TimelineSearch:
+async def search_messages(backends: StateBackends, principal: Principal, query: str) -> TimelineSearch:
     """Find by wamid, Genesys message id or our message id (→ its timeline), or by conversation id (ours or
     Genesys') or wa_id (→ that conversation's latest messages)."""
     text = query.strip()
     if not text:
         return TimelineSearch(text, [])
     scope = None if principal.is_platform_admin else (principal.tenant_id or "-")
-    async with runtime.database.session() as session:
+    async with backends.database.session() as session:
         by_id = select(Message).where(
             or_(Message.wamid == text, Message.genesys_message_id == text, Message.id == text)
         )
@@ -241,5 +241,5 @@ async def search_messages(runtime: Runtime, principal: Principal, query: str) ->
         }
     summaries = [_summary(m, known.get(m.conversation_id or "")) for m in found]
     if len(found) == 1:
-        summaries = [dataclasses.replace(summaries[0], events=await _events(runtime, found[0]))]
+        summaries = [dataclasses.replace(summaries[0], events=await _events(backends, found[0]))]
     return TimelineSearch(text, summaries)
