@@ -173,8 +173,25 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
         await page.get_by_role("link", name="New tenant").click()
         await page.get_by_label("Organisation name").fill(spec["name"])
         await page.get_by_role("button", name="Continue").click()
+        # Each field is checked as it changes, before Continue: its format, and whether another tenant has it.
+        await page.get_by_label("WhatsApp Business Account ID").fill("12ab")
+        await page.get_by_label("WhatsApp Business Account ID").press("Tab")
+        waba_group = page.locator(".form-group", has=page.get_by_label("WhatsApp Business Account ID"))
+        await expect(waba_group).to_have_class(re.compile("has-error"))
+        await expect(waba_group.locator(".field-error")).to_contain_text("Use digits only")
+        await page.get_by_label("Phone number ID").fill(bridge.demo["whatsapp"]["phone_number_id"])
+        await page.get_by_label("Phone number ID").press("Tab")
+        phone_group = page.locator(".form-group", has=page.get_by_label("Phone number ID"))
+        await expect(phone_group.locator(".field-error")).to_contain_text(
+            "Another tenant already has this phone number ID"
+        )
+        await expect(page.locator(".error-summary")).to_have_count(0)  # nothing was submitted
         await page.get_by_label("WhatsApp Business Account ID").fill(wa["waba_id"])
+        await page.get_by_label("WhatsApp Business Account ID").press("Tab")
+        await expect(waba_group.locator(".field-error")).to_have_count(0)
         await page.get_by_label("Phone number ID").fill(wa["phone_number_id"])
+        await page.get_by_label("Phone number ID").press("Tab")
+        await expect(phone_group.locator(".field-error")).to_have_count(0)
         await page.get_by_label("Display phone number").fill(wa["display_phone_number"])
         await page.get_by_label("Access token").fill("EAAG-not-this-one")
         await page.get_by_label("App secret").fill(wa["app_secret"])

@@ -130,6 +130,15 @@ _CHECK_FIELDS = {
 }
 
 
+# The fields another tenant may already have: a clash is found while typing, before any upstream call.
+_UNIQUE: dict[tuple[str, str], tuple[Any, str]] = {
+    ("whatsapp", "phone_number_id"): (Tenant.wa_phone_number_id, "Another tenant already has this phone number ID"),
+    ("genesys", "org_id"): (Tenant.genesys_org_id, "Another tenant already has this Genesys organisation"),
+    ("genesys", "integration_id"): (Tenant.genesys_integration_id, "Another tenant already has this integration"),
+}
+_STEP_MODELS: dict[str, type[BaseModel]] = {"whatsapp": WhatsAppSection, "genesys": GenesysCreateSection}
+
+
 def _url(draft: Draft, step: str) -> str:
     return f"/admin/tenants/new/{draft.id}/{step}"
 
@@ -212,8 +221,9 @@ async def _check(runtime: Runtime, step: str, answers: dict[str, dict[str, Any]]
         errors = _validation_errors(WhatsAppSection, values)
         if errors:
             return errors
-        if await _taken(runtime, Tenant.wa_phone_number_id, values["phone_number_id"]):
-            return {"phone_number_id": "Another tenant already has this phone number ID"}
+        clashes = await _clashes(runtime, step, values)
+        if clashes:
+            return clashes
         phone = await onboarding.check_phone_number(candidate)
         return {} if phone.ok else {"access_token": _sentence(phone.message)}
     genesys = {key: value for key, value in values.items() if value not in ("", None)}
@@ -224,10 +234,9 @@ async def _check(runtime: Runtime, step: str, answers: dict[str, dict[str, Any]]
         errors.setdefault("integration_id", "Enter the integration ID that goes with this webhook secret")
     if errors:
         return errors
-    if await _taken(runtime, Tenant.genesys_org_id, genesys.get("org_id", "")):
-        return {"org_id": "Another tenant already has this Genesys organisation"}
-    if await _taken(runtime, Tenant.genesys_integration_id, genesys.get("integration_id", "")):
-        return {"integration_id": "Another tenant already has this integration"}
+    clashes = await _clashes(runtime, step, genesys)
+    if clashes:
+        return clashes
     token, credentials = await onboarding.genesys_token(candidate)
     if token is None:
         return {"client_secret": _sentence(credentials.message)}
@@ -236,6 +245,28 @@ async def _check(runtime: Runtime, step: str, answers: dict[str, dict[str, Any]]
         if not integration.ok:
             return {"integration_id": _sentence(integration.message)}
     return {}
+
+
+async def _clashes(runtime: Runtime, step: str, values: dict[str, Any]) -> dict[str, str]:
+    """The first of the step's values another tenant already has, as an error on its field."""
+    for (of_step, name), (column, message) in _UNIQUE.items():
+        value = str(values.get(name) or "")
+        if of_step == step and value and await _taken(runtime, column, value):
+            return {name: message}
+    return {}
+
+
+async def _field_error(runtime: Runtime, step: str, name: str, value: str) -> str | None:
+    """What is wrong with one typed value on its own: its format, or another tenant having it. Checks that
+    need several fields (a token against its number, credentials against Genesys) wait for Continue."""
+    if not value:
+        return None
+    model = _STEP_MODELS.get(step)
+    if model is not None:
+        error = _validation_errors(model, {name: value}).get(name)
+        if error is not None:
+            return error
+    return (await _clashes(runtime, step, {name: value})).get(name)
 
 
 def _sentence(text: str) -> str:
@@ -288,6 +319,25 @@ async def discard(request: Request, runtime: RuntimeDep, me: Viewer, draft_id: s
     """Abandon the draft."""
     await delete_draft(runtime, await _draft(runtime, me, draft_id))
     return Response(status_code=204, headers={"HX-Redirect": "/admin/tenants"})
+
+
+@router.post("/{draft_id}/{step_name}/fields/{field_name}")
+async def field_check(
+    request: Request, runtime: RuntimeDep, me: Viewer, draft_id: str, step_name: str, field_name: str
+) -> Response:
+    """The live check of one field as it changes: the field again, with its error or without."""
+    draft = await _draft(runtime, me, draft_id)
+    step = _BY_NAME.get(step_name)
+    field = next((f for f in step.fields if f.name == field_name and not f.secret), None) if step else None
+    if step is None or field is None:
+        raise NotFound("no such field")
+    form = await request.form()
+    value = str(form.get(field.name, "")).strip()
+    error = await _field_error(runtime, step.name, field.name, value)
+    return render(
+        request, "partials/wizard_field.html", draft=draft, step=step, f=field, error=error,
+        values={field.name: value}, saved_secrets=set(),
+    )  # fmt: skip
 
 
 @router.get("/{draft_id}/{step_name}")
