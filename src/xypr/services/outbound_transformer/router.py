@@ -42,6 +42,7 @@ from xypr.transform.outbound import (
     template_send,
     typing_indicator,
 )
+from xypr.whatsapp.models import customer_id_type
 
 __all__ = [
     "TEMPLATE_LANGUAGE_SETTING",
@@ -413,8 +414,8 @@ async def send_template(
         kind="message",
         bodies=[send],
         message_id=message_id,
-        customer_id=conversation.wa_id,
-        customer_id_type="Opaque" if "." in conversation.wa_id else "Phone",
+        customer_id=conversation.genesys_customer_id,
+        customer_id_type=customer_id_type(conversation.genesys_customer_id),
         accepted_at=time.time(),
         correlation_id=cid,
     )
@@ -424,7 +425,8 @@ async def send_template(
             [
                 OutgoingMessage(
                     body=orjson.dumps(event.model_dump(mode="json")),
-                    key=ordering_key(tenant.id, conversation.wa_id),
+                    # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
+                    key=ordering_key(tenant.id, conversation.genesys_customer_id),
                     headers={"correlation_id": cid},
                 )
             ],
