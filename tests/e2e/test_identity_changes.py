@@ -1,14 +1,20 @@
 """A customer's WhatsApp identity changes (new number, new BSUID), also in notices without `from`:
-the notice reaches the agent in the customer's conversation, and the conversation follows the customer."""
+the notice reaches the agent in the customer's conversation, and the conversation follows the customer.
+Genesys threads on `channel.from.id`, so it keeps hearing of the customer under the id it first knew,
+while the agent's replies go to the customer's WhatsApp id now."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from tests.conftest import embedded_settings
+from tests.support.auth import login_as
 from tests.support.bridge import Bridge, eventually, running_bridge
+from xypr.auth.principal import Role
 from xypr.config import Settings
 from xypr.state.models import Conversation
 from xypr.topology import INBOUND_WHATSAPP
@@ -54,6 +60,34 @@ def _text(wamid: str, body: str, **sender: str) -> dict[str, Any]:
     return {"id": wamid, "type": "text", "text": {"body": body}, **sender}
 
 
+async def _customer_writes(bridge: Bridge, text: str, *, phone: str | None, bsuid: str) -> dict[str, Any]:
+    """The customer writes through the emulated Meta (which opens its 24 h window for their ids); what
+    Genesys received of it."""
+    answer = await bridge.meta.post(
+        f"/_sandbox/customers/{phone or bsuid}/messages",
+        json={"phone_number_id": bridge.demo["whatsapp"]["phone_number_id"], "text": text, "name": "Sheena Nelson",
+              "user_id": bsuid, "hide_phone": phone is None},
+    )  # fmt: skip
+    answer.raise_for_status()
+    wamid = answer.json()["wamid"]
+    return await eventually(lambda: _delivered(bridge, wamid))
+
+
+async def _agent_reply_reaches(bridge: Bridge, known_as: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The agent answers the customer Genesys knows as `known_as`: (the Graph send, the Genesys receipt)."""
+    reply = await bridge.agent_says(known_as, text)
+
+    async def sent() -> dict[str, Any] | None:
+        bodies = [each["body"] for each in await bridge.whatsapp_sent()]
+        return next((body for body in bodies if body.get("text", {}).get("body") == text), None)
+
+    async def receipt() -> dict[str, Any] | None:
+        receipts = [each["body"] for each in await bridge.genesys_received("receipt")]
+        return next((body for body in receipts if body["id"] == reply["id"]), None)
+
+    return await eventually(sent), await eventually(receipt)
+
+
 async def test_a_bsuid_change_without_from_reaches_the_agent_and_the_new_bsuid_continues_the_conversation(
     backend_settings: Settings,
 ) -> None:
@@ -80,10 +114,20 @@ async def test_a_bsuid_change_without_from_reaches_the_agent_and_the_new_bsuid_c
         (moved,) = await _conversations(bridge)
         assert (moved.wa_id, moved.bsuid) == (NEW_BSUID, NEW_BSUID)
 
-        await _webhook(bridge, _text("wamid.u2", "still me", from_user_id=NEW_BSUID))
-        await eventually(lambda: _delivered(bridge, "wamid.u2"))
+        later = await _customer_writes(bridge, "still me", phone=None, bsuid=NEW_BSUID)
+        # Genesys hears of the customer under the BSUID it knows: the same conversation, no stranger.
+        assert later["body"]["channel"]["from"]["id"] == BSUID
+        assert later["body"]["channel"]["from"]["idType"] == "Opaque"
+        assert later["conversation_id"] == first["conversation_id"]
         (same,) = await _conversations(bridge)
-        assert same.id == moved.id
+        assert (same.id, same.wa_id, same.genesys_customer_id) == (moved.id, NEW_BSUID, BSUID)
+
+        # The agent answers the customer Genesys knows; WhatsApp delivers it to the new BSUID.
+        send, receipt = await _agent_reply_reaches(bridge, BSUID, "glad you are back")
+        assert send["recipient"] == NEW_BSUID
+        assert "to" not in send
+        assert receipt["status"] == "Delivered"
+        assert receipt["channel"]["to"] == {"id": BSUID, "idType": "Opaque"}
         assert await bridge.runtime.broker.dead_letters() == []
 
 
@@ -112,15 +156,70 @@ async def test_a_number_change_without_from_is_found_by_the_previous_bsuid_and_t
         (moved,) = await _conversations(bridge)
         assert (moved.wa_id, moved.bsuid) == (NEW_PHONE, NEW_BSUID)
 
-        # The new number writes, then (username adopted) the new BSUID alone: one conversation throughout.
-        await _webhook(bridge, _text("wamid.p2", "new phone", **{"from": NEW_PHONE, "from_user_id": NEW_BSUID}))
-        await _webhook(bridge, _text("wamid.p3", "number hidden now", from_user_id=NEW_BSUID))
-        await eventually(lambda: _delivered(bridge, "wamid.p3"))
-        hidden = await _delivered(bridge, "wamid.p3")
-        assert hidden is not None
-        assert hidden["body"]["channel"]["from"]["id"] == NEW_PHONE  # the id the agent knows, not a stranger
+        # The new number writes, then (username adopted) the new BSUID alone: one conversation throughout,
+        # told to Genesys under the number it knows (it threads on `from.id`), not as a stranger.
+        new_phone = await _customer_writes(bridge, "new phone", phone=NEW_PHONE, bsuid=NEW_BSUID)
+        hidden = await _customer_writes(bridge, "number hidden now", phone=None, bsuid=NEW_BSUID)
+        for later in (new_phone, hidden):
+            assert later["body"]["channel"]["from"]["id"] == PHONE
+            assert later["body"]["channel"]["from"]["idType"] == "Phone"
+            assert later["conversation_id"] == first["conversation_id"]
         (same,) = await _conversations(bridge)
-        assert same.id == moved.id
+        assert (same.id, same.wa_id, same.genesys_customer_id) == (moved.id, NEW_PHONE, PHONE)
+
+        # The agent answers the customer Genesys knows; WhatsApp delivers it to the new number.
+        send, receipt = await _agent_reply_reaches(bridge, PHONE, "thanks for the new number")
+        assert send["to"] == NEW_PHONE
+        assert receipt["status"] == "Delivered"
+        assert receipt["channel"]["to"] == {"id": PHONE, "idType": "Phone"}
+        assert await bridge.runtime.broker.dead_letters() == []
+
+
+async def test_after_a_number_change_the_agents_sends_stay_in_the_genesys_conversation_and_reach_the_new_number(
+    tmp_path: Path,
+) -> None:
+    async with running_bridge(embedded_settings(tmp_path)) as bridge:
+        await bridge.customer_says(PHONE, "hello")
+
+        async def known() -> str | None:
+            async with bridge.runtime.database.session() as session:
+                return await session.scalar(select(Conversation.genesys_conversation_id))
+
+        genesys_conversation = await eventually(known)
+        await _webhook(bridge, {"id": "wamid.sys-w", "type": "system", "system": {
+            "type": "user_changed_number", "body": f"User changed from {PHONE} to {NEW_PHONE}",
+            "wa_id": NEW_PHONE}, "from": PHONE})  # fmt: skip
+        await eventually(lambda: _delivered(bridge, "wamid.sys-w"))
+        written = await bridge.customer_says(NEW_PHONE, "it is me, new number")
+        later = await eventually(lambda: _delivered(bridge, written["wamid"]))
+        assert (later["conversation_id"], later["body"]["channel"]["from"]["id"]) == (genesys_conversation, PHONE)
+        assert await known() == genesys_conversation
+
+        # From the widget: text and a template travel through Genesys, into the customer's conversation there.
+        agent = await login_as(bridge, Role.AGENT)
+        widget = f"/widget/api/conversations/{genesys_conversation}"
+        sent = await bridge.client.post(widget + "/messages", json={"text": "Of course."}, headers=agent)
+        assert sent.status_code == 202, sent.text
+        values = {"body.1": "Ana", "body.2": "A-7", "body.3": "lunes"}
+        template = {"template": "order_update|es", "values": values}
+        assert (await bridge.client.post(widget + "/templates", json=template, headers=agent)).status_code == 202
+        # The template API addresses the conversation too.
+        api = {"conversationId": genesys_conversation, "templateName": "order_update", "language": "en_US",
+               "parameters": ["Ana", "A-8", "Monday"]}  # fmt: skip
+        answer = await bridge.client.post("/transform/outbound/send/template", json=api, headers=agent)
+        assert answer.status_code == 202, answer.text
+
+        async def all_sent() -> list[dict[str, Any]] | None:
+            bodies = [each["body"] for each in await bridge.whatsapp_sent()]
+            return bodies if len(bodies) >= 3 else None
+
+        bodies = await eventually(all_sent)
+        assert [(body["type"], body["to"]) for body in bodies] == [
+            ("text", NEW_PHONE), ("template", NEW_PHONE), ("template", NEW_PHONE)
+        ]  # fmt: skip
+        transcript = (await bridge.genesys.get(f"/_sandbox/conversations/{genesys_conversation}/transcript")).json()
+        assert "Of course." in [m["text"] for m in transcript["messages"] if m["direction"] == "outbound"]
+        assert await bridge.runtime.broker.dead_letters() == []
 
 
 async def test_an_identity_notice_naming_no_customer_is_dead_lettered_with_its_reason(

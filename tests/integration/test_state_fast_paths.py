@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tests.support.bridge import eventually, tenant_spec
 from xypr.backends.db import create_database, migrate
+from xypr.config import Settings
 from xypr.core.secretbox import SecretBox, generate_master_key
 from xypr.runtime import Runtime
 from xypr.state import service
@@ -181,7 +182,7 @@ async def test_send_state_and_mark_sent(runtime: Runtime) -> None:
 
 async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(runtime: Runtime) -> None:
     tenant_id = await _tenant(runtime)
-    assert await conversation_facts(runtime.database, tenant_id=tenant_id, wa_id="16505551234") is None
+    assert await conversation_facts(runtime.database, tenant_id=tenant_id, genesys_customer_id="16505551234") is None
     customer = await track_customer_message(
         runtime.database,
         tenant_id=tenant_id,
@@ -192,9 +193,10 @@ async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(r
         customer_wrote_at=EARLY,
     )
     assert customer is not None
-    facts = await conversation_facts(runtime.database, tenant_id=tenant_id, wa_id="16505551234")
+    assert customer.genesys_customer_id == "16505551234"  # Genesys knows the customer by their first id
+    facts = await conversation_facts(runtime.database, tenant_id=tenant_id, genesys_customer_id="16505551234")
     assert facts is not None
-    assert facts.id == customer.conversation_id
+    assert (facts.id, facts.wa_id) == (customer.conversation_id, "16505551234")
     assert facts.last_customer_message_at == EARLY
     offered = {"quick_replies": [{"id": "q1", "title": "Yes", "payload": "YES"}]}
 
@@ -328,3 +330,51 @@ async def test_a_connection_whose_statement_was_cancelled_is_never_lent_again(po
 
 async def _ready(pids: list[int]) -> bool:
     return bool(pids)
+
+
+async def test_genesys_addresses_a_customer_who_changed_number_by_the_id_it_first_knew(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    first = await track_customer_message(
+        runtime.database, tenant_id=tenant_id, wa_id="16505551234", wamid="wamid.1", kind="text", text="x"
+    )
+    assert first is not None
+    async with runtime.database.session() as session:
+        moved = await session.get(Conversation, first.conversation_id)
+        assert moved is not None
+        moved.wa_id = "12195555358"  # what an identity change does (`_follow_identity`)
+
+    # The new number's messages land in the same conversation, still known to Genesys by the first number.
+    again = await track_customer_message(
+        runtime.database, tenant_id=tenant_id, wa_id="12195555358", wamid="wamid.2", kind="text", text="y"
+    )
+    assert again is not None
+    assert (again.conversation_id, again.genesys_customer_id) == (first.conversation_id, "16505551234")
+    # Genesys' `to.id` finds the conversation and the id sends go to now; the new number is no Genesys id.
+    facts = await conversation_facts(runtime.database, tenant_id=tenant_id, genesys_customer_id="16505551234")
+    assert facts is not None
+    assert (facts.id, facts.wa_id) == (first.conversation_id, "12195555358")
+    assert await conversation_facts(runtime.database, tenant_id=tenant_id, genesys_customer_id="12195555358") is None
+
+
+async def test_the_migration_knows_existing_conversations_to_genesys_by_their_current_key(
+    backend_settings: Settings,
+) -> None:
+    database = create_database(backend_settings.effective_database_url, pool_size=2)
+    try:
+        await migrate(database, "0005_dashboard_audit")
+        tenant = await create_tenant(database, SecretBox(generate_master_key()), parse_tenant_file(tenant_spec()))
+        async with database.sql() as sql:
+            await sql.execute(
+                "INSERT INTO conversations (id, tenant_id, wa_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                "c-1",
+                tenant.id,
+                "US.13491208655302741918",
+                EARLY,
+            )
+        await migrate(database)
+        async with database.session() as session:
+            conversation = await session.get(Conversation, "c-1")
+        assert conversation is not None
+        assert conversation.genesys_customer_id == "US.13491208655302741918"
+    finally:
+        await database.close()

@@ -13,17 +13,28 @@ from xypr.backends.db.base import Base, new_id, utcnow
 __all__ = ["Conversation", "Media", "Message", "MessageStatus"]
 
 
+def _first_key(context: Any) -> str:
+    """A new conversation is known to Genesys by the customer key it starts with."""
+    return str(context.get_current_parameters()["wa_id"])
+
+
 class Conversation(Base):
     """One bridged conversation (our *portal*): a WhatsApp customer of a tenant ↔ a Genesys conversation."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("tenant_id", "wa_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "wa_id"),
+        Index("ix_conversations_tenant_genesys_customer", "tenant_id", "genesys_customer_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
     # The customer key: the phone-based wa_id, or the BSUID for users known only by username.
     wa_id: Mapped[str] = mapped_column(String(64))
     bsuid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The id Genesys knows the customer by (`channel.from.id` / `channel.to.id`): the key of the first
+    # message, kept when the customer changes number or BSUID, since Genesys threads conversations on it.
+    genesys_customer_id: Mapped[str] = mapped_column(String(64), default=_first_key)
     customer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     genesys_conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -23,6 +23,7 @@ __all__ = [
     "TrackedCustomerMessage",
     "conversation_facts",
     "find_conversation",
+    "find_conversation_of_genesys_customer",
     "get_message",
     "insert_agent_message",
     "latest_inbound_wamid",
@@ -57,7 +58,7 @@ class OutboundRecord:
     """Outcome of recording an agent message."""
 
     message: Message
-    conversation: Conversation | None
+    conversation_id: str | None
     created: bool
 
 
@@ -73,7 +74,7 @@ async def upsert_conversation(
     """The conversation of a customer, created on first contact; name and last-message time refreshed."""
     conversation = await find_conversation(session, tenant_id=tenant_id, wa_id=wa_id)
     if conversation is None:
-        conversation = Conversation(tenant_id=tenant_id, wa_id=wa_id)
+        conversation = Conversation(tenant_id=tenant_id, wa_id=wa_id, genesys_customer_id=wa_id)
         session.add(conversation)
     if bsuid:
         conversation.bsuid = bsuid
@@ -91,6 +92,19 @@ async def find_conversation(session: AsyncSession, *, tenant_id: str, wa_id: str
     """The conversation of `wa_id` (phone or BSUID) within a tenant."""
     return await session.scalar(
         select(Conversation).where(Conversation.tenant_id == tenant_id, Conversation.wa_id == wa_id)
+    )
+
+
+async def find_conversation_of_genesys_customer(
+    session: AsyncSession, *, tenant_id: str, genesys_customer_id: str
+) -> Conversation | None:
+    """The conversation Genesys addresses as `genesys_customer_id` (its `channel.to.id`), whatever the
+    customer's WhatsApp id is now; the latest active one should a recycled number name two."""
+    return await session.scalar(
+        select(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.genesys_customer_id == genesys_customer_id)
+        .order_by(Conversation.updated_at.desc())
+        .limit(1)
     )
 
 
@@ -155,12 +169,11 @@ async def record_outbound(
     *,
     tenant_id: str,
     genesys_message_id: str,
-    customer_id: str,
+    conversation_id: str | None,
     kind: str,
     text: str | None,
 ) -> OutboundRecord:
-    """Track an agent message once per `(tenant, genesys message id)`."""
-    conversation = await find_conversation(session, tenant_id=tenant_id, wa_id=customer_id)
+    """Track an agent message once per `(tenant, genesys message id)`, in its conversation when known."""
     existing = await session.scalar(
         select(Message).where(
             Message.tenant_id == tenant_id,
@@ -169,10 +182,10 @@ async def record_outbound(
         )
     )
     if existing is not None:
-        return OutboundRecord(existing, conversation, created=False)
+        return OutboundRecord(existing, existing.conversation_id, created=False)
     message = Message(
         tenant_id=tenant_id,
-        conversation_id=conversation.id if conversation else None,
+        conversation_id=conversation_id,
         direction="outbound",
         genesys_message_id=genesys_message_id,
         kind=kind,
@@ -181,7 +194,7 @@ async def record_outbound(
     )
     session.add(message)
     await session.flush()
-    return OutboundRecord(message, conversation, created=True)
+    return OutboundRecord(message, conversation_id, created=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +204,8 @@ class TrackedCustomerMessage:
     message_id: str
     conversation_id: str
     customer_name: str | None
+    # The id Genesys knows the customer by (`Conversation.genesys_customer_id`).
+    genesys_customer_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,15 +220,18 @@ class SendState:
 
 @dataclass(frozen=True, slots=True)
 class ConversationFacts:
-    """What the outbound path needs of a conversation: its id and the customer's latest message time."""
+    """What the outbound path needs of a conversation: its id, the customer's latest message time and
+    their WhatsApp id now (where sends go)."""
 
     id: str
     last_customer_message_at: datetime | None
+    wa_id: str
 
 
 _UPSERT_CONVERSATION = """
-INSERT INTO conversations (id, tenant_id, wa_id, bsuid, customer_name, last_customer_message_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+INSERT INTO conversations (id, tenant_id, wa_id, genesys_customer_id, bsuid, customer_name, last_customer_message_at,
+                           created_at, updated_at)
+VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7)
 ON CONFLICT (tenant_id, wa_id) DO UPDATE SET
     bsuid = COALESCE(excluded.bsuid, conversations.bsuid),
     customer_name = COALESCE(excluded.customer_name, conversations.customer_name),
@@ -224,7 +242,7 @@ ON CONFLICT (tenant_id, wa_id) DO UPDATE SET
         ELSE conversations.last_customer_message_at
     END,
     updated_at = excluded.updated_at
-RETURNING id, customer_name
+RETURNING id, customer_name, genesys_customer_id
 """
 
 _INSERT_MESSAGE = """
@@ -260,7 +278,8 @@ UPDATE messages SET status = 'sent', wamid = $3, details = $4, updated_at = $5 W
 """
 
 _CONVERSATION_FACTS = """
-SELECT id, last_customer_message_at FROM conversations WHERE tenant_id = $1 AND wa_id = $2
+SELECT id, last_customer_message_at, wa_id FROM conversations WHERE tenant_id = $1 AND genesys_customer_id = $2
+ORDER BY updated_at DESC LIMIT 1
 """
 
 
@@ -311,7 +330,7 @@ async def track_customer_message(
                 raise _AlreadyTracked  # leave the conversation as it was
     except _AlreadyTracked:
         return None
-    return TrackedCustomerMessage(message_id, conversation[0], conversation[1])
+    return TrackedCustomerMessage(message_id, conversation[0], conversation[1], conversation[2])
 
 
 async def send_state(database: Database, *, tenant_id: str, message_id: str) -> SendState | None:
@@ -355,11 +374,14 @@ async def mark_sent_to_whatsapp(
         )
 
 
-async def conversation_facts(database: Database, *, tenant_id: str, wa_id: str) -> ConversationFacts | None:
-    """The conversation of a customer, if any: one statement, no transaction."""
+async def conversation_facts(
+    database: Database, *, tenant_id: str, genesys_customer_id: str
+) -> ConversationFacts | None:
+    """The conversation Genesys addresses as `genesys_customer_id`, if any (as
+    `find_conversation_of_genesys_customer`): one statement, no transaction."""
     async with database.sql() as sql:
-        row = await sql.fetchrow(_CONVERSATION_FACTS, tenant_id, wa_id)
-    return None if row is None else ConversationFacts(row[0], as_datetime(row[1]))
+        row = await sql.fetchrow(_CONVERSATION_FACTS, tenant_id, genesys_customer_id)
+    return None if row is None else ConversationFacts(row[0], as_datetime(row[1]), str(row[2]))
 
 
 async def insert_agent_message(

@@ -22,6 +22,7 @@ from xypr.whatsapp.models import (
     WaProfile,
     WaReaction,
     WaReferral,
+    customer_id_type,
 )
 
 __all__ = [
@@ -89,8 +90,8 @@ class InboundFacts:
     media_problem: str | None = None
     # The customer's stored name, for webhooks without a `contacts` block (system messages).
     customer_name: str | None = None
-    # The id Genesys knows the customer by, when not the message's sender: an identity change is told
-    # to the agent under the id the conversation had until then.
+    # The id Genesys knows the customer by (`Conversation.genesys_customer_id`), when not the message's
+    # sender: Genesys threads on it, so a customer who changed number or BSUID stays in their conversation.
     customer_id: str | None = None
 
 
@@ -111,13 +112,13 @@ def genesys_time(unix_seconds: str | float) -> str:
 def customer_party(
     message: WaInboundMessage, contact: WaContact | None, customer_id: str | None = None
 ) -> dict[str, Any]:
-    """`channel.from` for a customer: the phone number when known, else the BSUID as an opaque id
-    (`customer_id`, when given, is the id to use: a BSUID has a `.`, a phone number none)."""
+    """`channel.from` for a customer: `customer_id`, the id Genesys knows the customer by, when given;
+    else the message's sender (the phone number when known, else the BSUID). A phone number is told as
+    `Phone`, a BSUID as `Opaque`."""
     key = customer_id or message.customer_key
     if key is None:
         raise ValueError("message has neither `from` nor `from_user_id`")
-    phone = "." not in key if customer_id else bool(message.from_)
-    party: dict[str, Any] = {"id": key, "idType": "Phone" if phone else "Opaque"}
+    party: dict[str, Any] = {"id": key, "idType": customer_id_type(key)}
     name = contact.profile.name if contact and contact.profile else None
     username = contact.profile.username if contact and contact.profile else None
     if name:

@@ -24,6 +24,7 @@ from xypr.genesys.content import (
 )
 from xypr.genesys.models import GenesysOutbound
 from xypr.whatsapp.mediatypes import media_kind, mime_of
+from xypr.whatsapp.models import is_bsuid
 
 __all__ = [
     "BUTTONS_MAX",
@@ -132,7 +133,7 @@ class TemplateButtonParameter:
 
 def recipient(to: str, id_type: str | None) -> dict[str, str]:
     """How a send addresses the customer: a BSUID with `recipient`, a phone number with `to`."""
-    if id_type == "Opaque" or "." in to:
+    if id_type == "Opaque" or is_bsuid(to):
         return {"recipient": to}
     return {"to": to}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +42,9 @@ __all__ = [
     "WebhookEntry",
     "WebhookPayload",
     "WebhookValue",
+    "customer_id_type",
     "customer_of",
+    "is_bsuid",
 ]
 
 
@@ -381,3 +383,14 @@ class WebhookPayload(_Wire):
 
     object: str
     entry: list[WebhookEntry] = Field(default_factory=list)
+
+
+def is_bsuid(customer_id: str) -> bool:
+    """Whether a customer id is a BSUID (`US.13491208655302741918`: country, dot, digits) rather than a
+    phone number (`wa_id`, digits only): the one rule every path uses to tell the two apart."""
+    return "." in customer_id
+
+
+def customer_id_type(customer_id: str) -> Literal["Phone", "Opaque"]:
+    """The Open Messaging `idType` of a customer id: `Phone` for a phone number, `Opaque` for a BSUID."""
+    return "Opaque" if is_bsuid(customer_id) else "Phone"

@@ -26,6 +26,7 @@ from xypr.state.models import Conversation, Message
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import recipient
+from xypr.whatsapp.models import customer_id_type
 
 __all__ = ["AGENTLESS_PATH", "queue_whatsapp", "send_through_genesys", "store_attachment"]
 
@@ -47,7 +48,8 @@ async def send_through_genesys(
         raise Conflict(f"tenant {tenant.id} is {tenant.status}: nothing is sent for it")
     body: dict[str, Any] = {
         "fromAddress": tenant.genesys_integration_id,
-        "toAddress": conversation.wa_id,
+        # The address of the customer's Genesys conversation: the id Genesys knows them by.
+        "toAddress": conversation.genesys_customer_id,
         "toAddressMessengerType": "open",
         "useExistingActiveConversation": True,
         "textBody": text,
@@ -125,14 +127,15 @@ async def queue_whatsapp(
         kind="message",
         bodies=[send],
         message_id=message_id,
-        customer_id=conversation.wa_id,
-        customer_id_type="Opaque" if "." in conversation.wa_id else "Phone",
+        customer_id=conversation.genesys_customer_id,
+        customer_id_type=customer_id_type(conversation.genesys_customer_id),
         accepted_at=time.time(),
         correlation_id=correlation_id,
         media=media or [],
     )
     try:
-        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.wa_id)])
+        # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
+        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
     except BrokerUnavailable as exc:
         async with runtime.database.session() as session:
             failed = await session.get(Message, message_id)

@@ -37,7 +37,7 @@ from xypr.transform.inbound import (
     to_genesys_inbound,
 )
 from xypr.whatsapp.media import MediaUnavailable
-from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of
+from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of, is_bsuid
 
 __all__ = ["handle_message", "parse_message", "quick_replies_of"]
 
@@ -72,9 +72,9 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
     known = await _track(runtime, tenant, message, contact, customer)
     if known is None:
         return "duplicate"
-    customer_name, conversation_id, row_id, referenced = known
+    customer_name, conversation_id, row_id, referenced, told_as = known
 
-    facts = InboundFacts(referenced=referenced, customer_name=customer_name, customer_id=known_as)
+    facts = InboundFacts(referenced=referenced, customer_name=customer_name, customer_id=told_as)
     media_id: str | None = None
     if message.media is not None:
         media_id = message.media.id
@@ -84,7 +84,7 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
             media=stored,
             media_problem=problem,
             customer_name=customer_name,
-            customer_id=known_as,
+            customer_id=told_as,
         )
     inbound = to_genesys_inbound(message, contact, facts)
 
@@ -134,9 +134,9 @@ async def _publish(
 
 async def _track(
     runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage, contact: WaContact | None, customer: str
-) -> tuple[str | None, str, str, ReferencedMessage | None] | None:
-    """Track the message once: (customer name, conversation id, message row id, quoted message), or None
-    when it already reached Genesys."""
+) -> tuple[str | None, str, str, ReferencedMessage | None, str] | None:
+    """Track the message once: (customer name, conversation id, message row id, quoted message, the id
+    Genesys knows the customer by), or None when it already reached Genesys."""
     wrote_at = _wrote_at(message)
     name = contact.profile.name if contact and contact.profile else None
     summary = message_summary(message)
@@ -162,7 +162,13 @@ async def _track(
         if wamid_referenced:
             async with runtime.database.session() as session:
                 referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return tracked.customer_name, tracked.conversation_id, tracked.message_id, referenced
+        return (
+            tracked.customer_name,
+            tracked.conversation_id,
+            tracked.message_id,
+            referenced,
+            tracked.genesys_customer_id,
+        )
     async with runtime.database.session() as session:
         existing = await _inbound_row(session, tenant.id, message.id)
         if existing is not None and existing.status in SETTLED:
@@ -192,14 +198,14 @@ async def _track(
                 )
             ).message
         referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return conversation.customer_name, conversation.id, row.id, referenced
+        return conversation.customer_name, conversation.id, row.id, referenced, conversation.genesys_customer_id
 
 
 async def _track_identity_change(
     runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage
 ) -> tuple[str | None, str, str, str] | None:
     """Track a phone number or BSUID change once, in the customer's existing conversation, and move that
-    conversation to the new ids: (customer name, conversation id, message row id, the id the agent knew
+    conversation to the new ids: (customer name, conversation id, message row id, the id Genesys knows
     the customer by), or None when it already reached Genesys."""
     before, after = message.previous_ids, message.new_ids
     if not before and not after:
@@ -227,8 +233,9 @@ async def _track_identity_change(
                     session, conversation=conversation, wamid=message.id, kind="system", text=message_summary(message)
                 )
             ).message
-        # Told to the agent under the id the conversation had until now: kept on the row for redeliveries.
-        told_as = str((row.details or {}).get("customer_id") or conversation.wa_id)
+        # Told to Genesys under the id it knows the customer by (it threads on it): kept on the row for
+        # redeliveries.
+        told_as = str((row.details or {}).get("customer_id") or conversation.genesys_customer_id)
         row.details = {**(row.details or {}), "customer_id": told_as}
         await _follow_identity(session, conversation, message)
         return conversation.customer_name, conversation.id, row.id, told_as
@@ -372,6 +379,7 @@ async def _follow_identity(session: AsyncSession, conversation: Conversation, me
     system = message.system
     if system is None:
         return
+    # Only the WhatsApp side moves: Genesys keeps knowing the customer by `genesys_customer_id`.
     new_key: str | None = None
     if system.type == "user_changed_number":
         new_key = system.wa_id or system.user_id
@@ -392,10 +400,9 @@ async def _follow_identity(session: AsyncSession, conversation: Conversation, me
 
 
 def _is_bsuid_key(conversation: Conversation, message: WaInboundMessage) -> bool:
-    """Whether the conversation is keyed by the customer's (old) BSUID rather than a phone number
-    (a BSUID is `CC.<digits>`; a phone number has no dot)."""
+    """Whether the conversation is keyed by the customer's (old) BSUID rather than a phone number."""
     previous = message.system.previous_user_id if message.system else None
-    return "." in conversation.wa_id or conversation.wa_id == previous
+    return is_bsuid(conversation.wa_id) or conversation.wa_id == previous
 
 
 async def _copy_media(

@@ -17,7 +17,7 @@ from xypr.auth.principal import CurrentPrincipal
 from xypr.core.apimodel import ApiModel, integral
 from xypr.services.openapi import error_responses
 from xypr.transform.inbound import InboundFacts, StoredMedia, to_genesys_inbound
-from xypr.whatsapp.models import WaContact, WaInboundMessage, WaProfile
+from xypr.whatsapp.models import WaContact, WaInboundMessage, WaProfile, is_bsuid
 
 __all__ = ["InboundContent", "InboundTransform", "InboundTransformRequest", "router"]
 
@@ -154,7 +154,7 @@ def _whatsapp_message(request: InboundTransformRequest) -> tuple[WaInboundMessag
     """The guide's simplified message as the WhatsApp webhook item it stands for (and its media, if given)."""
     content = request.content if isinstance(request.content, InboundContent) else InboundContent(text=request.content)
     # `from` is the phone number; a BSUID (it has a dot, `US.…`) goes in `from_user_id`, as Meta sends it.
-    sender = {"from_user_id": request.from_} if "." in request.from_ else {"from": request.from_}
+    sender = {"from_user_id": request.from_} if is_bsuid(request.from_) else {"from": request.from_}
     item: dict[str, Any] = {"id": request.message_id, "timestamp": str(request.timestamp), "type": request.type}
     item.update(sender)
     stored = None

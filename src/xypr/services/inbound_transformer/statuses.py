@@ -32,7 +32,7 @@ from xypr.transform.inbound import genesys_time
 from xypr.transform.receipts import failed_receipt, receipt
 from xypr.whatsapp.callback import PART_TTL_SECONDS, parse_part_marker, part_key
 from xypr.whatsapp.errors import describe, receipt_reason
-from xypr.whatsapp.models import WaStatus
+from xypr.whatsapp.models import WaStatus, customer_id_type
 
 __all__ = ["META_STATUSES", "handle_status", "part_progress", "receipt_for"]
 
@@ -184,8 +184,10 @@ async def _apply(
                 return "recorded"
             if conversation is None and message.conversation_id:
                 conversation = await session.get(Conversation, message.conversation_id)
-            customer_id = conversation.wa_id if conversation is not None else next(iter(recipients), None)
-            if customer_id is None:
+            # Addressed as Genesys knows the customer; ordered with the conversation's WhatsApp traffic.
+            customer_id = conversation.genesys_customer_id if conversation is not None else next(iter(recipients), None)
+            order_by = conversation.wa_id if conversation is not None else customer_id
+            if customer_id is None or order_by is None:
                 log.warning("whatsapp.status.no_recipient", tenant_id=tenant.id, wamid=status.id)
                 return "recorded"
             body = receipt_for(
@@ -193,7 +195,7 @@ async def _apply(
                 status=status,
                 genesys_message_id=message.genesys_message_id,
                 customer_id=customer_id,
-                customer_id_type="Phone" if customer_id.isdigit() else "Opaque",
+                customer_id_type=customer_id_type(customer_id),
                 now_time=genesys_time(time.time()),
             )
             if body is None:  # cannot happen: a step with a receipt always has a body
@@ -210,7 +212,7 @@ async def _apply(
             # Published before the commit: if the commit fails the status is not recorded and comes again.
             await runtime.broker.publish(
                 SEND_GENESYS,
-                [request.to_outgoing(customer=customer_id)],
+                [request.to_outgoing(customer=order_by)],
             )
             log.info(
                 "whatsapp.status.receipt",

@@ -41,6 +41,7 @@ from xypr.transform.outbound import (
     template_send,
     typing_indicator,
 )
+from xypr.whatsapp.models import customer_id_type
 
 __all__ = [
     "TEMPLATE_LANGUAGE_SETTING",
@@ -412,13 +413,14 @@ async def send_template(
         kind="message",
         bodies=[send],
         message_id=message_id,
-        customer_id=conversation.wa_id,
-        customer_id_type="Opaque" if "." in conversation.wa_id else "Phone",
+        customer_id=conversation.genesys_customer_id,
+        customer_id_type=customer_id_type(conversation.genesys_customer_id),
         accepted_at=time.time(),
         correlation_id=cid,
     )
     try:
-        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.wa_id)])
+        # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
+        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
     except BrokerUnavailable as exc:
         async with runtime.database.session() as session:
             row = await session.get(Message, message_id)

@@ -21,7 +21,7 @@ from xypr.state.service import (
     SETTLED,
     ConversationFacts,
     conversation_facts,
-    find_conversation,
+    find_conversation_of_genesys_customer,
     get_message,
     insert_agent_message,
     latest_inbound_wamid,
@@ -40,6 +40,7 @@ from xypr.transform.outbound import (
     typing_indicator,
 )
 from xypr.whatsapp.mediatypes import media_kind, mime_of
+from xypr.whatsapp.models import customer_id_type
 
 __all__ = ["CUSTOMER_SERVICE_WINDOW", "MARK_READ_SETTING", "OutboundTransformer", "window_open"]
 
@@ -85,26 +86,31 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         return await self._message(tenant, message, event)
 
     async def _message(self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent) -> str:
+        # `to.id` is the id Genesys knows the customer by; the send goes to their WhatsApp id now, which
+        # differs once they changed number or BSUID.
         customer = message.channel.to.id
-        id_type = message.channel.to.id_type or ("Opaque" if "." in customer else "Phone")
+        id_type = message.channel.to.id_type or customer_id_type(customer)
+        conversation = await conversation_facts(
+            self.runtime.database, tenant_id=tenant.id, genesys_customer_id=customer
+        )
+        send_to = conversation.wa_id if conversation is not None else customer
         plan: OutboundPlan | None = None
         problem: tuple[str, str] | None = None
         try:
-            plan = plan_outbound(message, to=customer, id_type=id_type)
+            plan = plan_outbound(message, to=send_to, id_type=customer_id_type(send_to))
         except UnsupportedOutbound as exc:
             problem = (exc.reason, str(exc))
         template = plan.is_template if plan is not None else is_template_message(message)
         kind = "template" if template else message.type.lower()
         if plan is not None and plan.attachment is not None:
             kind = plan.attachment.whatsapp_type
-        conversation = await conversation_facts(self.runtime.database, tenant_id=tenant.id, wa_id=customer)
         if problem is None and not template and not window_open(conversation, datetime.now(UTC)):
             problem = ("MessageExpired", _WINDOW_CLOSED)
         # The inbound path maps a customer's button_reply / list_reply id back to its payload.
         details = None
         if problem is None and plan is not None and plan.quick_replies:
             details = {"quick_replies": [choice.as_dict() for choice in plan.quick_replies]}
-        row_id = await self._track(tenant, message, customer, kind, conversation, details)
+        row_id = await self._track(tenant, message, kind, conversation, details)
         if row_id is None:
             return "duplicate"
         if problem is not None or plan is None:
@@ -137,7 +143,6 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         self,
         tenant: TenantRuntime,
         message: GenesysOutbound,
-        customer: str,
         kind: str,
         conversation: ConversationFacts | None,
         details: dict[str, Any] | None,
@@ -160,7 +165,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
                 session,
                 tenant_id=tenant.id,
                 genesys_message_id=message.id,
-                customer_id=customer,
+                conversation_id=conversation.id if conversation else None,
                 kind=kind,
                 text=message.text,
             )
@@ -209,7 +214,9 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         if await self.runtime.cache.get(dedupe) is not None:
             return "duplicate"
         async with self.runtime.database.session() as session:
-            conversation = await find_conversation(session, tenant_id=tenant.id, wa_id=customer)
+            conversation = await find_conversation_of_genesys_customer(
+                session, tenant_id=tenant.id, genesys_customer_id=customer
+            )
             wamid = (
                 await latest_inbound_wamid(
                     session,
@@ -229,7 +236,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             kind="typing" if kind == "typing" else "mark_read",
             bodies=[body],
             customer_id=customer,
-            customer_id_type=message.channel.to.id_type or ("Opaque" if "." in customer else "Phone"),
+            customer_id_type=message.channel.to.id_type or customer_id_type(customer),
             accepted_at=event.accepted_at,
             correlation_id=event.correlation_id,
         )
@@ -251,11 +258,14 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             return
         text = f"the message could not be prepared for WhatsApp after retries: {error}"[:1000]
         async with self.runtime.database.session() as session:
+            conversation = await find_conversation_of_genesys_customer(
+                session, tenant_id=tenant.id, genesys_customer_id=message.channel.to.id
+            )
             record = await record_outbound(
                 session,
                 tenant_id=tenant.id,
                 genesys_message_id=message.id,
-                customer_id=message.channel.to.id,
+                conversation_id=conversation.id if conversation else None,
                 kind=message.type.lower(),
                 text=message.text,
             )
@@ -284,7 +294,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             tenant_id=tenant.id,
             genesys_message_id=message.id,
             customer_id=customer,
-            customer_id_type=message.channel.to.id_type or ("Opaque" if "." in customer else "Phone"),
+            customer_id_type=message.channel.to.id_type or customer_id_type(customer),
             reason=reason,
             message=text,
             correlation_id=event.correlation_id,

@@ -46,6 +46,7 @@ from xypr.state.context import forget_context, get_context, put_context
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
+    find_conversation,
     record_inbound,
     record_outbound,
     upsert_conversation,
@@ -125,6 +126,7 @@ def _mapping(conversation: Conversation) -> MappingView:
         conversation_id=conversation.id,
         wa_id=conversation.wa_id,
         bsuid=conversation.bsuid,
+        genesys_customer_id=conversation.genesys_customer_id,
         customer_name=conversation.customer_name,
         genesys_conversation_id=conversation.genesys_conversation_id,
         last_customer_message_at=last,
@@ -311,6 +313,7 @@ async def track_message(
     try:
         async with runtime.database.session() as session:
             wa_id = body.wa_id
+            known: Conversation | None = None
             if wa_id is None:
                 assert body.conversation_id is not None
                 known = await _by_conversation(session, tenant_id, body.conversation_id)
@@ -326,11 +329,13 @@ async def track_message(
                 message, created = record.message, record.created
             else:
                 assert body.genesys_message_id is not None
+                if known is None:
+                    known = await find_conversation(session, tenant_id=tenant_id, wa_id=wa_id)
                 outbound = await record_outbound(
                     session,
                     tenant_id=tenant_id,
                     genesys_message_id=body.genesys_message_id,
-                    customer_id=wa_id,
+                    conversation_id=known.id if known else None,
                     kind=body.kind,
                     text=body.text,
                 )

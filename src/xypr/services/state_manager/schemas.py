@@ -102,6 +102,7 @@ class MappingView(_Wire):
                     "conversationId": "4b1e2c8f-0e49-4c0c-9a55-31b1f83a7d20",
                     "waId": "16505551234",
                     "bsuid": None,
+                    "genesysCustomerId": "16505551234",
                     "customerName": "Sheena Nelson",
                     "genesysConversationId": "a8f3c2a4-3c1b-4c4e-8a0e-2b1f0e7d9c11",
                     "lastCustomerMessageAt": "2026-11-22T09:58:10Z",
@@ -114,8 +115,12 @@ class MappingView(_Wire):
     )
 
     conversation_id: str
-    wa_id: str
+    wa_id: str = Field(description="The customer's WhatsApp id now (phone digits) or BSUID: where sends go")
     bsuid: str | None
+    genesys_customer_id: str = Field(
+        description="The id Genesys knows the customer by (`channel.from.id`): the first one they wrote from, "
+        "kept when they change number or BSUID"
+    )
     customer_name: str | None
     genesys_conversation_id: str | None
     last_customer_message_at: datetime | None
