@@ -24,6 +24,7 @@ __all__ = [
     "FetchedAttachment",
     "MediaKind",
     "Resolve",
+    "accepted_media",
     "address_refusal",
     "fetch_attachment",
     "media_kind",
@@ -99,6 +100,11 @@ def mime_of(mime: str | None, filename: str | None) -> str | None:
     if filename and "." in filename:
         return _EXTENSIONS.get(filename.rsplit(".", 1)[1].lower())
     return None
+
+
+def accepted_media() -> dict[str, MediaKind]:
+    """Every MIME type WhatsApp takes from an agent, with how it sends it (for documentation and forms)."""
+    return dict(_KINDS)
 
 
 def media_kind(mime: str | None) -> MediaKind | None:
