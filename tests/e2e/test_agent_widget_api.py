@@ -114,8 +114,19 @@ async def test_sends_travel_through_genesys_or_straight_to_whatsapp(bridge: Brid
     assert menu["action"]["button"] == "Sizes"
     assert [row["title"] for row in menu["action"]["sections"][0]["rows"]] == ["S", "M"]
     assert menu["body"]["text"] == "Pick a size"
+    # Each shape's limits are its schema's: 3 reply buttons of 20 characters, 10 rows of 24.
     too_many = {"kind": "buttons", "text": "x", "options": ["a", "b", "c", "d"]}
-    assert (await bridge.client.post(base + "/interactive", json=too_many, headers=agent)).status_code == 400
+    refused = await bridge.client.post(base + "/interactive", json=too_many, headers=agent)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["field"] == "buttons.options"
+    long_title = {"kind": "buttons", "text": "x", "options": ["Twenty-one characters"]}
+    assert (await bridge.client.post(base + "/interactive", json=long_title, headers=agent)).status_code == 400
+    long_row = {**long_title, "kind": "list"}
+    assert (await bridge.client.post(base + "/interactive", json=long_row, headers=agent)).status_code == 202
+    eleven = {"kind": "list", "text": "x", "options": [str(n) for n in range(11)]}
+    assert (await bridge.client.post(base + "/interactive", json=eleven, headers=agent)).status_code == 400
+    a_list_button = {"kind": "buttons", "text": "x", "options": ["a"], "listButton": "Sizes"}  # a list's only
+    assert (await bridge.client.post(base + "/interactive", json=a_list_button, headers=agent)).status_code == 400
 
     # A reaction and a quoted reply go straight to WhatsApp, on the customer's message.
     async with bridge.runtime.database.session() as session:
@@ -138,7 +149,7 @@ async def test_sends_travel_through_genesys_or_straight_to_whatsapp(bridge: Brid
     refused = await bridge.client.post(
         base + "/media", files={"file": ("a.gif", b"GIF89a", "image/gif")}, headers=agent
     )
-    assert refused.status_code == 400
+    assert refused.status_code == 415
     assert "does not accept image/gif" in refused.json()["error"]["message"]
     png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
     accepted = await bridge.client.post(
@@ -175,8 +186,16 @@ async def test_free_text_waits_for_the_window_templates_do_not(bridge: Bridge) -
         base + "/templates", json={"template": "order_update|es", "values": {"body.1": "Ana"}}, headers=agent
     )
     assert missing.status_code == 400
-    unknown = await bridge.client.post(base + "/templates", json={"template": "new_feature|en_US"}, headers=agent)
-    assert unknown.status_code == 400
+    pending = await bridge.client.post(base + "/templates", json={"template": "new_feature|en_US"}, headers=agent)
+    assert pending.status_code == 409
+    assert pending.json()["error"] == {
+        "code": "conflict",
+        "message": "template: new_feature|en_US is pending; only approved templates can be sent",
+        "field": "template",
+    }
+    unknown = await bridge.client.post(base + "/templates", json={"template": "no_such_one|en_US"}, headers=agent)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["field"] == "template"
     values = {"body.1": "Ana", "body.2": "A-7", "body.3": "lunes"}
     sent = await bridge.client.post(
         base + "/templates", json={"template": "order_update|es", "values": values}, headers=agent

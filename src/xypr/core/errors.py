@@ -14,6 +14,7 @@ __all__ = [
     "TooManyRequests",
     "TransientError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "XyprError",
 ]
 
@@ -67,6 +68,11 @@ class Conflict(XyprError):
 class PayloadTooLarge(XyprError):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(XyprError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class TooManyRequests(XyprError):

@@ -53,6 +53,7 @@ _DESCRIPTIONS = {
     404: "Not found in the caller's tenant (other tenants' data is never visible)",
     409: "Conflicts with the current state (e.g. an identifier another tenant owns)",
     413: "Body too large",
+    415: "A media type the operation does not take",
     429: "Too many requests; retry after `Retry-After` seconds",
     502: "Genesys or Meta refused or failed (the message says what it answered)",
     503: "A dependency is unavailable; retry later",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["MediaKind", "media_kind", "mime_of"]
+__all__ = ["MediaKind", "accepted_media", "media_kind", "mime_of"]
 
 _MB: Final = 1024 * 1024
 
@@ -74,6 +74,11 @@ def mime_of(mime: str | None, filename: str | None) -> str | None:
     if filename and "." in filename:
         return _EXTENSIONS.get(filename.rsplit(".", 1)[1].lower())
     return None
+
+
+def accepted_media() -> dict[str, MediaKind]:
+    """Every MIME type WhatsApp takes from an agent, with how it sends it (for documentation and forms)."""
+    return dict(_KINDS)
 
 
 def media_kind(mime: str | None) -> MediaKind | None:

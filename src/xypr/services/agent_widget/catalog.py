@@ -71,6 +71,11 @@ class WabaTemplate:
         return f"{self.name}|{self.language}"
 
     @property
+    def approved(self) -> bool:
+        """Only an approved template can be sent (Meta refuses the others)."""
+        return self.status == "APPROVED"
+
+    @property
     def media_header(self) -> bool:
         """True when the header is an image, video or document chosen at send time."""
         return self.header_format in MEDIA_FORMATS
@@ -129,11 +134,12 @@ def _template(item: dict[str, Any]) -> WabaTemplate | None:
     )
 
 
-def parse_templates(answer: dict[str, Any]) -> list[WabaTemplate]:
-    """The approved templates of a `message_templates` answer, by name then language (pure)."""
+def parse_templates(answer: dict[str, Any], *, approved_only: bool = True) -> list[WabaTemplate]:
+    """The approved templates of a `message_templates` answer (every one: `approved_only=False`), by name
+    then language (pure)."""
     parsed = [t for t in (_template(i) for i in answer.get("data") or [] if isinstance(i, dict)) if t is not None]
-    approved = [t for t in parsed if t.status == "APPROVED"]
-    return sorted(approved, key=lambda t: (t.name, t.language))
+    kept = [t for t in parsed if t.approved or not approved_only]
+    return sorted(kept, key=lambda t: (t.name, t.language))
 
 
 def render(text: str | None, values: dict[str, str]) -> str:
@@ -146,13 +152,20 @@ def _cache_key(tenant: TenantRuntime) -> str:
 
 
 async def fetch_templates(
-    http: httpx.AsyncClient, cache: Cache, tenant: TenantRuntime, *, graph_url: str, api_version: str
+    http: httpx.AsyncClient,
+    cache: Cache,
+    tenant: TenantRuntime,
+    *,
+    graph_url: str,
+    api_version: str,
+    approved_only: bool = True,
 ) -> list[WabaTemplate]:
-    """The tenant's approved templates, from the cache or Meta (every page of the answer)."""
+    """The tenant's approved templates (every one: `approved_only=False`), from the cache or Meta (every
+    page of the answer)."""
     cached = await cache.get(_cache_key(tenant))
     if cached is not None:
         answer: dict[str, Any] = {"data": orjson.loads(cached)}
-        return parse_templates(answer)
+        return parse_templates(answer, approved_only=approved_only)
     url: str | None = f"{graph_url.rstrip('/')}/{api_version}/{tenant.wa_waba_id}/message_templates"
     params: dict[str, str] | None = {"limit": "100", "fields": "name,language,status,category,components"}
     items: list[Any] = []
@@ -171,4 +184,4 @@ async def fetch_templates(
         next_url = (page.get("paging") or {}).get("next")
         url, params = (next_url if isinstance(next_url, str) and next_url.startswith(graph_url) else None), None
     await cache.set(_cache_key(tenant), orjson.dumps(items), ttl=CATALOG_TTL_SECONDS)
-    return parse_templates({"data": items})
+    return parse_templates({"data": items}, approved_only=approved_only)

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -24,7 +24,15 @@ from sqlalchemy import func, or_, select
 
 from xypr.auth.principal import Principal, Role, require_roles
 from xypr.backends.db.base import as_utc, utcnow
-from xypr.core.errors import BadRequest, NotFound, XyprError
+from xypr.core.apimodel import ApiModel
+from xypr.core.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    XyprError,
+)
 from xypr.core.logging import get_logger
 from xypr.events import MediaUpload
 from xypr.runtime import Runtime
@@ -40,11 +48,19 @@ from xypr.services.agent_widget.page import (
 )
 from xypr.services.agent_widget.sends import queue_whatsapp, send_through_genesys, store_attachment
 from xypr.services.deps import RuntimeDep, correlation_id
-from xypr.services.openapi import error_responses, json_error_responses
+from xypr.services.openapi import ErrorBody, error_responses, json_error_responses, model_schema
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import CUSTOMER_SERVICE_WINDOW, window_open
 from xypr.tenants.service import TenantRuntime
-from xypr.whatsapp.mediatypes import media_kind
+from xypr.transform.outbound import (
+    BUTTON_TITLE_MAX,
+    BUTTONS_MAX,
+    INTERACTIVE_BODY_MAX,
+    LIST_BUTTON_MAX,
+    LIST_ROWS_MAX,
+    ROW_TITLE_MAX,
+)
+from xypr.whatsapp.mediatypes import accepted_media, media_kind
 
 __all__ = ["router"]
 
@@ -66,8 +82,72 @@ MEDIA_URL_SECONDS: Final = 3600
 # Template header media the agent uploads must stay fetchable while Meta sends the template.
 HEADER_MEDIA_URL_SECONDS: Final = 24 * 3600
 HEARTBEAT_SECONDS: Final = 15.0
+# Meta's template names (lowercase letters, digits, `_`, at most 512) and language codes (`en_US`, `es`, `pt_BR`).
+TEMPLATE_NAME_MAX: Final = 512
+TEMPLATE_KEY: Final = r"^[a-z0-9_]{1,512}\|[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$"
+# A placeholder's value: `header.<name>`, `body.<name>` (names as in `{{name}}`) or `button.<position>`.
+VALUE_KEY: Final = r"^((header|body)\.[A-Za-z0-9_]{1,128}|button\.[0-9]{1,2})$"
 REACTIONS: Final = ("👍", "❤️", "😂", "😮", "😢", "🙏")
 _NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+# -- what the API answers ------------------------------------------------------------------------------
+
+
+class GenesysSent(ApiModel):
+    """A message posted into the customer's Genesys conversation (the outbound path sends it to WhatsApp)."""
+
+    genesys_message_id: str = Field(description="Genesys's id of the message")
+
+
+class TemplateSent(GenesysSent):
+    """A template posted into the conversation, with the text the transcript shows."""
+
+    text: str
+
+
+class WhatsAppQueued(ApiModel):
+    """A message queued for WhatsApp directly (reactions, quoted replies, files)."""
+
+    message_id: str = Field(description="Xypr's id of the message (its status follows on the live stream)")
+
+
+class HeaderFile(ApiModel):
+    """A kept template header file: the URL Meta fetches it from (valid for 24 hours)."""
+
+    url: str
+    filename: str
+    mime_type: str
+
+
+class BubbleEvent(ApiModel):
+    """`event: bubble`: one message of the thread, new or changed (its status, a failure), ready to show."""
+
+    id: str = Field(description="Xypr's id of the message; a later event with the same id replaces it")
+    html: str = Field(description="The message as an HTML fragment of the widget")
+    direction: Literal["in", "out"] = Field(description="`in`: the customer's; `out`: the business's")
+    status: str | None = Field(description="Business messages: received, sent, delivered, read or failed")
+    failure: str | None = Field(description="Why a business message failed, for the agent")
+
+
+class WindowEvent(ApiModel):
+    """`event: window`: the 24-hour customer service window, sent first and whenever it opens or closes."""
+
+    open: bool
+    closes_at: datetime | None = Field(description="When the window closes (null: the customer never wrote)")
+    seconds_left: int = Field(ge=0)
+    never: bool = Field(description="True when the customer has never written (only templates can be sent)")
+
+
+_CONVERSATION_NOT_FOUND: Final = {
+    "model": ErrorBody,
+    "description": "Conversation not found: no conversation of the caller's tenant has this id",
+}
+_WINDOW_OR_TENANT: Final = {
+    "model": ErrorBody,
+    "description": "`window_closed`: the 24-hour window is closed (only a template can be sent); "
+    "`conflict`: the tenant is not active",
+}
 
 
 # -- the page ------------------------------------------------------------------------------------------
@@ -270,8 +350,38 @@ async def _fingerprint(runtime: Runtime, conversation: Conversation) -> tuple[An
     return (messages[0], messages[1], window)
 
 
-def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def _sse(event: str, data: ApiModel) -> bytes:
+    """One event: its name and its data, one JSON object of the model the API document names for it."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data.model_dump(mode="json")) + b"\n\n"
+
+
+def _event(name: str, data: type[ApiModel]) -> dict[str, Any]:
+    """The schema of one server-sent event: its name and its `data`, a JSON text of `data`'s schema."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": model_schema(data)},
+        },
+    }
+
+
+_EVENTS_DESCRIPTION: Final = f"""Server-sent events (`text/event-stream`): the widget's live view of the conversation.
+
+The stream starts with `retry: 2000` (the reconnection delay in milliseconds), then sends the thread (its
+latest {HISTORY_LIMIT} messages) and the window, then each change as it happens (looked for every
+`WIDGET_POLL_SECONDS`). Each event is an `event:` line naming it and one `data:` line holding one JSON object:
+
+- `bubble`: a message, new or changed (its status, a failure); data: `BubbleEvent`
+  (`#/components/schemas/BubbleEvent`). A later `bubble` with the same `id` replaces the earlier one.
+- `window`: the 24-hour window, first and whenever it opens or closes; data: `WindowEvent`
+  (`#/components/schemas/WindowEvent`).
+
+A comment line (`: keep-alive`) follows {HEARTBEAT_SECONDS:g} seconds without an event. The stream has no end
+of its own: it runs until the client closes the connection (the widget does on the SDK's `stop`, or when
+the agent leaves); a client reconnecting is sent the thread and the window again. Errors (401, 403, 404
+"Conversation not found") are answered before the stream starts, as JSON."""
 
 
 class EventStream(StreamingResponse):
@@ -284,13 +394,28 @@ class EventStream(StreamingResponse):
     "/widget/api/conversations/{conversationId}/events",
     summary="Widget live updates (SSE)",
     response_class=EventStream,
-    responses=json_error_responses(400, 403, 404),
+    description=_EVENTS_DESCRIPTION,
+    responses={
+        200: {
+            "description": "The event stream (see the operation's description)",
+            "content": {
+                # Each event (Open API 3.1 has no `itemSchema`: `schema` describes one event, as 3.2's does).
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "oneOf": [_event("bubble", BubbleEvent), _event("window", WindowEvent)],
+                    }
+                },
+            },
+        },
+        **json_error_responses(400, 403, 404),
+    },
 )
 async def conversation_events(
     conversation_id: ConversationIdPath, request: Request, runtime: RuntimeDep, principal: Reader, lang: Lang = "en"
 ) -> Response:
     """Server-sent events: `bubble` (a message's HTML, new or changed) and `window` (its state), until the
-    widget closes the connection (on the SDK's `stop`) or the agent leaves."""
+    widget closes the connection (on the SDK's `stop`) or the agent leaves (the document says more)."""
     conversation = await _conversation(runtime, principal, conversation_id)
     labels = labels_for(lang)
     can_send = _can_send(principal)
@@ -317,8 +442,8 @@ async def conversation_events(
                         shown[bubble.id] = html
                         yield _sse(
                             "bubble",
-                            {"id": bubble.id, "html": html, "direction": bubble.direction,
-                             "status": bubble.status, "failure": bubble.failure},
+                            BubbleEvent(id=bubble.id, html=html, direction=bubble.direction,  # type: ignore[arg-type]
+                                        status=bubble.status, failure=bubble.failure),
                         )  # fmt: skip
                 state = _window(fresh)
                 if window_state is None or (state["open"], state["closesAt"]) != (
@@ -326,7 +451,7 @@ async def conversation_events(
                     window_state["closesAt"],
                 ):
                     window_state = state
-                    yield _sse("window", state)
+                    yield _sse("window", WindowEvent.model_validate(state))
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()
@@ -340,22 +465,29 @@ async def conversation_events(
 # -- templates -----------------------------------------------------------------------------------------
 
 
-async def _templates(runtime: Runtime, tenant: TenantRuntime) -> list[WabaTemplate]:
+async def _templates(runtime: Runtime, tenant: TenantRuntime, *, approved_only: bool = True) -> list[WabaTemplate]:
     settings = runtime.settings
     return await fetch_templates(
-        runtime.http, runtime.cache, tenant, graph_url=settings.meta_graph_url, api_version=settings.meta_api_version
+        runtime.http,
+        runtime.cache,
+        tenant,
+        graph_url=settings.meta_graph_url,
+        api_version=settings.meta_api_version,
+        approved_only=approved_only,
     )
 
 
 @router.get(
     "/widget/api/conversations/{conversationId}/templates",
     response_class=HTMLResponse,
-    responses=json_error_responses(400, 403, 404),
+    summary="Widget template picker",
+    responses=json_error_responses(400, 403, 404, 503),
 )
 async def template_picker(
     conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Sender, lang: Lang = "en"
 ) -> HTMLResponse:
-    """The approved templates: a picker by name and language, the inputs of each, a live preview."""
+    """The WhatsApp account's approved templates, as an HTML fragment: a picker by name and language, the
+    inputs of each, a live preview (503 when Meta cannot be asked)."""
     conversation = await _conversation(runtime, principal, conversation_id)
     templates = await _templates(runtime, await _tenant(runtime, conversation))
     html = _render("_templates.html", templates=templates, labels=labels_for(lang))
@@ -367,9 +499,28 @@ class TemplateSend(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field(min_length=3, max_length=600, description="name|language, as the picker offers it")
-    values: dict[str, Annotated[str, Field(max_length=1024)]] = Field(default_factory=dict, max_length=100)
-    header_media_url: str | None = Field(default=None, alias="headerMediaUrl", max_length=2000)
+    template: str = Field(
+        max_length=TEMPLATE_NAME_MAX + 1 + 12,  # the longest the pattern takes: `name|xxx_yyyyyyyy`
+        pattern=TEMPLATE_KEY,
+        description="`name|language` as the picker offers it: Meta's template name (lowercase letters, digits, "
+        "`_`) and its language code (`en_US`, `es`)",
+    )
+    values: dict[Annotated[str, Field(pattern=VALUE_KEY)], Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Each placeholder's value: `header.<name>` and `body.<name>` (`{{1}}` is `body.1`), "
+        "`button.<position>` for a URL button's suffix. Every placeholder of the template needs a non-blank "
+        "value (400 names the one missing); values of names the template does not have are ignored.",
+        json_schema_extra={"additionalProperties": False},  # a key of another form is refused
+    )
+    header_media_url: str | None = Field(
+        default=None,
+        alias="headerMediaUrl",
+        max_length=2000,
+        description="For a template with an image, video or document header (else ignored): an https URL, "
+        "without credentials, of a file of the header's type (image/jpeg or image/png, video/mp4 or "
+        "video/3gpp, a document), e.g. the `url` of POST …/uploads",
+    )
     header_media_filename: str | None = Field(default=None, alias="headerMediaFilename", max_length=240)
 
 
@@ -451,7 +602,25 @@ def notification_content(template: WabaTemplate, body: TemplateSend, *, namespac
 @router.post(
     "/widget/api/conversations/{conversationId}/templates",
     summary="Send a template from the widget",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=202,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={
+            202: {"model": TemplateSent, "description": "Sent through Genesys"},
+            404: {
+                "model": ErrorBody,
+                "description": "Conversation not found, or the WhatsApp account has no "
+                "template of this name and language",
+            },
+            409: {
+                "model": ErrorBody,
+                "description": "The template is not approved (pending, rejected, paused, "
+                "disabled: Meta sends approved templates only), or the tenant is not active",
+            },
+        },
+    ),
 )
 async def send_template(
     conversation_id: ConversationIdPath, body: TemplateSend, runtime: RuntimeDep, principal: Sender
@@ -460,10 +629,16 @@ async def send_template(
     to WhatsApp as the template. Templates may go outside the 24-hour window."""
     conversation = await _conversation(runtime, principal, conversation_id)
     tenant = await _tenant(runtime, conversation)
-    templates = {t.key: t for t in await _templates(runtime, tenant)}
+    templates = {t.key: t for t in await _templates(runtime, tenant, approved_only=False)}
     template = templates.get(body.template)
     if template is None:
-        raise BadRequest("template: not an approved template of this WhatsApp account", field="template")
+        raise NotFound(f"template: this WhatsApp account has no template {body.template}", field="template")
+    if not template.approved:
+        raise Conflict(
+            f"template: {body.template} is {template.status.lower() or 'not approved'}; only approved templates "
+            "can be sent",
+            field="template",
+        )
     text, content = notification_content(template, body, namespace=tenant.wa_waba_id)
     genesys_id = await send_through_genesys(runtime, tenant, conversation, text=text, content=[content])
     log.info("widget.template_sent", tenant_id=tenant.id, template=template.name, user_id=principal.user_id)
@@ -482,15 +657,39 @@ class TextSend(BaseModel):
     reply_to: str | None = Field(default=None, alias="replyTo", max_length=64)
 
 
-class InteractiveSend(BaseModel):
-    """Reply buttons (1 to 3) or a list (1 to 10 rows)."""
+class ButtonsSend(BaseModel):
+    """Reply buttons: 1 to 3 titles of at most 20 characters (WhatsApp's limits for reply buttons)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(pattern="^(buttons|list)$")
-    text: str = Field(min_length=1, max_length=1024)
-    options: list[Annotated[str, Field(min_length=1, max_length=24)]] = Field(min_length=1, max_length=10)
-    list_button: str | None = Field(default=None, alias="listButton", max_length=20)
+    kind: Literal["buttons"]
+    text: str = Field(min_length=1, max_length=INTERACTIVE_BODY_MAX)
+    options: list[Annotated[str, Field(min_length=1, max_length=BUTTON_TITLE_MAX)]] = Field(
+        min_length=1, max_length=BUTTONS_MAX, description="The buttons' titles, in order"
+    )
+
+
+class ListSend(BaseModel):
+    """A list: 1 to 10 rows of at most 24 characters in one section, opened by a button of at most 20."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["list"]
+    text: str = Field(min_length=1, max_length=INTERACTIVE_BODY_MAX)
+    options: list[Annotated[str, Field(min_length=1, max_length=ROW_TITLE_MAX)]] = Field(
+        min_length=1, max_length=LIST_ROWS_MAX, description="The rows' titles, in order"
+    )
+    list_button: str | None = Field(
+        default=None,
+        alias="listButton",
+        min_length=1,
+        max_length=LIST_BUTTON_MAX,
+        description='The label of the button that opens the list (absent: "Options")',
+    )
+
+
+# One body, two shapes told apart by `kind`: the document carries each shape's limits.
+InteractiveSend = Annotated[ButtonsSend | ListSend, Field(discriminator="kind")]
 
 
 class ReactionSend(BaseModel):
@@ -534,7 +733,23 @@ async def _customer_message(runtime: Runtime, conversation: Conversation, messag
 @router.post(
     "/widget/api/conversations/{conversationId}/messages",
     summary="Send text from the widget",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=202,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={
+            202: {
+                "model": GenesysSent | WhatsAppQueued,
+                "description": "Sent through Genesys, or a quoted reply queued for WhatsApp",
+            },
+            404: {
+                "model": ErrorBody,
+                "description": "Conversation not found, or `replyTo` names no customer message of it",
+            },
+            409: _WINDOW_OR_TENANT,
+        },
+    ),
 )
 async def send_text(
     conversation_id: ConversationIdPath, body: TextSend, request: Request, runtime: RuntimeDep, principal: Sender
@@ -560,19 +775,30 @@ async def send_text(
 @router.post(
     "/widget/api/conversations/{conversationId}/interactive",
     summary="Send reply buttons or a list",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=202,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={
+            202: {"model": GenesysSent, "description": "Sent through Genesys"},
+            404: _CONVERSATION_NOT_FOUND,
+            409: _WINDOW_OR_TENANT,
+        },
+    ),
 )
 async def send_interactive(
     conversation_id: ConversationIdPath, body: InteractiveSend, runtime: RuntimeDep, principal: Sender
 ) -> JSONResponse:
-    """Quick replies through Genesys: up to 3 become WhatsApp reply buttons, up to 10 a list."""
-    if body.kind == "buttons" and len(body.options) > 3:
-        raise BadRequest("options: reply buttons are at most 3", field="options")
+    """Quick replies through Genesys, inside the 24-hour window: `kind: buttons` becomes WhatsApp reply
+    buttons (1 to 3 titles of at most 20 characters), `kind: list` a WhatsApp list (1 to 10 rows of at most
+    24 characters, one section, its button labelled `listButton`, at most 20). The text is at most 1,024
+    characters. Titles that repeat are numbered on the way to WhatsApp, which refuses duplicates."""
     conversation = await _conversation(runtime, principal, conversation_id)
     _window_must_be_open(conversation)
     tenant = await _tenant(runtime, conversation)
     content: list[dict[str, Any]]
-    if body.kind == "buttons":
+    if isinstance(body, ButtonsSend):
         content = [
             {"contentType": "QuickReply", "quickReply": {"text": option, "payload": option, "action": "Message"}}
             for option in body.options
@@ -590,7 +816,20 @@ async def send_interactive(
 @router.post(
     "/widget/api/conversations/{conversationId}/reactions",
     summary="React to a customer message",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=202,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={
+            202: {"model": WhatsAppQueued, "description": "Queued for WhatsApp"},
+            404: {
+                "model": ErrorBody,
+                "description": "Conversation not found, or `messageId` names no customer message of it",
+            },
+            409: _WINDOW_OR_TENANT,
+        },
+    ),
 )
 async def send_reaction(
     conversation_id: ConversationIdPath, body: ReactionSend, request: Request, runtime: RuntimeDep, principal: Sender
@@ -609,17 +848,46 @@ async def send_reaction(
     return JSONResponse({"messageId": message_id}, status_code=202)
 
 
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
+def _upload_rules() -> str:
+    """The types a file part may have and the largest file of each, as the document states them."""
+    by_limit: dict[int, list[str]] = {}
+    for mime, kind in accepted_media().items():
+        by_limit.setdefault(kind.max_bytes, []).append(mime)
+    return "; ".join(f"{', '.join(types)}: at most {_size(limit)}" for limit, types in sorted(by_limit.items()))
+
+
+# The file part of a widget upload: WhatsApp's media types (the part's `Content-Type`).
+_FILE_PART: Final = {
+    "requestBody": {
+        "content": {"multipart/form-data": {"encoding": {"file": {"contentType": ", ".join(accepted_media())}}}}
+    }
+}
+# The file itself: not empty (its type is the part's `Content-Type`, `_FILE_PART`).
+FilePart = Annotated[
+    UploadFile, File(description="The file (not empty)", json_schema_extra={"format": "binary", "minLength": 1})
+]
+_FILE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
+    413: {
+        "model": ErrorBody,
+        "description": "The file is larger than WhatsApp takes for its type, or the body than the API's body limit",
+    },
+    415: {"model": ErrorBody, "description": "The file's type is not one WhatsApp takes"},
+}
+
+
 async def _read_upload(file: UploadFile) -> tuple[bytes, str, int]:
     """The upload's bytes and WhatsApp type, checked against WhatsApp's limits while reading."""
     mime = (file.content_type or "").split(";")[0].strip().lower()
     kind = media_kind(mime)
     if kind is None:
-        raise BadRequest(f"file: WhatsApp does not accept {mime or 'this type of file'}", field="file")
+        raise UnsupportedMediaType(f"file: WhatsApp does not accept {mime or 'this type of file'}", field="file")
     data = await file.read(kind.max_bytes + 1)
     if len(data) > kind.max_bytes:
-        raise BadRequest(
-            f"file: larger than WhatsApp's {kind.max_bytes // (1024 * 1024)} MB for this type", field="file"
-        )
+        raise PayloadTooLarge(f"file: larger than WhatsApp's {_size(kind.max_bytes)} for {mime}", field="file")
     if not data:
         raise BadRequest("file: is empty", field="file")
     return data, mime, kind.max_bytes
@@ -628,14 +896,29 @@ async def _read_upload(file: UploadFile) -> tuple[bytes, str, int]:
 @router.post(
     "/widget/api/conversations/{conversationId}/media",
     summary="Send a file from the widget",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=202,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={
+            202: {"model": WhatsAppQueued, "description": "Queued for WhatsApp"},
+            404: _CONVERSATION_NOT_FOUND,
+            409: _WINDOW_OR_TENANT,
+            **_FILE_ANSWERS,
+        },
+    ),
+    openapi_extra=_FILE_PART,
+    description="Image, video, audio, document or sticker (multipart: a `file` part, and a `caption` that "
+    "images, videos and documents carry), checked for type and size, uploaded to Meta by whatsapp-api; inside "
+    f"the 24-hour window only. The file part's types and largest sizes: {_upload_rules()}.",
 )
 async def send_media(
     conversation_id: ConversationIdPath,
     request: Request,
     runtime: RuntimeDep,
     principal: Sender,
-    file: Annotated[UploadFile, File()],
+    file: FilePart,
     caption: Annotated[str, Form(max_length=1024)] = "",
 ) -> JSONResponse:
     """Image, video, audio, document or sticker, checked for type and size, uploaded to Meta by whatsapp-api."""
@@ -665,10 +948,20 @@ async def send_media(
 @router.post(
     "/widget/api/conversations/{conversationId}/uploads",
     summary="Keep a template header file",
-    responses=error_responses(400, 403, 404, 409, 503),
+    status_code=201,
+    responses=error_responses(
+        400,
+        403,
+        503,
+        also={201: {"model": HeaderFile, "description": "Kept"}, 404: _CONVERSATION_NOT_FOUND, **_FILE_ANSWERS},
+    ),
+    openapi_extra=_FILE_PART,
+    description="A file for a template's media header (multipart: one `file` part), checked, kept, and "
+    "answered as a URL Meta can fetch for 24 hours (the template's `headerMediaUrl`); the window does not "
+    f"matter, templates go outside it. The file part's types and largest sizes: {_upload_rules()}.",
 )
 async def upload_header(
-    conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Sender, file: Annotated[UploadFile, File()]
+    conversation_id: ConversationIdPath, runtime: RuntimeDep, principal: Sender, file: FilePart
 ) -> JSONResponse:
     """A file for a template's media header, checked, kept, and answered as a URL Meta can fetch."""
     conversation = await _conversation(runtime, principal, conversation_id)
