@@ -150,17 +150,19 @@ class ParkingStore:
             time.time(),
         )
 
-    async def any_due(self, queue: str) -> bool:
-        """True when some parked key of `queue` is due and not leased (read-only: idle polls write nothing)."""
+    async def next_due(self, queue: str) -> float | None:
+        """When a parked key of `queue` can next be claimed (due, its lease gone), None when none is parked.
+
+        Read-only, so an idle drainer's polls write nothing."""
         now = time.time()
         async with self.database.sql() as sql:
             row = await sql.fetchrow(
-                "SELECT 1 FROM retry_parked_keys WHERE queue = $1 AND next_attempt_at <= $2 AND lease_until < $2 "
-                "LIMIT 1",
+                "SELECT MIN(CASE WHEN lease_until < $2 THEN next_attempt_at ELSE lease_until END) "
+                "FROM retry_parked_keys WHERE queue = $1",
                 queue,
                 now,
             )
-        return row is not None
+        return None if row is None or row[0] is None else float(row[0])
 
     async def claim(self, queue: str, owner: str, *, limit: int, lease_seconds: float) -> list[str]:
         """Lease up to `limit` due keys of `queue` for `owner`, the longest waiting first."""

@@ -101,7 +101,9 @@ class Parking:
     store: ParkingStore
     after: float
     lease_seconds: float = 60.0
-    poll_interval: float = 0.5
+    # Shortest and longest sleep of a drainer between looks at the store; parking in this process wakes it.
+    poll_interval: float = 0.2
+    idle_poll_interval: float = 2.0
 
 
 def _retry_wait(policy: RetryPolicy, exc: Exception, attempt: int, elapsed: float, transient: bool) -> float:
@@ -256,13 +258,19 @@ class _Drainer:
         unavailable = False
         while not self._stopping:
             self.wake.clear()
+            sleep = self.parking.idle_poll_interval
             try:
+                due = await store.next_due(queue)
+                now = time.time()
                 free = self.concurrency - len(self._keys)
-                if free > 0 and await store.any_due(queue):
+                if due is not None and due <= now and free > 0:
                     claimed = await store.claim(queue, self.owner, limit=free, lease_seconds=self.parking.lease_seconds)
                     for key in claimed:
                         if key not in self._keys:  # still draining it here (its lease ran out meanwhile)
                             self._start(key)
+                    sleep = self.parking.poll_interval
+                elif due is not None:
+                    sleep = max(self.parking.poll_interval, min(due - now, sleep))
                 if unavailable:
                     log.info("parking.available", stage=self.stage.name)
                     unavailable = False
@@ -271,7 +279,7 @@ class _Drainer:
                     log.warning("parking.unavailable", stage=self.stage.name, error=f"{type(exc).__name__}: {exc}")
                     unavailable = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.parking.poll_interval)
+                await asyncio.wait_for(self.wake.wait(), timeout=sleep)
 
     def _start(self, key: str) -> None:
         task = asyncio.create_task(self._drain(key))

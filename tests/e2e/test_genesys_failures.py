@@ -184,6 +184,13 @@ async def test_more_held_conversations_than_the_concurrency_are_parked_and_the_p
         assert time.monotonic() - started < 5.5  # while A is still down
         assert await _texts(bridge) == []
 
+        async def all_parked() -> bool:
+            metrics = (await bridge.client.get("/metrics")).text
+            gauge = 'xypr_parked_events{queue="send.genesys"} '
+            return [line for line in metrics.splitlines() if line.startswith(gauge)] == [f"{gauge}{2.0 * len(held)}"]
+
+        await eventually(all_parked, within=5)
+
         async def all_delivered() -> list[str] | None:
             texts = await _texts(bridge)
             return texts if len(texts) >= 2 * len(held) else None
