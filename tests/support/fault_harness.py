@@ -188,6 +188,9 @@ class Deployment:
             "XYPR_RATE_LIMIT_WEBHOOKS_PER_IP": "1000000",
             # Teardown only: the scenarios SIGKILL; a SIGTERM at the end of the session need not wait 20 s.
             "XYPR_SHUTDOWN_GRACE_SECONDS": "5",
+            # The 15 s upstream outages park their conversations (default 20 s would keep them in place),
+            # so parking, joining and draining run under the faults too, across both workers.
+            "XYPR_PARK_AFTER_SECONDS": "3",
         })  # fmt: skip
         tenant_file = self.root / "tenant.json"
         tenant_file.write_text(json.dumps(self.tenant))
