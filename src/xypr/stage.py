@@ -183,6 +183,9 @@ async def _process(
                     and checked
                     and transient
                     and elapsed >= parking.after
+                    # Taken back by the broker (channel closed, consumer stopped): its redelivery is handled
+                    # elsewhere; parking a copy here would only add a duplicate behind it.
+                    and delivery.owned
                     and await _park(parking, delivery, exc, first_try_at=first_try_at, attempt=attempt, wait=wait)
                 ):
                     EVENTS.labels(stage.name, "parked").inc()

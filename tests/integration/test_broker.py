@@ -206,7 +206,9 @@ async def test_unsettled_delivery_comes_back_after_the_consumer_stops(broker: Br
     await silent.wait_for(1)
     await asyncio.sleep(0.2)
     assert len(silent.deliveries) == 1, "the key's next message must wait for the first to be settled"
+    assert silent.deliveries[0].owned
     await consumer.stop()
+    assert not silent.deliveries[0].owned  # taken back: a stage must not park a copy of it
 
     inbox = Inbox(_ack)
     consumer = await broker.consume(QUEUE, inbox, prefetch=4)
@@ -300,6 +302,7 @@ async def test_dead_letter_is_listed_with_its_error_and_replay_delivers_it_again
     [again] = await inbox.wait_for(1)
     await consumer.stop()
     assert (again.key, again.body, dict(again.headers)) == ("k", b"poison", {"tenant": "t1"})
+    assert not again.owned  # settled
 
 
 async def test_a_message_that_is_no_longer_a_delivery_is_stored_as_a_dead_letter_and_replayed(broker: Broker) -> None:

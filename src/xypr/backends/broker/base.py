@@ -72,6 +72,12 @@ class Delivery(abc.ABC):
     headers: Mapping[str, str]
     delivery_count: int
 
+    @property
+    def owned(self) -> bool:
+        """Still this consumer's to settle: False once its consumer stopped or its channel closed (the broker
+        has taken it back and delivers it again, perhaps elsewhere)."""
+        return True
+
     @abc.abstractmethod
     async def ack(self) -> None:
         """Done: remove the message for good."""

@@ -461,6 +461,11 @@ class _SqliteDelivery(Delivery):
         self.void = False
         self.on_finish: Callable[[_SqliteDelivery], None] | None = None
 
+    @property
+    def owned(self) -> bool:
+        """Unsettled and its consumer still running (its lease is renewed)."""
+        return not self.settled and not self.void
+
     def _settle(self) -> bool:
         if self.settled:
             raise RuntimeError("delivery already settled")

@@ -522,6 +522,11 @@ class _RabbitDelivery(Delivery):
         subscription = self._subscription
         return not self.done.is_set() and subscription.active and subscription.incarnation == self._incarnation
 
+    @property
+    def owned(self) -> bool:
+        """Unsettled, on the live channel it came on."""
+        return not self._settled and self.usable
+
     def finish(self) -> None:
         self._subscription.unsettled.discard(self)
         self.done.set()
