@@ -182,7 +182,8 @@ class Deployment:
             "XYPR_META_GRAPH_URL": f"{self.upstreams.url}/meta",
             "XYPR_GENESYS_API_URL": f"{self.upstreams.url}/genesys",
             "XYPR_GENESYS_LOGIN_URL": f"{self.upstreams.url}/genesys",
-            "XYPR_LOG_LEVEL": "WARNING",
+            # XYPR_FAULT_LOG_LEVEL=INFO (with XYPR_FAULT_KEEP_LOGS=1) keeps every retry, parking and drain.
+            "XYPR_LOG_LEVEL": os.environ.get("XYPR_FAULT_LOG_LEVEL", "WARNING"),
             "XYPR_DATABASE_POOL_SIZE": "5",
             # Every webhook comes from 127.0.0.1 here; Meta's and Genesys' come from many addresses.
             "XYPR_RATE_LIMIT_WEBHOOKS_PER_IP": "1000000",
