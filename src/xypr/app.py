@@ -27,13 +27,14 @@ from xypr.core.correlation import sane_request_id
 from xypr.core.errors import XyprError
 from xypr.core.logging import get_logger
 from xypr.monitoring.processes import keep_beating, new_process_record, stop_beating
+from xypr.retry_parking import ParkingStore
 from xypr.runtime import Runtime
 from xypr.services import ops
 from xypr.services.gateway import install_gateway
 from xypr.services.gateway.paths import PathRules
 from xypr.services.openapi import install_openapi
 from xypr.services.registry import routers_of, stages_of
-from xypr.stage import run_stage
+from xypr.stage import Parking, run_stage
 from xypr.tenants.service import follow_tenant_changes
 from xypr.web import STATIC_PREFIX, static_files
 from xypr.web.apidocs import install_api_docs
@@ -154,10 +155,15 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         try:
             for hook in plan.on_startup:
                 await hook(app, runtime)
+            parking = Parking(ParkingStore(runtime.database), after=settings.park_after_seconds)
             for stage in stages_of(list(plan.worker_services), runtime):
                 consumers.append(
                     await run_stage(
-                        stage, broker=runtime.broker, policy=runtime.retry, prefetch=settings.worker_concurrency
+                        stage,
+                        broker=runtime.broker,
+                        policy=runtime.retry,
+                        prefetch=settings.worker_concurrency,
+                        parking=parking,
                     )
                 )
             log.info("xypr.started", http=list(plan.http_services), workers=list(plan.worker_services))

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     retry_horizon_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # An event still failing transiently after this many seconds leaves the broker's queue for the parking
+    # store (state database): its conversation's later events join it there and are retried in order, while
+    # the other conversations of its partition go on (docs/architecture.md, "Parking a held conversation").
+    park_after_seconds: float = Field(default=20.0, ge=0)
     # On SIGTERM: how long handlers already sending may take to finish before they are cancelled
     # (keep it below the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriod).
     # A WhatsApp send whose answer was lost is sent again only if no status webhook naming it (our id in

@@ -66,7 +66,7 @@ async def test_overview_shows_every_dependency_this_process_and_each_queue_green
     }  # fmt: skip
     assert [q["name"] for q in overview["queues"]] == ["inbound.whatsapp", "send.genesys", "outbound.genesys",
                                                        "send.whatsapp"]  # fmt: skip
-    assert all(q["depth"] == 0 and q["oldestAgeSeconds"] is not None for q in overview["queues"])
+    assert all(q["depth"] == 0 and q["oldestAgeSeconds"] is not None and q["parked"] == 0 for q in overview["queues"])
     gateway = next(p for p in overview["processes"] if p["kind"] == "gateway")
     assert gateway["version"]
     assert gateway["pid"] > 0

@@ -148,3 +148,57 @@ async def test_a_conversation_held_by_an_outage_does_not_hold_another_of_the_sam
 
         await eventually(lambda: _has(bridge, "after the held one"), within=30)
         assert await _texts(bridge) == ["held by the outage", "after the held one"]
+
+
+async def test_more_held_conversations_than_the_concurrency_are_parked_and_the_partition_goes_on(
+    backend_settings: Settings,
+) -> None:
+    """One partition, two slots: tenant A's Genesys is down for 6 s with four conversations held. Each is
+    parked after half a second, so tenant B's customer is delivered meanwhile; then A's messages all
+    arrive, once each, in order."""
+    settings = backend_settings.model_copy(
+        update={
+            "partitions": 1,
+            "worker_concurrency": 2,
+            "park_after_seconds": 0.5,
+            "retry_base_seconds": 0.1,
+            "retry_max_seconds": 0.5,
+            "retry_horizon_seconds": 60,
+        }
+    )
+    held = [f"1650555{n:04d}" for n in range(4)]
+    async with running_bridge(settings) as bridge:
+        other = tenant_spec()
+        await bridge.add_tenant(other)
+        await _fault(bridge, status=503, seconds=6, integration_id=bridge.demo["genesys"]["integration_id"])
+        started = time.monotonic()
+
+        for round_ in range(2):
+            for customer in held:
+                await bridge.customer_says(customer, f"{customer} #{round_}")
+        await bridge.customer_says("16505550000", "other tenant", phone_number_id=other["whatsapp"]["phone_number_id"])
+
+        other_integration = other["genesys"]["integration_id"]
+        await eventually(lambda: bridge.genesys_received(integration_id=other_integration), within=10)
+        # Held in place, two of A's conversations kept both slots until Genesys came back.
+        assert time.monotonic() - started < 5.5  # while A is still down
+        assert await _texts(bridge) == []
+
+        async def all_parked() -> bool:
+            metrics = (await bridge.client.get("/metrics")).text
+            gauge = 'xypr_parked_events{queue="send.genesys"} '
+            return [line for line in metrics.splitlines() if line.startswith(gauge)] == [f"{gauge}{2.0 * len(held)}"]
+
+        await eventually(all_parked, within=5)
+
+        async def all_delivered() -> list[str] | None:
+            texts = await _texts(bridge)
+            return texts if len(texts) >= 2 * len(held) else None
+
+        await eventually(all_delivered, within=40)
+        await asyncio.sleep(0.5)
+        texts = await _texts(bridge)
+        assert len(texts) == len(set(texts)) == 2 * len(held)  # none twice
+        for customer in held:
+            assert [t for t in texts if t.startswith(customer)] == [f"{customer} #{n}" for n in range(2)]
+        assert await bridge.runtime.broker.dead_letters() == []

@@ -206,7 +206,9 @@ async def test_unsettled_delivery_comes_back_after_the_consumer_stops(broker: Br
     await silent.wait_for(1)
     await asyncio.sleep(0.2)
     assert len(silent.deliveries) == 1, "the key's next message must wait for the first to be settled"
+    assert silent.deliveries[0].owned
     await consumer.stop()
+    assert not silent.deliveries[0].owned  # taken back: a stage must not park a copy of it
 
     inbox = Inbox(_ack)
     consumer = await broker.consume(QUEUE, inbox, prefetch=4)
@@ -300,6 +302,31 @@ async def test_dead_letter_is_listed_with_its_error_and_replay_delivers_it_again
     [again] = await inbox.wait_for(1)
     await consumer.stop()
     assert (again.key, again.body, dict(again.headers)) == ("k", b"poison", {"tenant": "t1"})
+    assert not again.owned  # settled
+
+
+async def test_a_message_that_is_no_longer_a_delivery_is_stored_as_a_dead_letter_and_replayed(broker: Broker) -> None:
+    """A parked event past its horizon has no delivery to settle: it goes to the same dead-letter store."""
+    await broker.store_dead_letter(
+        queue=QUEUE, key="k", body=b"parked", headers={"tenant": "t1"}, error="TransientError: 503 (after 9 attempts)"
+    )
+
+    [dead] = await broker.dead_letters()
+    assert (dead.queue, dead.key, dead.body, dict(dead.headers)) == (QUEUE, "k", b"parked", {"tenant": "t1"})
+    assert dead.error == "TransientError: 503 (after 9 attempts)"
+    assert dead.dead_at.tzinfo is not None
+    with pytest.raises(ValueError, match="unknown queue"):
+        await broker.store_dead_letter(queue="nope", key="k", body=b"x", headers={}, error="e")
+    with pytest.raises(ValueError, match="reserved"):
+        await broker.store_dead_letter(queue=QUEUE, key="k", body=b"x", headers={"x-a": "1"}, error="e")
+
+    assert await broker.replay(dead.id) is True
+    inbox = Inbox(_ack)
+    consumer = await broker.consume(QUEUE, inbox, prefetch=4)
+    [again] = await inbox.wait_for(1)
+    await consumer.stop()
+    assert (again.key, again.body, dict(again.headers)) == ("k", b"parked", {"tenant": "t1"})
+    assert await broker.dead_letters() == []
 
 
 async def test_dead_letters_are_listed_oldest_first(broker: Broker) -> None:

@@ -182,12 +182,16 @@ class Deployment:
             "XYPR_META_GRAPH_URL": f"{self.upstreams.url}/meta",
             "XYPR_GENESYS_API_URL": f"{self.upstreams.url}/genesys",
             "XYPR_GENESYS_LOGIN_URL": f"{self.upstreams.url}/genesys",
-            "XYPR_LOG_LEVEL": "WARNING",
+            # XYPR_FAULT_LOG_LEVEL=INFO (with XYPR_FAULT_KEEP_LOGS=1) keeps every retry, parking and drain.
+            "XYPR_LOG_LEVEL": os.environ.get("XYPR_FAULT_LOG_LEVEL", "WARNING"),
             "XYPR_DATABASE_POOL_SIZE": "5",
             # Every webhook comes from 127.0.0.1 here; Meta's and Genesys' come from many addresses.
             "XYPR_RATE_LIMIT_WEBHOOKS_PER_IP": "1000000",
             # Teardown only: the scenarios SIGKILL; a SIGTERM at the end of the session need not wait 20 s.
             "XYPR_SHUTDOWN_GRACE_SECONDS": "5",
+            # The 15 s upstream outages park their conversations (default 20 s would keep them in place),
+            # so parking, joining and draining run under the faults too, across both workers.
+            "XYPR_PARK_AFTER_SECONDS": "3",
         })  # fmt: skip
         tenant_file = self.root / "tenant.json"
         tenant_file.write_text(json.dumps(self.tenant))

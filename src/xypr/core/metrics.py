@@ -8,6 +8,7 @@ __all__ = [
     "EVENTS",
     "GENESYS_TOKENS",
     "INBOUND_MEDIA",
+    "PARKED_EVENTS",
     "QUEUE_DEPTH",
     "SEND_OUTCOMES",
     "STAGE_LATENCY",
@@ -41,6 +42,11 @@ UPSTREAM_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 QUEUE_DEPTH = Gauge("xypr_queue_depth", "Messages waiting per queue (read at scrape time)", ["queue"])
+PARKED_EVENTS = Gauge(
+    "xypr_parked_events",
+    "Events of conversations held by an outage, parked in the state database per queue (read at scrape time)",
+    ["queue"],
+)
 WHATSAPP_STATUSES = Counter(
     "xypr_whatsapp_statuses_total",
     "Meta status webhooks by status and outcome (receipt, recorded, duplicate, unknown_message, ignored…)",

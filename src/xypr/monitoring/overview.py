@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from xypr.auth.principal import Principal
 from xypr.backends.db.base import utcnow
 from xypr.monitoring.processes import BEAT_SECONDS, ProcessRecord, running_processes
+from xypr.retry_parking import ParkingStore
 from xypr.runtime import Runtime
 from xypr.state.models import Message
 from xypr.topology import QUEUES
@@ -79,6 +80,8 @@ class QueueHealth:
     depth: int | None
     oldest_age_seconds: float | None
     note: str = ""
+    # Events of conversations held by an outage, parked in the state database (None: it did not answer).
+    parked: int | None = None
 
     @property
     def state(self) -> str:
@@ -161,14 +164,22 @@ async def dependency_health(runtime: Runtime) -> list[DependencyHealth]:
     return list(await asyncio.gather(*(_ping(name, check) for name, check in zip(DEPENDENCIES, checks, strict=True))))
 
 
-async def _queue(runtime: Runtime, name: str) -> QueueHealth:
+async def _queue(runtime: Runtime, name: str, parked: dict[str, int] | None) -> QueueHealth:
+    waiting = None if parked is None else parked.get(name, 0)
     try:
         depth = await runtime.broker.depth(name)
         age = await runtime.broker.oldest_age(name)
     except Exception as exc:
-        return QueueHealth(name, None, None, f"broker did not answer ({type(exc).__name__})")
+        return QueueHealth(name, None, None, f"broker did not answer ({type(exc).__name__})", waiting)
     note = "" if age is not None else "age n/a: RabbitMQ reports counts, not ages"
-    return QueueHealth(name, depth, age, note)
+    return QueueHealth(name, depth, age, note, waiting)
+
+
+async def _parked(runtime: Runtime) -> dict[str, int] | None:
+    try:
+        return await ParkingStore(runtime.database).counts()
+    except Exception:  # the database is down: its tile is red already
+        return None
 
 
 def _minute_of(database_is_sqlite: bool) -> Any:
@@ -247,7 +258,10 @@ async def build_overview(runtime: Runtime, principal: Principal) -> Overview:
             processes = await running_processes(runtime.cache)
         except Exception:
             processes = []
-    queues = [await _queue(runtime, name) for name in QUEUES] if principal.is_platform_admin else []
+    queues: list[QueueHealth] = []
+    if principal.is_platform_admin:
+        parked = await _parked(runtime)
+        queues = [await _queue(runtime, name, parked) for name in QUEUES]
     try:
         failures, last_hour = await _failures(runtime, tenant_id)
         per_minute = await throughput(runtime, tenant_id)

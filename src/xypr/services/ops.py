@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xypr.core.apimodel import ApiModel
-from xypr.core.metrics import QUEUE_DEPTH
+from xypr.core.metrics import PARKED_EVENTS, QUEUE_DEPTH
+from xypr.retry_parking import ParkingStore
 from xypr.services.deps import RuntimeDep
 from xypr.topology import QUEUES
 
@@ -63,10 +64,16 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
 )
 async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus text format; queue depths are read at scrape time."""
+    """Prometheus text format; queue depths and parked counts are read at scrape time."""
     for queue in QUEUES:
         try:
             QUEUE_DEPTH.labels(queue).set(await runtime.broker.depth(queue))
         except Exception:  # a scrape must not fail because the broker is away
             QUEUE_DEPTH.labels(queue).set(float("nan"))
+    try:
+        parked = await ParkingStore(runtime.database).counts()
+    except Exception:  # nor because the database is
+        parked = None
+    for queue in QUEUES:
+        PARKED_EVENTS.labels(queue).set(float("nan") if parked is None else parked.get(queue, 0))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

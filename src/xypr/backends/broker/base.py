@@ -9,7 +9,8 @@ Contract shared by both implementations (RabbitMQ and the embedded SQLite queue)
 - A delivery stays owned until `ack()` or `dead_letter()`; if the consumer dies first it is
   delivered again (at-least-once). `delivery_count` counts earlier deliveries.
 - `dead_letter(error)` moves the message, with the error, to the dead-letter store, from which
-  `dead_letters()` lists and `replay()` publishes it again to its original queue.
+  `dead_letters()` lists and `replay()` publishes it again to its original queue;
+  `store_dead_letter(...)` puts there a message that is no longer a delivery (a parked event).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class Delivery(abc.ABC):
     headers: Mapping[str, str]
     delivery_count: int
 
+    @property
+    def owned(self) -> bool:
+        """Still this consumer's to settle: False once its consumer stopped or its channel closed (the broker
+        has taken it back and delivers it again, perhaps elsewhere)."""
+        return True
+
     @abc.abstractmethod
     async def ack(self) -> None:
         """Done: remove the message for good."""
@@ -114,6 +121,13 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Consumer:
         """Deliver messages of `queue` to `handler`, at most `prefetch` unsettled at once."""
+
+    @abc.abstractmethod
+    async def store_dead_letter(
+        self, *, queue: str, key: str, body: bytes, headers: Mapping[str, str], error: str
+    ) -> None:
+        """Store a message of `queue` that is no longer a delivery (a parked event) as a dead letter with
+        `error`, durably (confirmed / committed) before returning; else raise `BrokerUnavailable`."""
 
     @abc.abstractmethod
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:

@@ -343,6 +343,18 @@ class SqliteQueueBroker(Broker):
 
     # Dead letters ----------------------------------------------------------------------------
 
+    async def store_dead_letter(
+        self, *, queue: str, key: str, body: bytes, headers: Mapping[str, str], error: str
+    ) -> None:
+        """Store a message that is no longer a delivery (a parked event) as a dead letter, committed."""
+        _check(queue, headers)
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (uuid.uuid4().hex, queue, key, body, json.dumps(dict(headers)), error, time.time()),
+            )
+
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """The dead-lettered messages, oldest first."""
         async with self._connection() as db:
@@ -448,6 +460,11 @@ class _SqliteDelivery(Delivery):
         # Void once its consumer stopped: the lease is gone, another consumer may own it now.
         self.void = False
         self.on_finish: Callable[[_SqliteDelivery], None] | None = None
+
+    @property
+    def owned(self) -> bool:
+        """Unsettled and its consumer still running (its lease is renewed)."""
+        return not self.settled and not self.void
 
     def _settle(self) -> bool:
         if self.settled:

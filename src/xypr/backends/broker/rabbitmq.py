@@ -282,15 +282,26 @@ class RabbitBroker(Broker):
         )
 
     async def _publish_dead_letter(self, delivery: _RabbitDelivery, error: str) -> None:
+        await self.store_dead_letter(
+            queue=delivery.queue, key=delivery.key, body=delivery.body, headers=delivery.headers, error=error
+        )
+
+    async def store_dead_letter(
+        self, *, queue: str, key: str, body: bytes, headers: Mapping[str, str], error: str
+    ) -> None:
+        """Publish the message with `error` to the dead-letter queue; returns once it is confirmed."""
+        if queue not in QUEUES:
+            raise ValueError(f"unknown queue {queue!r}")
+        _check_headers(headers)
         exchange = self._dead_letter_exchange
         if exchange is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         message = aio_pika.Message(
-            delivery.body,
+            body,
             headers={
-                **delivery.headers,
-                _KEY: delivery.key,
-                _QUEUE: delivery.queue,
+                **headers,
+                _KEY: key,
+                _QUEUE: queue,
                 _ERROR: error[:_MAX_ERROR],
                 _DEAD_AT: datetime.now(UTC).isoformat(),
                 _DEAD_LETTER_ID: uuid.uuid4().hex,
@@ -510,6 +521,11 @@ class _RabbitDelivery(Delivery):
         """Still owned by this consumer on a live channel."""
         subscription = self._subscription
         return not self.done.is_set() and subscription.active and subscription.incarnation == self._incarnation
+
+    @property
+    def owned(self) -> bool:
+        """Unsettled, on the live channel it came on."""
+        return not self._settled and self.usable
 
     def finish(self) -> None:
         self._subscription.unsettled.discard(self)

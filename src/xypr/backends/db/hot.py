@@ -50,6 +50,9 @@ class Sql(Protocol):
     async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
         """The first row of the result, or None."""
 
+    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
+        """Every row of the result."""
+
     async def execute(self, query: str, *args: object) -> None:
         """Run a statement, ignoring any result."""
 
@@ -61,6 +64,9 @@ class _Postgres:
     async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
         row = await self._connection.fetchrow(query, *map(_postgres_value, args))
         return None if row is None else tuple(row)
+
+    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
+        return [tuple(row) for row in await self._connection.fetch(query, *map(_postgres_value, args))]
 
     async def execute(self, query: str, *args: object) -> None:
         await self._connection.execute(query, *map(_postgres_value, args))
@@ -74,6 +80,10 @@ class _Sqlite:
         result = await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
         row = result.first()
         return None if row is None else tuple(row)
+
+    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
+        result = await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
+        return [tuple(row) for row in result.all()]
 
     async def execute(self, query: str, *args: object) -> None:
         await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))

@@ -71,6 +71,10 @@ class QueueView(ApiModel):
     name: str
     depth: int | None
     oldest_age_seconds: float | None = Field(description="None: the broker cannot tell (RabbitMQ)")
+    parked: int | None = Field(
+        description="Events of conversations held by an upstream outage, parked in the state database "
+        "(retried from there in order); None: the database did not answer"
+    )
     state: str
     note: str
 
@@ -124,8 +128,8 @@ class OverviewView(ApiModel):
                 )
                 for p in overview.processes
             ],
-            queues=[QueueView(name=q.name, depth=q.depth, oldest_age_seconds=q.oldest_age_seconds, state=q.state,
-                              note=q.note) for q in overview.queues],
+            queues=[QueueView(name=q.name, depth=q.depth, oldest_age_seconds=q.oldest_age_seconds, parked=q.parked,
+                              state=q.state, note=q.note) for q in overview.queues],
             messages_per_minute=[
                 MinuteCount(minute=_time(m) or datetime.now(UTC), inbound=i, outbound=o)
                 for m, i, o in zip(tp.minutes, tp.inbound, tp.outbound, strict=True)
