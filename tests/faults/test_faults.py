@@ -134,7 +134,7 @@ async def test_fault_loses_duplicates_and_reorders_nothing(
     scenario: str, deployment: Deployment, record_result: list[dict[str, object]]
 ) -> None:
     """One fault mid-stream: lost = duplicated = reordered = 0, every process ready afterwards."""
-    dead_before = await asyncio.to_thread(deployment.dead_letters)
+    dead_before = await deployment.dead_letters()
     result = await run_scenario(deployment, Traffic(), SCENARIOS[scenario], scenario=scenario)
     health: dict[str, str] = {}
     deadline = time.monotonic() + 30
@@ -146,7 +146,7 @@ async def test_fault_loses_duplicates_and_reorders_nothing(
             await asyncio.sleep(0.5)
         health[role] = "ready" if ok else said
     # The namespace is shared by every scenario: count only the dead letters this one added.
-    dead_after = await asyncio.to_thread(deployment.dead_letters)
+    dead_after = await deployment.dead_letters()
     result["dead_letters"] = -1 if min(dead_before, dead_after) < 0 else dead_after - dead_before
     result["healthy"] = all(value == "ready" for value in health.values())
     result["health"] = health
