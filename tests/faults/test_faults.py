@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -47,6 +48,34 @@ async def kill_gateway(deployment: Deployment) -> str:
     """SIGKILL the gateway while webhooks are in flight, start it again on the same port."""
     await _restart(deployment, "gateway")
     return "gateway SIGKILL, restarted after 1 s"
+
+
+UPSTREAM_LATENCY = 0.3
+"""Seconds Genesys and Meta take to answer during the rolling restart: sends are in flight at each SIGTERM."""
+
+
+async def rolling_restart(deployment: Deployment) -> str:
+    """Each process in turn, workers first, then the gateway: SIGTERM, started again once it exited.
+
+    As a StatefulSet's rolling update does: the next process is stopped only when the restarted one
+    is ready. Genesys and Meta answer `UPSTREAM_LATENCY` s after accepting, so a graceful stop
+    (`XYPR_SHUTDOWN_GRACE_SECONDS`) finds sends in flight and must let them finish and record them.
+    """
+    grace = float(deployment.env["XYPR_SHUTDOWN_GRACE_SECONDS"])
+    steps: list[str] = []
+    async with httpx.AsyncClient(base_url=deployment.upstreams.url, timeout=10) as client:
+        (await client.post("/_faults/latency", json={"seconds": UPSTREAM_LATENCY})).raise_for_status()
+        await asyncio.sleep(2.0)  # traffic at the slower pace before the first stop
+        for role in [*deployment.roles[1:], deployment.roles[0]]:  # worker-0, worker-1, gateway
+            answering = (await client.get("/_faults/deliveries", params={"after": 1 << 30})).json()["answering"]
+            took, code = await asyncio.to_thread(deployment.stop, role, within=grace + 15)
+            # uvicorn shuts down, then raises the signal it caught again: -SIGTERM is a clean exit too.
+            assert code in (0, -signal.SIGTERM), f"{role} exited with {code} on SIGTERM:\n{deployment.log(role)}"
+            deployment.start(role)
+            await asyncio.to_thread(deployment.wait_ready, [role], within=90)
+            steps.append(f"{role} ({answering} sends in flight, exited in {took:.1f} s)")
+        (await client.post("/_faults/latency", json={"seconds": 0})).raise_for_status()
+    return f"SIGTERM, restart, ready, in turn: {', '.join(steps)}; upstreams answering {UPSTREAM_LATENCY} s late"
 
 
 async def stop_rabbitmq(deployment: Deployment) -> str:
@@ -108,6 +137,7 @@ async def meta_storm(deployment: Deployment) -> str:
 SCENARIOS: dict[str, Callable[[Deployment], Awaitable[str]]] = {
     "worker killed": kill_worker,
     "gateway killed": kill_gateway,
+    "rolling restart (SIGTERM)": rolling_restart,
     "RabbitMQ stopped": stop_rabbitmq,
     "PostgreSQL restarted": restart_postgres,
     "Redis restarted": restart_redis,

@@ -193,7 +193,7 @@ class Deployment:
             "XYPR_DATABASE_POOL_SIZE": "5",
             # Every webhook comes from 127.0.0.1 here; Meta's and Genesys' come from many addresses.
             "XYPR_RATE_LIMIT_WEBHOOKS_PER_IP": "1000000",
-            # Teardown only: the scenarios SIGKILL; a SIGTERM at the end of the session need not wait 20 s.
+            # SIGTERM (the rolling restart, teardown): sends in flight finish within 5 s, not the default 20.
             "XYPR_SHUTDOWN_GRACE_SECONDS": "5",
         })  # fmt: skip
         tenant_file = self.root / "tenant.json"
@@ -262,6 +262,7 @@ class Deployment:
                 self.start(role)
         for target in ("genesys", "meta"):
             httpx.post(f"{self.upstreams.url}/_faults/upstream", json={"target": target, "phases": []}, timeout=10)
+        httpx.post(f"{self.upstreams.url}/_faults/latency", json={"seconds": 0}, timeout=10).raise_for_status()
         self.wait_ready(self.roles, within=120)
 
     def kill(self, role: str) -> None:
@@ -270,6 +271,25 @@ class Deployment:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    def stop(self, role: str, *, within: float) -> tuple[float, int]:
+        """SIGTERM a role's process group, as Kubernetes stops a pod, and wait until it exited.
+
+        Returns the seconds it took and the exit code; a process still running after `within` seconds
+        is SIGKILLed and the stop fails (a graceful stop must end by itself).
+        """
+        process = self.processes[role]
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            code = process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            raise RuntimeError(f"{role} still running {within:.0f} s after SIGTERM:\n{self.log(role)}") from None
+        return time.monotonic() - started, code
 
     def ready(self, role: str) -> tuple[bool, str]:
         """Whether a role answers 200 on `/ready` (and what it said)."""
