@@ -44,6 +44,7 @@ __all__ = [
     "GENESYS_RETRY_DELAYS",
     "META_HORIZON",
     "Deployment",
+    "Fault",
     "Ledger",
     "Traffic",
     "Upstreams",
@@ -290,6 +291,15 @@ class Deployment:
             process.wait(timeout=10)
             raise RuntimeError(f"{role} still running {within:.0f} s after SIGTERM:\n{self.log(role)}") from None
         return time.monotonic() - started, code
+
+    def restart(self, roles: list[str], *, within: float = 90) -> None:
+        """Stop `roles` gracefully (SIGTERM), start them again, wait until they are ready."""
+        grace = float(self.env["XYPR_SHUTDOWN_GRACE_SECONDS"])
+        for role in roles:
+            self.stop(role, within=grace + 15)
+        for role in roles:
+            self.start(role)
+        self.wait_ready(roles, within=within)
 
     def ready(self, role: str) -> tuple[bool, str]:
         """Whether a role answers 200 on `/ready` (and what it said)."""
