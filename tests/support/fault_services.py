@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -254,6 +255,37 @@ class PrivateServices:
             env=self._rabbit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             timeout=timeout, check=True,
         )  # fmt: skip
+
+    def rabbit_env(self, key: str, value: int | None) -> int | None:
+        """Set (None: unset) one of the running node's `rabbit` settings; returns its previous value.
+
+        Channels read `consumer_timeout` and `channel_tick_interval` when they open: a change applies to
+        the channels opened afterwards.
+        """
+        if not re.fullmatch(r"[a-z_]+", key):
+            raise ValueError(f"not a setting name: {key!r}")
+        done = subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "eval", f"application:get_env(rabbit, {key})."],
+            env=self._rabbit_env(), capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=True,
+        )  # fmt: skip
+        found = re.search(rb"\{ok,\s*(\d+)\}", done.stdout)
+        change = (
+            f"application:unset_env(rabbit, {key})."
+            if value is None
+            else f"application:set_env(rabbit, {key}, {int(value)})."
+        )
+        self._rabbitmqctl("eval", change)
+        return int(found.group(1)) if found else None
+
+    def rabbit_log_count(self, pattern: str) -> int:
+        """How many lines of the node's logs match `pattern` (a regular expression)."""
+        wanted = re.compile(pattern)
+        return sum(
+            1
+            for path in (self.root / "rabbit" / "log").glob("*.log")
+            for line in path.read_text(errors="replace").splitlines()
+            if wanted.search(line)
+        )
 
     def rabbit_stop_app(self) -> None:
         """`rabbitmqctl stop_app`: the broker closes every connection and stops listening."""

@@ -9,16 +9,21 @@ the Genesys Cloud emulator under `/genesys` (the sandbox's own apps), plus what 
   (`/api/v2/conversations/messages/…`), with Genesys' error bodies (429 with `Retry-After`). Meta:
   every Graph `…/messages` send, with the documented error of `code` (500 with code 131000, 400 with
   code 130429 "Rate limit hit").
+- `POST /_faults/latency` `{"seconds": 0.3}`: every call the fault windows cover (Genesys' Open
+  Messaging API, Graph `…/messages`) is handled (accepted, recorded) at once but answered that much
+  later, like the Genesys sandbox's `/_sandbox/latency`; Meta's `sent` status follows the answer. 0: at once.
 - `POST /_faults/window` `{"phone_number_id", "wa_id"}` opens the customer's 24 h window at the
   emulated Meta (the suite posts customer webhooks itself, so the emulator did not see them).
 - `GET /_faults/deliveries?after=N`: every Open Messaging message and Graph send answered 2xx, in
-  arrival order: `[order, wall time, "genesys"|"meta", text]`.
+  arrival order: `[order, wall time, "genesys"|"meta", text]`; `answering`: calls accepted and not
+  answered yet (latency).
 - `GET /_faults/health`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
@@ -60,6 +65,8 @@ class FaultState:
     windows: dict[str, list[Phase]] = field(default_factory=dict)
     deliveries: list[tuple[int, float, str, str]] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
+    latency: float = 0.0
+    answering: int = 0  # accepted calls whose answer is being held back (latency)
 
     def current(self, target: str) -> Phase | None:
         """The phase of `target`'s fault window in force now, if any."""
@@ -89,10 +96,12 @@ class FaultLayer:
             await _refuse(target, phase, send)
             return
         recorded = target == "meta" or bool(_GENESYS_MESSAGE.match(path))
-        if not recorded:
+        latency = self.state.latency
+        if not recorded and not latency:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
+        held: list[Message] = []
         status = 0
 
         async def capture_body() -> Message:
@@ -101,17 +110,29 @@ class FaultLayer:
                 chunks.append(message.get("body", b""))
             return message
 
-        async def capture_status(message: Message) -> None:
+        async def capture_answer(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            if latency:
+                held.append(message)  # answered once the delay has passed
+            else:
+                await send(message)
 
-        await self.app(scope, capture_body, capture_status)
-        if 200 <= status < 300:
+        await self.app(scope, capture_body, capture_answer)
+        if recorded and 200 <= status < 300:
             text = _text_of(target, b"".join(chunks))
             if text:
                 self.state.deliveries.append((len(self.state.deliveries), time.time(), target, text))
+        if latency:
+            # Accepted and recorded: a caller that gives up now has still sent the message.
+            self.state.answering += 1
+            try:
+                await asyncio.sleep(latency)
+            finally:
+                self.state.answering -= 1
+            for message in held:
+                await send(message)
 
 
 async def _refuse(target: str, phase: Phase, send: Send) -> None:
@@ -160,6 +181,14 @@ def create_fault_upstreams(*, base_url: str) -> ASGIApp:
         state.windows[str(body["target"])] = phases
         return JSONResponse({"target": body["target"], "phases": len(phases)})
 
+    async def latency(request: Request) -> JSONResponse:
+        seconds = float((await request.json())["seconds"])
+        state.latency = seconds
+        # Meta's `sent` status comes after the send was answered, not while the sender still waits.
+        sandbox: Any = meta.state.sandbox
+        sandbox.status_delay = 0.05 + seconds
+        return JSONResponse({"seconds": seconds})
+
     async def window(request: Request) -> JSONResponse:
         body = await request.json()
         sandbox: Any = meta.state.sandbox
@@ -168,7 +197,7 @@ def create_fault_upstreams(*, base_url: str) -> ASGIApp:
 
     async def deliveries(request: Request) -> Response:
         after = int(request.query_params.get("after", "0"))
-        payload = {"rows": state.deliveries[after:], "refused": state.refused}
+        payload = {"rows": state.deliveries[after:], "refused": state.refused, "answering": state.answering}
         return Response(orjson.dumps(payload), media_type="application/json")
 
     async def health(_request: Request) -> JSONResponse:
@@ -177,6 +206,7 @@ def create_fault_upstreams(*, base_url: str) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/_faults/upstream", upstream, methods=["POST"]),
+            Route("/_faults/latency", latency, methods=["POST"]),
             Route("/_faults/window", window, methods=["POST"]),
             Route("/_faults/deliveries", deliveries),
             Route("/_faults/health", health),
