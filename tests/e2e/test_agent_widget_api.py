@@ -309,3 +309,44 @@ async def _seen(
         if status is None or event.get("status") == status:
             return event
     return None
+
+
+async def test_a_template_header_file_is_checked_before_anything_is_sent(bridge: Bridge) -> None:
+    await bridge.customer_says(CUSTOMER, "Any offers?")
+    conversation = await _conversation(bridge, CUSTOMER)
+    base = f"/widget/api/conversations/{conversation}"
+    agent = await login_as(bridge, Role.AGENT)
+
+    async def sale(url: str) -> Any:
+        body = {"template": "spring_sale|en_US", "values": {"body.1": "20%"}, "headerMediaUrl": url}
+        return await bridge.client.post(base + "/templates", json=body, headers=agent)
+
+    # Refused, each saying why, and nothing goes to Genesys or WhatsApp: a file that is not there, a file
+    # of a type an image header does not take (its name says nothing), an address of this machine.
+    missing = await sale(f"{bridge.url}/media/tenant/nobody/none.png")
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["error"]["field"] == "headerMediaUrl"
+    assert "could not be downloaded (HTTP 4" in missing.json()["error"]["message"]
+    wrong_type = await sale(f"{bridge.url}/health")  # JSON
+    assert wrong_type.status_code == 400, wrong_type.text
+    assert "a type WhatsApp does not take" in wrong_type.json()["error"]["message"]
+    internal = await sale("http://127.0.0.1:9/offer.png")
+    assert internal.status_code == 400, internal.text
+    assert "only https" in internal.json()["error"]["message"]
+    transcript = (await bridge.genesys.get(f"/_sandbox/conversations/{conversation}/transcript")).json()
+    assert [m for m in transcript["messages"] if m["direction"] == "outbound"] == []
+
+    # The agent's own upload is fetched from our store and goes out as the template's header image.
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478da63f8cfc0000003"
+        "010100c9fe92ef0000000049454e44ae426082"
+    )
+    uploaded = await bridge.client.post(
+        base + "/uploads", files={"file": ("offer.png", png, "image/png")}, headers=agent
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    sent = await sale(uploaded.json()["url"])
+    assert sent.status_code == 202, sent.text
+    template = await eventually(lambda: _sent(bridge, "template"))
+    (header,) = [c for c in template["template"]["components"] if c["type"] == "header"]
+    assert header["parameters"][0]["image"]["link"] == uploaded.json()["url"]

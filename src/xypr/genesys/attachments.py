@@ -6,7 +6,8 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urljoin, urlsplit
@@ -25,6 +26,7 @@ __all__ = [
     "Resolve",
     "address_refusal",
     "fetch_attachment",
+    "probe_attachment",
     "system_resolve",
 ]
 
@@ -84,9 +86,11 @@ class AttachmentPolicy:
         host_allowlist: str,
         timeout_seconds: float,
         accepts_type: Callable[[str], bool] | None = None,
+        also_trusted: Sequence[str] = (),
     ) -> AttachmentPolicy:
         """The policy of the settings: the configured Genesys API origin trusted, the allowlist parsed."""
-        trusted = frozenset({_origin(genesys_api_url)}) if genesys_api_url.strip() else frozenset()
+        urls = [url for url in (genesys_api_url, *also_trusted) if url.strip()]
+        trusted = frozenset(_origin(url) for url in urls)
         hosts = tuple(
             host.strip().lower().rstrip(".").removeprefix("*") for host in host_allowlist.split(",") if host.strip()
         )
@@ -253,15 +257,10 @@ def _media_type_refusal(content_type: str | None, accepts_type: Callable[[str], 
     return f"the attachment server sent {mime}, a type WhatsApp does not take"
 
 
-async def fetch_attachment(
-    url: str, *, policy: AttachmentPolicy, max_bytes: int, resolve: Resolve = system_resolve
-) -> FetchedAttachment:
-    """Download an agent attachment, reaching only public addresses and stopping past `max_bytes`.
-
-    Each URL of the chain (redirects are followed by hand, at most `MAX_REDIRECTS`) is checked, resolved
-    once, and connected to at exactly the addresses checked; TLS still verifies the name. Network trouble,
-    429 and 5xx are transient; anything else is an `AttachmentRefused` with the receipt reason for the agent.
-    """
+@asynccontextmanager
+async def _final_answer(url: str, policy: AttachmentPolicy, resolve: Resolve) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The answer at the end of the redirect chain, each hop checked, resolved once and connected to at exactly
+    the addresses checked (TLS still verifies the name); network trouble while it is open is transient."""
     hop = await _checked_hop(url, policy, resolve)
     pinned = _PinnedResolver()
     timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds * 3, sock_connect=policy.timeout_seconds)
@@ -286,16 +285,40 @@ async def fetch_attachment(
                                 "GeneralError", f"the attachment URL redirects elsewhere: {refused.message}"
                             ) from refused
                         continue
-                    return await _read(response, max_bytes, policy.accepts_type)
+                    yield response
+                    return
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise TransientError(f"attachment download failed: {type(exc).__name__}") from exc
     raise AttachmentRefused("GeneralError", f"the attachment URL redirects more than {MAX_REDIRECTS} times")
 
 
-async def _read(
-    response: aiohttp.ClientResponse, max_bytes: int, accepts_type: Callable[[str], bool] | None
+async def fetch_attachment(
+    url: str, *, policy: AttachmentPolicy, max_bytes: int, resolve: Resolve = system_resolve
 ) -> FetchedAttachment:
-    """The body of a final answer, within the size and type caps (checked before and while reading)."""
+    """Download an agent attachment, reaching only public addresses and stopping past `max_bytes`.
+
+    Each URL of the chain (redirects are followed by hand, at most `MAX_REDIRECTS`) is checked, resolved
+    once, and connected to at exactly the addresses checked; TLS still verifies the name. Network trouble,
+    429 and 5xx are transient; anything else is an `AttachmentRefused` with the receipt reason for the agent.
+    """
+    async with _final_answer(url, policy, resolve) as response:
+        return await _read(response, max_bytes, policy.accepts_type)
+
+
+async def probe_attachment(
+    url: str, *, policy: AttachmentPolicy, max_bytes: int, resolve: Resolve = system_resolve
+) -> str | None:
+    """Check, before anything is sent, that `url` answers with a file that could be sent: by the same rules as
+    `fetch_attachment` (addresses, redirects, status, media type, declared size), reading no body. Returns
+    the content type the server gave."""
+    async with _final_answer(url, policy, resolve) as response:
+        return _checked_answer(response, max_bytes, policy.accepts_type)
+
+
+def _checked_answer(
+    response: aiohttp.ClientResponse, max_bytes: int, accepts_type: Callable[[str], bool] | None
+) -> str | None:
+    """The content type of a final answer whose status, type and declared size allow it to be read."""
     status = response.status
     if status == 429 or status >= 500:
         raise TransientError(f"attachment download answered HTTP {status}")
@@ -311,6 +334,14 @@ async def _read(
             "InvalidMediaContentLength",
             f"the attachment has {declared} bytes; WhatsApp takes at most {max_bytes} for this type",
         )
+    return content_type
+
+
+async def _read(
+    response: aiohttp.ClientResponse, max_bytes: int, accepts_type: Callable[[str], bool] | None
+) -> FetchedAttachment:
+    """The body of a final answer, within the size and type caps (checked before and while reading)."""
+    content_type = _checked_answer(response, max_bytes, accepts_type)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

@@ -24,17 +24,20 @@ from sqlalchemy import func, or_, select
 
 from xypr.auth.principal import Principal, Role, require_roles
 from xypr.backends.db.base import as_utc, utcnow
+from xypr.config import Settings
 from xypr.core.apimodel import ApiModel
 from xypr.core.errors import (
     BadRequest,
     Conflict,
     NotFound,
     PayloadTooLarge,
+    TransientError,
     UnsupportedMediaType,
     XyprError,
 )
 from xypr.core.logging import get_logger
 from xypr.events import MediaUpload
+from xypr.genesys.attachments import AttachmentPolicy, AttachmentRefused, probe_attachment
 from xypr.runtime import Runtime
 from xypr.services.agent_widget.catalog import WabaTemplate, fetch_templates, render
 from xypr.services.agent_widget.history import Bubble, MediaView, bubbles
@@ -60,7 +63,7 @@ from xypr.transform.outbound import (
     LIST_ROWS_MAX,
     ROW_TITLE_MAX,
 )
-from xypr.whatsapp.mediatypes import accepted_media, media_kind
+from xypr.whatsapp.mediatypes import accepted_media, media_kind, mime_of
 
 __all__ = ["router"]
 
@@ -528,6 +531,36 @@ class TemplateSend(BaseModel):
 _HEADER_MEDIA: Final = {"IMAGE": ("image/jpeg", "image/png"), "VIDEO": ("video/mp4", "video/3gpp")}
 
 
+async def _reachable_header_media(settings: Settings, url: str, header_format: str | None) -> None:
+    """Before a template goes out: its header media answers, with a file of the header's type and within
+    WhatsApp's size for it — fetched as an agent attachment is (public addresses only; our own origin and the
+    Genesys API's trusted), reading no body. Otherwise 400, saying why, and nothing is sent."""
+    allowed = _HEADER_MEDIA.get(header_format or "")
+
+    def takes(mime: str) -> bool:
+        kind = media_kind(mime_of(mime, None))
+        return mime in allowed if allowed else kind is not None and kind.whatsapp_type == "document"
+
+    policy = AttachmentPolicy.from_settings(
+        genesys_api_url=settings.genesys_api_url,
+        host_allowlist=settings.attachment_host_allowlist,
+        timeout_seconds=settings.http_timeout_seconds,
+        accepts_type=takes,
+        also_trusted=[settings.public_url],
+    )
+    # WhatsApp's size for the header's media: the largest of its types (a document's for a document header).
+    limit = max(kind.max_bytes for mime in allowed or ("application/pdf",) if (kind := media_kind(mime)))
+    try:
+        await probe_attachment(url, policy=policy, max_bytes=limit)
+    except AttachmentRefused as exc:
+        raise BadRequest(f"headerMediaUrl: {exc.message}", field="headerMediaUrl") from exc
+    except TransientError as exc:
+        raise BadRequest(
+            f"headerMediaUrl: the file could not be reached right now ({exc.message}); try again",
+            field="headerMediaUrl",
+        ) from exc
+
+
 def _header_media_url(value: str, header_format: str | None) -> str:
     """The header media URL, checked before anything is sent: https, no credentials, and not a file whose
     name says it is of another type than the header takes (a name without a known extension passes)."""
@@ -640,6 +673,8 @@ async def send_template(
             field="template",
         )
     text, content = notification_content(template, body, namespace=tenant.wa_waba_id)
+    if template.media_header and body.header_media_url:
+        await _reachable_header_media(runtime.settings, body.header_media_url.strip(), template.header_format)
     genesys_id = await send_through_genesys(runtime, tenant, conversation, text=text, content=[content])
     log.info("widget.template_sent", tenant_id=tenant.id, template=template.name, user_id=principal.user_id)
     return JSONResponse({"genesysMessageId": genesys_id, "text": text}, status_code=202)
