@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xypr.core.wire import WireEnum
+
 __all__ = [
     "IDENTITY_CHANGES",
     "WaButton",
@@ -26,6 +28,7 @@ __all__ = [
     "WaLocation",
     "WaMedia",
     "WaMessageContent",
+    "WaMessageType",
     "WaMetadata",
     "WaOrder",
     "WaOrderItem",
@@ -36,6 +39,7 @@ __all__ = [
     "WaReplyChoice",
     "WaRevoke",
     "WaStatus",
+    "WaStatusValue",
     "WaSystem",
     "WaText",
     "WebhookChange",
@@ -259,10 +263,44 @@ class WaError(_Wire):
         return str(value) if value else None
 
 
+class WaMessageType(WireEnum):
+    """`messages[].type`; a type Meta adds later parses as `UNKNOWN` and keeps its name."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    INTERACTIVE = "interactive"
+    BUTTON = "button"
+    REACTION = "reaction"
+    ORDER = "order"
+    SYSTEM = "system"
+    EDIT = "edit"
+    REVOKE = "revoke"
+    REQUEST_WELCOME = "request_welcome"
+    UNSUPPORTED = "unsupported"
+    UNKNOWN = "unknown"
+
+
+class WaStatusValue(WireEnum):
+    """`statuses[].status`; `played` is a voice note listened to."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
 class WaMessageContent(_Wire):
     """What a message says, by `type` (shared by messages and the new content of an `edit`)."""
 
-    type: str = "unknown"
+    type: WaMessageType = WaMessageType.UNKNOWN
     context: WaContext | None = None
     text: WaText | None = None
     image: WaMedia | None = None
@@ -305,7 +343,7 @@ class WaInboundMessage(WaMessageContent):
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
     timestamp: str
-    type: str
+    type: WaMessageType
     edit: WaEdit | None = None
     revoke: WaRevoke | None = None
 
@@ -349,7 +387,7 @@ class WaStatus(_Wire):
     """One `value.statuses[]` item."""
 
     id: str
-    status: str
+    status: WaStatusValue
     timestamp: str
     recipient_id: str | None = None
     recipient_user_id: str | None = None
