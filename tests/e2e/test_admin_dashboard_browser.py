@@ -174,6 +174,9 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
         await page.get_by_label("Organisation name").fill(spec["name"])
         await page.get_by_role("button", name="Continue").click()
         # Each field is checked as it changes, before Continue: its format, and whether another tenant has it.
+        # (Once the page is loaded: htmx binds the checks when the document is ready.)
+        await expect(page).to_have_url(re.compile(r"/whatsapp$"))
+        await page.wait_for_load_state("load")
         await page.get_by_label("WhatsApp Business Account ID").fill("12ab")
         await page.get_by_label("WhatsApp Business Account ID").press("Tab")
         waba_group = page.locator(".form-group", has=page.get_by_label("WhatsApp Business Account ID"))
