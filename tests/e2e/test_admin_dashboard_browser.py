@@ -189,6 +189,7 @@ async def test_an_administrator_watches_the_bridge_onboards_a_tenant_and_acts_on
             "Another tenant already has this phone number ID"
         )
         await expect(page.locator(".error-summary")).to_have_count(0)  # nothing was submitted
+        await shot(page, "wizard-live-check")
         await page.get_by_label("WhatsApp Business Account ID").fill(wa["waba_id"])
         await page.get_by_label("WhatsApp Business Account ID").press("Tab")
         await expect(waba_group.locator(".field-error")).to_have_count(0)
