@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # store (state database): its conversation's later events join it there and are retried in order, while
     # the other conversations of its partition go on (docs/architecture.md, "Parking a held conversation").
     park_after_seconds: float = Field(default=20.0, ge=0)
+    # One queue hop per direction: the inbound and outbound transformers call Genesys and WhatsApp themselves
+    # instead of queueing each request for genesys-api / whatsapp-api (which still take receipts, widget sends
+    # and replayed dead letters). Off: every request takes the second queue, as before (docs/architecture.md).
+    direct_send: bool = True
     # On SIGTERM: how long handlers already sending may take to finish before they are cancelled
     # (keep it below the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriod).
     # A WhatsApp send whose answer was lost is sent again only if no status webhook naming it (our id in

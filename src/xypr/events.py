@@ -14,12 +14,15 @@ __all__ = [
     "InboundWhatsAppEvent",
     "MediaUpload",
     "OutboundGenesysEvent",
+    "QueuedEvent",
     "WhatsAppRequest",
     "ordering_key",
 ]
 
 
-class _Event(BaseModel):
+class QueuedEvent(BaseModel):
+    """What every pipeline event carries; `to_outgoing` is how it goes on a queue."""
+
     model_config = ConfigDict(frozen=True)
 
     tenant_id: str
@@ -41,7 +44,7 @@ def ordering_key(tenant_id: str, customer: str) -> str:
     return f"{tenant_id}:{customer}"
 
 
-class InboundWhatsAppEvent(_Event):
+class InboundWhatsAppEvent(QueuedEvent):
     """One item of a Meta webhook (`inbound.whatsapp`)."""
 
     kind: Literal["message", "status", "error"]
@@ -51,7 +54,7 @@ class InboundWhatsAppEvent(_Event):
     item: dict[str, Any]
 
 
-class GenesysRequest(_Event):
+class GenesysRequest(QueuedEvent):
     """An Open Messaging inbound call for genesys-api (`send.genesys`)."""
 
     kind: Literal["message", "receipt", "event", "structured"]
@@ -61,7 +64,7 @@ class GenesysRequest(_Event):
     dedupe_key: str | None = Field(default=None, description="once-only key for receipts and events")
 
 
-class OutboundGenesysEvent(_Event):
+class OutboundGenesysEvent(QueuedEvent):
     """One Genesys outbound webhook body (`outbound.genesys`)."""
 
     body: dict[str, Any]
@@ -78,7 +81,7 @@ class MediaUpload(BaseModel):
     filename: str | None = None
 
 
-class WhatsAppRequest(_Event):
+class WhatsAppRequest(QueuedEvent):
     """A Graph API send for whatsapp-api (`send.whatsapp`)."""
 
     kind: Literal["message", "mark_read", "typing"]

@@ -28,13 +28,15 @@ from xypr.core.errors import PermanentError, TransientError
 from xypr.core.logging import get_logger
 from xypr.core.metrics import EVENTS, STAGE_LATENCY
 from xypr.core.retry import RetryPolicy
+from xypr.events import QueuedEvent
 from xypr.retry_parking import ParkedEvent, ParkingStore
 
-__all__ = ["KeyedLocks", "Parking", "Stage", "attempts_of", "exhausted_error", "run_stage"]
+__all__ = ["Handoff", "HandoffFailed", "KeyedLocks", "Parking", "Stage", "attempts_of", "exhausted_error", "run_stage"]
 
 log = get_logger(__name__)
 
 E = TypeVar("E", bound=BaseModel)
+R = TypeVar("R", bound=QueuedEvent)
 
 
 class KeyedLocks:
@@ -93,6 +95,87 @@ def attempts_of(error: str) -> int:
     """How many times a dead-lettered event was tried: the count `exhausted_error` wrote, else once."""
     found = _ATTEMPTS.search(error)
     return int(found.group(1)) if found else 1
+
+
+class HandoffFailed(Exception):
+    """The next stage, run in place by a `Handoff`, failed with `cause` (not permanently): the calling stage
+    retries its own event, and once retries run out the request is dead-lettered in the next stage's queue."""
+
+    def __init__(self, handoff: Handoff[Any], request: QueuedEvent, customer: str, cause: Exception) -> None:
+        super().__init__(f"{handoff.stage.name}: {type(cause).__name__}: {cause}")
+        self.handoff = handoff
+        self.request = request
+        self.customer = customer
+        self.cause = cause
+
+
+class Handoff(Generic[R]):
+    """How a stage passes a request on to the next stage: queued for it (two hops), or, `direct`, handled
+    here at once by that stage's own handler (one hop: no second publish, consume and parking lookup).
+
+    Direct, the calling stage keeps the conversation's order (its key lock is held) and its retries cover
+    the call: a transient failure is raised as `HandoffFailed`, so the caller tries its own (idempotent)
+    event again, parks it, and at the end of its retries lets the next stage report the failure
+    (`on_exhausted`) and dead-letters the request in the next stage's queue, as that stage would have.
+    A permanent failure is reported and dead-lettered here, and the calling event is done.
+    """
+
+    def __init__(self, stage: Stage[R], broker: Broker, *, direct: bool) -> None:
+        self.stage = stage
+        self.broker = broker
+        self.direct = direct
+
+    async def __call__(self, request: R, *, customer: str) -> None:
+        """Hand `request` (of the conversation of `customer`) on."""
+        if not self.direct:
+            await self.broker.publish(self.stage.queue, [request.to_outgoing(customer=customer)])
+            return
+        stage = self.stage
+        try:
+            outcome = await stage.handle(request)
+        except PermanentError as exc:
+            EVENTS.labels(stage.name, "failed").inc()
+            log.warning("event.failed", error=exc.message, reason=exc.reason, handed_to=stage.name)
+            if await stage.on_permanent(request, exc):
+                EVENTS.labels(stage.name, "dead_lettered").inc()
+                await self.dead_letter(request, customer, exc.message)
+            return
+        except Exception as exc:
+            if isinstance(exc, TransientError):
+                await stage.on_transient(request, exc)
+            raise HandoffFailed(self, request, customer, exc) from exc
+        EVENTS.labels(stage.name, outcome).inc()
+        _observe_latency(stage, request)
+
+    async def dead_letter(self, request: R, customer: str, error: str) -> None:
+        """Store `request` as a dead letter of the next stage's queue (replayable there)."""
+        outgoing = request.to_outgoing(customer=customer)
+        await self.broker.store_dead_letter(
+            queue=self.stage.queue, key=outgoing.key, body=outgoing.body, headers=outgoing.headers, error=error
+        )
+
+
+def _cause(exc: Exception) -> Exception:
+    """What failed: the next stage's error for a failed handoff, else `exc` itself."""
+    return exc.cause if isinstance(exc, HandoffFailed) else exc
+
+
+async def _before_retry(stage: Stage[Any], event: BaseModel, exc: Exception) -> None:
+    # A failed handoff told its own stage already (`Handoff.__call__`).
+    if isinstance(exc, TransientError):
+        await stage.on_transient(event, exc)
+
+
+async def _exhausted(stage: Stage[Any], event: BaseModel, exc: Exception, attempt: int) -> bool:
+    """Report an event whose retries ran out; True when a failed handoff's request was dead-lettered in its
+    stead (then the event itself is done), False when the caller dead-letters the event."""
+    if isinstance(exc, HandoffFailed):
+        await exc.handoff.stage.on_exhausted(exc.request, exc.cause)
+        EVENTS.labels(exc.handoff.stage.name, "dead_lettered").inc()
+        await exc.handoff.dead_letter(exc.request, exc.customer, exhausted_error(exc.cause, attempt))
+        return True
+    await stage.on_exhausted(event, exc)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,21 +247,23 @@ async def _process(
                     await delivery.ack()
                 return
             except Exception as exc:  # transient until the horizon; a bug gets the bounded tries
-                transient = is_transient(exc)
+                cause = _cause(exc)
+                transient = is_transient(cause)
                 if not transient:
                     log.exception("event.error", attempt=attempt)
                 elapsed = time.monotonic() - started
                 if policy.exhausted(attempt, elapsed=elapsed, transient=transient):
-                    EVENTS.labels(stage.name, "dead_lettered").inc()
                     log.error("event.dead_lettered", attempt=attempt, error=str(exc)[:500])
-                    await stage.on_exhausted(event, exc)
-                    await delivery.dead_letter(exhausted_error(exc, attempt))
+                    if await _exhausted(stage, event, exc, attempt):
+                        await delivery.ack()
+                    else:
+                        EVENTS.labels(stage.name, "dead_lettered").inc()
+                        await delivery.dead_letter(exhausted_error(exc, attempt))
                     return
-                wait = _retry_wait(policy, exc, attempt, elapsed, transient)
+                wait = _retry_wait(policy, cause, attempt, elapsed, transient)
                 EVENTS.labels(stage.name, "retried").inc()
                 log.info("event.retry", attempt=attempt, wait=round(wait, 3), error=str(exc)[:300])
-                if isinstance(exc, TransientError):
-                    await stage.on_transient(event, exc)
+                await _before_retry(stage, event, exc)
                 if (
                     parking is not None
                     and checked
@@ -338,21 +423,21 @@ class _Drainer:
                     await self._dead_letter(parked, exc.message)
                 return True
             except Exception as exc:
-                transient = is_transient(exc)
+                cause = _cause(exc)
+                transient = is_transient(cause)
                 if not transient:
                     log.exception("event.error", attempt=attempt)
                 elapsed = time.time() - first_try_at
                 if self.policy.exhausted(attempt, elapsed=elapsed, transient=transient):
-                    EVENTS.labels(stage.name, "dead_lettered").inc()
                     log.error("event.dead_lettered", attempt=attempt, error=str(exc)[:500])
-                    await stage.on_exhausted(event, exc)
-                    await self._dead_letter(parked, exhausted_error(exc, attempt))
+                    if not await _exhausted(stage, event, exc, attempt):
+                        EVENTS.labels(stage.name, "dead_lettered").inc()
+                        await self._dead_letter(parked, exhausted_error(exc, attempt))
                     return True
-                wait = _retry_wait(self.policy, exc, attempt, elapsed, transient)
+                wait = _retry_wait(self.policy, cause, attempt, elapsed, transient)
                 EVENTS.labels(stage.name, "retried").inc()
                 log.info("event.retry", attempt=attempt, wait=round(wait, 3), error=str(exc)[:300], parked=True)
-                if isinstance(exc, TransientError):
-                    await stage.on_transient(event, exc)
+                await _before_retry(stage, event, exc)
                 await self.parking.store.retry_later(
                     parked,
                     self.owner,

@@ -12,7 +12,7 @@ from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
 from xypr.backends.broker.base import DeadLetter
 from xypr.config import Settings
 from xypr.state.models import Message
-from xypr.topology import SEND_GENESYS
+from xypr.topology import INBOUND_WHATSAPP, SEND_GENESYS
 
 CUSTOMER = "16505551234"
 
@@ -186,7 +186,8 @@ async def test_more_held_conversations_than_the_concurrency_are_parked_and_the_p
 
         async def all_parked() -> bool:
             metrics = (await bridge.client.get("/metrics")).text
-            gauge = 'xypr_parked_events{queue="send.genesys"} '
+            # One hop (XYPR_DIRECT_SEND): the inbound event, which calls Genesys itself, is what is parked.
+            gauge = f'xypr_parked_events{{queue="{INBOUND_WHATSAPP}"}} '
             return [line for line in metrics.splitlines() if line.startswith(gauge)] == [f"{gauge}{2.0 * len(held)}"]
 
         await eventually(all_parked, within=5)

@@ -15,6 +15,7 @@ from xypr.core.metrics import WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import GenesysRequest, InboundWhatsAppEvent
 from xypr.runtime import Runtime
 from xypr.services.inbound_transformer.media import MediaCopier
+from xypr.stage import Handoff
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     SETTLED,
@@ -24,7 +25,6 @@ from xypr.state.service import (
     upsert_conversation,
 )
 from xypr.tenants.service import TenantRuntime
-from xypr.topology import SEND_GENESYS
 from xypr.transform.inbound import (
     GenesysInbound,
     InboundFacts,
@@ -47,8 +47,10 @@ log = get_logger(__name__)
 _KNOWN_KEYS: Final = frozenset(WaInboundMessage.model_fields) | {"from", "identity", "request_welcome"}
 
 
-async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: InboundWhatsAppEvent) -> str:
-    """Track a customer message once per wamid, enrich it, and queue its Open Messaging request."""
+async def handle_message(
+    runtime: Runtime, tenant: TenantRuntime, event: InboundWhatsAppEvent, send: Handoff[GenesysRequest]
+) -> str:
+    """Track a customer message once per wamid, enrich it, and hand its Open Messaging request to `send`."""
     message = parse_message(event)
     contact = _contact(event)
     _count_unknown_fields(tenant, message)
@@ -58,9 +60,7 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
             return "duplicate"
         customer_name, conversation_id, row_id, told_as = changed
         facts = InboundFacts(customer_name=customer_name, customer_id=told_as)
-        return await _publish(
-            runtime, tenant, event, to_genesys_inbound(message, contact, facts), row_id, conversation_id
-        )
+        return await _send(send, tenant, event, to_genesys_inbound(message, contact, facts), row_id, conversation_id)
 
     customer = message.customer_key
     if customer is None:
@@ -103,18 +103,18 @@ async def handle_message(runtime: Runtime, tenant: TenantRuntime, event: Inbound
                 # Later quotes of the edited message show what it says now.
                 await _rewrite(session, tenant.id, message.edit.original_message_id, message_summary(message))
 
-    return await _publish(runtime, tenant, event, inbound, row_id, conversation_id)
+    return await _send(send, tenant, event, inbound, row_id, conversation_id)
 
 
-async def _publish(
-    runtime: Runtime,
+async def _send(
+    send: Handoff[GenesysRequest],
     tenant: TenantRuntime,
     event: InboundWhatsAppEvent,
     inbound: GenesysInbound,
     row_id: str,
     conversation_id: str,
 ) -> str:
-    """Queue the Open Messaging request of one tracked customer message."""
+    """Hand on the Open Messaging request of one tracked customer message."""
     request = GenesysRequest(
         tenant_id=tenant.id,
         kind=inbound.kind,
@@ -124,11 +124,8 @@ async def _publish(
         accepted_at=event.accepted_at,
         correlation_id=event.correlation_id,
     )
-    await runtime.broker.publish(
-        SEND_GENESYS,
-        # The key the webhook used, so this request keeps the conversation's order downstream.
-        [request.to_outgoing(customer=customer_of(event.item) or "_unknown")],
-    )
+    # The key the webhook used, so a queued request keeps the conversation's order downstream.
+    await send(request, customer=customer_of(event.item) or "_unknown")
     return "processed"
 
 

@@ -15,7 +15,8 @@ from xypr.genesys.attachments import AttachmentPolicy, AttachmentRefused, fetch_
 from xypr.genesys.models import GenesysOutbound
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
-from xypr.stage import Stage
+from xypr.services.whatsapp_api.worker import WhatsAppApi
+from xypr.stage import Handoff, Stage
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
     SETTLED,
@@ -29,7 +30,7 @@ from xypr.state.service import (
     window_open,
 )
 from xypr.tenants.service import TenantRuntime
-from xypr.topology import OUTBOUND_GENESYS, SEND_WHATSAPP
+from xypr.topology import OUTBOUND_GENESYS
 from xypr.transform.outbound import (
     AttachmentSource,
     OutboundPlan,
@@ -61,7 +62,8 @@ def _object_name(source: AttachmentSource) -> str:
 
 
 class OutboundTransformer(Stage[OutboundGenesysEvent]):
-    """Consumes `outbound.genesys`, publishes to `send.whatsapp` (or a Failed receipt to `send.genesys`)."""
+    """Consumes `outbound.genesys`; sends to WhatsApp from here (`XYPR_DIRECT_SEND`) or through `send.whatsapp`,
+    and a Failed receipt through `send.genesys`."""
 
     name = "outbound-transformer"
     queue = OUTBOUND_GENESYS
@@ -69,6 +71,9 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.to_whatsapp: Handoff[WhatsAppRequest] = Handoff(
+            WhatsAppApi(runtime), runtime.broker, direct=runtime.settings.direct_send
+        )
 
     async def handle(self, event: OutboundGenesysEvent) -> str:
         """Check, track and transform one agent message; problems end as a Failed receipt."""
@@ -136,7 +141,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             accepted_at=event.accepted_at,
             correlation_id=event.correlation_id,
         )
-        await self._publish(request, tenant, customer)
+        await self.to_whatsapp(request, customer=customer)
         return "processed"
 
     async def _track(
@@ -240,7 +245,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             accepted_at=event.accepted_at,
             correlation_id=event.correlation_id,
         )
-        await self._publish(request, tenant, customer)
+        await self.to_whatsapp(request, customer=customer)
         # Remembered only once queued: a crash in between repeats an indicator, which is harmless.
         await self.runtime.cache.set(dedupe, b"1", ttl=EVENT_DEDUPE_TTL_SECONDS)
         return "processed"
@@ -273,9 +278,6 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
                 return
             row_id = record.message.id
         await self._fail(tenant, message, event, row_id, "ServerError", text)
-
-    async def _publish(self, request: WhatsAppRequest, tenant: TenantRuntime, customer: str) -> None:
-        await self.runtime.broker.publish(SEND_WHATSAPP, [request.to_outgoing(customer=customer)])
 
     async def _fail(
         self,
