@@ -181,3 +181,18 @@ async def test_close_hands_over_the_last_counts_and_stops_the_background_exchang
     await limiter.close()
     assert not [task for task in asyncio.all_tasks() if task.get_name() == "rate-limit-exchange"]
     assert await cache.incr_many({f"rl:t1:{int(MINUTE_START // WINDOW)}": 0}, ttl=WINDOW) == [3]
+
+
+async def test_the_background_exchange_stops_once_no_key_is_left_to_follow(clock: Clock, cache: FlakyCache) -> None:
+    limiter = BatchedLimiter(cache, interval=0.0, clock=clock)  # exchanges on every turn of the loop
+    try:
+        assert await _admitted(limiter, 3, limit=100) == 3
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert cache.exchanges >= 1  # handed over without anyone asking
+        clock.now = MINUTE_START + 2 * WINDOW  # the key's minute is over: nothing left to follow
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not [task for task in asyncio.all_tasks() if task.get_name() == "rate-limit-exchange"]
+    finally:
+        await limiter.close()
