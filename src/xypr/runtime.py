@@ -11,6 +11,7 @@ from xypr.backends.broker import create_broker
 from xypr.backends.broker.base import Broker
 from xypr.backends.cache import create_cache
 from xypr.backends.cache.base import Cache
+from xypr.backends.cache.batched import BatchedLimiter
 from xypr.backends.db import Database, create_database, migrate
 from xypr.backends.storage import create_object_store
 from xypr.backends.storage.base import ObjectStore
@@ -33,6 +34,8 @@ class Runtime:
     database: Database
     broker: Broker
     cache: Cache
+    # Rate limits on hot paths (webhooks): counted here, shared through `cache` in batches.
+    limits: BatchedLimiter
     store: ObjectStore
     box: SecretBox
     tenants: TenantDirectory
@@ -70,6 +73,8 @@ class Runtime:
             await broker.connect()
             cache = create_cache(settings)
             stack.push_async_callback(cache.close)
+            limits = BatchedLimiter(cache)
+            stack.push_async_callback(limits.close)  # before the cache closes: its last counts still reach it
             store = store or create_object_store(settings)
             stack.push_async_callback(store.close)
             http = create_http_client(timeout=settings.http_timeout_seconds)
@@ -81,6 +86,7 @@ class Runtime:
                 database=database,
                 broker=broker,
                 cache=cache,
+                limits=limits,
                 store=store,
                 box=box,
                 tenants=TenantDirectory(database, box),

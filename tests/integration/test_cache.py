@@ -165,6 +165,31 @@ async def test_incr_of_a_non_integer_raises_value_error(cache: Cache) -> None:
         await cache.incr("text")
 
 
+async def test_incr_many_adds_to_each_counter_and_reads_with_zero(cache: Cache) -> None:
+    assert await cache.incr_many({}, ttl=5) == []
+    assert await cache.incr_many({"a": 3, "b": 0}, ttl=5) == [3, 0]
+    assert await cache.incr_many({"b": 2, "a": 0, "c": 1}, ttl=5) == [2, 3, 1]
+    assert await cache.get("a") == b"3"
+
+
+async def test_incr_many_keeps_the_ttl_of_creation(cache: Cache) -> None:
+    assert await cache.incr_many({"count": 1}, ttl=0.3) == [1]
+    assert await cache.incr_many({"count": 1}, ttl=60) == [2]
+    await asyncio.sleep(0.4)
+    assert await cache.get("count") is None
+
+
+async def test_incr_many_is_atomic_under_concurrency(cache: Cache) -> None:
+    await asyncio.gather(*(cache.incr_many({"x": 1, "y": 2}, ttl=5) for _ in range(50)))
+    assert await cache.incr_many({"x": 0, "y": 0}, ttl=5) == [50, 100]
+
+
+async def test_incr_many_of_a_non_integer_raises_value_error(cache: Cache) -> None:
+    await cache.set("text", b"hello")
+    with pytest.raises(ValueError, match="integer"):
+        await cache.incr_many({"text": 1}, ttl=5)
+
+
 async def test_hit_allows_limit_events_then_denies_until_the_window_slides(cache: Cache) -> None:
     decisions = [await cache.hit("rate/t1", limit=3, window=0.5) for _ in range(3)]
     assert [d.allowed for d in decisions] == [True, True, True]

@@ -8,7 +8,7 @@ implementation additionally prefixes everything with the deployment namespace.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 __all__ = ["Cache", "RateDecision"]
@@ -45,6 +45,10 @@ class Cache(abc.ABC):
     @abc.abstractmethod
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         """Add to an integer counter and return the new value; `ttl` is set when the key is created."""
+
+    @abc.abstractmethod
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float) -> list[int]:
+        """`incr` of several counters in one round trip (an amount of 0 reads one); the new values, in order."""
 
     @abc.abstractmethod
     async def hit(self, key: str, *, limit: int, window: float) -> RateDecision:

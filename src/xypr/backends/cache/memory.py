@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -140,6 +140,10 @@ class MemoryCache(Cache):
             raise ValueError(f"cache key {key!r} does not hold an integer") from exc
         current.data = str(total).encode()  # the TTL of an existing counter is kept, as INCRBY does
         return total
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float) -> list[int]:
+        """`incr` of several counters (an amount of 0 reads one); the new values, in order."""
+        return [await self.incr(key, amount, ttl=ttl) for key, amount in amounts.items()]
 
     async def hit(self, key: str, *, limit: int, window: float) -> RateDecision:
         """Count one event in a sliding window of `window` seconds allowing `limit` events."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -25,6 +25,20 @@ if created and tonumber(ARGV[2]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
+"""
+
+# The same for several keys at once (ARGV: one amount per key, then the TTL), so a batch costs one round trip.
+_INCR_MANY_SCRIPT = """
+local ttl = tonumber(ARGV[#KEYS + 1])
+local values = {}
+for i, key in ipairs(KEYS) do
+  local created = redis.call('EXISTS', key) == 0
+  values[i] = redis.call('INCRBY', key, ARGV[i])
+  if created and ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return values
 """
 
 # A sorted set of hit timestamps (microseconds, scored and named uniquely). The server clock is used
@@ -71,6 +85,7 @@ class RedisCache(Cache):
         # Idle pub/sub connections are checked now and then, so a dead one is noticed and replaced.
         self._redis = aioredis.Redis.from_url(url, health_check_interval=30)
         self._incr = self._redis.register_script(_INCR_SCRIPT)
+        self._incr_many = self._redis.register_script(_INCR_MANY_SCRIPT)
         self._hit = self._redis.register_script(_HIT_SCRIPT)
         self._pubsubs: set[aioredis.client.PubSub] = set()
         self._closed = False
@@ -104,6 +119,17 @@ class RedisCache(Cache):
         except ResponseError as exc:
             raise ValueError(f"cache key {key!r} does not hold an integer") from exc
         return int(value)
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float) -> list[int]:
+        """`incr` of several counters in one script call (an amount of 0 reads one); the new values, in order."""
+        if not amounts:
+            return []
+        keys = [self._key(key) for key in amounts]
+        try:
+            values = await self._incr_many(keys=keys, args=[*amounts.values(), _ttl_ms(ttl) or 0])
+        except ResponseError as exc:
+            raise ValueError(f"one of the cache keys {list(amounts)!r} does not hold an integer") from exc
+        return [int(value) for value in values]
 
     async def hit(self, key: str, *, limit: int, window: float) -> RateDecision:
         """Count one event in a sliding window of `window` seconds allowing `limit` events."""

@@ -156,11 +156,9 @@ class GatewayMiddleware:
             await send(message)
 
         await self._pass(scope, receive, send_noting_status, path, runtime=runtime)
-        if status in _REFUSED_WEBHOOK and self.settings.rate_limit_webhooks_per_ip > 0:
-            try:
-                await runtime.cache.incr(_refused_key(scope), ttl=_WINDOW_SECONDS)
-            except Exception as exc:  # the count is a defence, not a reason to fail the answer already sent
-                log.warning("gateway.rate_limit_unavailable", error=type(exc).__name__)
+        per_minute = self.settings.rate_limit_webhooks_per_ip
+        if status in _REFUSED_WEBHOOK and per_minute > 0:
+            await runtime.limits.count(_refused_key(scope), limit=per_minute, window=_WINDOW_SECONDS)
 
     async def _pass(
         self, scope: Scope, receive: Receive, send: Send, path: str, runtime: Runtime | None = None
@@ -178,7 +176,7 @@ class GatewayMiddleware:
             if kind is PathKind.WEBHOOK:
                 # Only refused webhooks spend the address budget (checked here, counted after the answer):
                 # a tenant's own traffic is limited per tenant after its signature (services/deps.py).
-                await self._refused_webhooks_below_limit(scope, runtime)
+                self._refused_webhooks_below_limit(scope, runtime)
                 return
             await self._limit(runtime, f"rl:ip:{ip}", self.settings.rate_limit_per_ip, "address")
         elif kind is PathKind.WEBHOOK:
@@ -193,17 +191,14 @@ class GatewayMiddleware:
         if path == "/metrics" and principal.role is not Role.XYPR_ADMIN:
             raise _Reject(403, "forbidden", "metrics are for Xypr administrators")
 
-    async def _refused_webhooks_below_limit(self, scope: Scope, runtime: Runtime) -> None:
+    def _refused_webhooks_below_limit(self, scope: Scope, runtime: Runtime) -> None:
         per_minute = self.settings.rate_limit_webhooks_per_ip
         if per_minute <= 0:
             return
-        try:
-            count = await runtime.cache.get(_refused_key(scope))
-        except Exception as exc:  # a cache outage must not take the webhooks down
-            log.warning("gateway.rate_limit_unavailable", error=type(exc).__name__)
-            return
-        if count is not None and int(count) >= per_minute:
-            seconds = math.ceil(_WINDOW_SECONDS)
+        # This process's view of the address's refusals, shared in batches: no cache round trip per webhook.
+        decision = runtime.limits.check(_refused_key(scope), limit=per_minute, window=_WINDOW_SECONDS)
+        if not decision.allowed:
+            seconds = max(1, math.ceil(decision.retry_after))
             raise _Reject(
                 429, "rate_limited", f"too many refused webhooks from this address; retry in {seconds} s",
                 {"Retry-After": str(seconds)},
