@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from xypr.genesys.models import GenesysIdType, GenesysMessageType, GenesysOutbound
 from xypr.whatsapp.models import WaInboundMessage, WaMessageType, WaStatus, WaStatusValue
+
+_GENESYS = {"id": "g1", "channel": {"id": "c", "to": {"id": "+1", "idType": "Phone"}}, "type": "Text"}
 
 
 def test_a_known_type_is_its_member() -> None:
@@ -25,3 +28,23 @@ def test_a_new_status_is_unknown_and_keeps_its_value() -> None:
     assert not status.status.known
     assert status.status == "deleted"
     assert WaStatus.model_validate({"id": "w", "status": "played", "timestamp": "1"}).status is WaStatusValue.PLAYED
+
+
+def test_genesys_types_and_id_types_are_members_and_new_ones_are_kept() -> None:
+    known = GenesysOutbound.model_validate(_GENESYS)
+    assert known.type is GenesysMessageType.TEXT
+    assert known.channel.to.id_type is GenesysIdType.PHONE
+    later = GenesysOutbound.model_validate(
+        {**_GENESYS, "type": "Poll", "channel": {"id": "c", "to": {"id": "x", "idType": "Instagram"}}}
+    )
+    assert (later.type.name, later.type, later.type.known) == ("UNKNOWN", "Poll", False)
+    assert later.channel.to.id_type == "Instagram"
+    dumped = later.model_dump(mode="json", by_alias=True)
+    assert (dumped["type"], dumped["channel"]["to"]["idType"]) == ("Poll", "Instagram")
+
+
+def test_a_wire_enum_is_documented_as_any_string_with_the_known_values_as_examples() -> None:
+    schema = GenesysOutbound.model_json_schema()["$defs"]["GenesysMessageType"]
+    assert schema["type"] == "string"
+    assert "enum" not in schema  # an enum would promise a refusal that never comes
+    assert schema["examples"] == ["Text", "Structured", "Receipt", "Event"]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from pydantic import GetJsonSchemaHandler
+from pydantic_core import CoreSchema
 
 __all__ = ["WireEnum"]
 
@@ -28,3 +32,13 @@ class WireEnum(StrEnum):
     def known(self) -> bool:
         """Whether the value is one this code knows (a declared member other than `UNKNOWN`)."""
         return self._name_ != "UNKNOWN"
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        """Documented as what it accepts: any string, the known values as examples (not an `enum`, which
+        would promise a refusal that never comes)."""
+        schema: dict[str, Any] = dict(handler(core_schema))
+        known = schema.pop("enum", None) or []
+        schema["type"] = "string"
+        schema["examples"] = [value for value in known if value != "unknown"]
+        return schema

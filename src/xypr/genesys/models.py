@@ -6,7 +6,28 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-__all__ = ["GenesysChannel", "GenesysOutbound", "GenesysParty"]
+from xypr.core.wire import WireEnum
+
+__all__ = ["GenesysChannel", "GenesysIdType", "GenesysMessageType", "GenesysOutbound", "GenesysParty"]
+
+
+class GenesysMessageType(WireEnum):
+    """An Open Messaging message's `type`; a type Genesys adds later parses as `UNKNOWN` and keeps its name."""
+
+    TEXT = "Text"
+    STRUCTURED = "Structured"
+    RECEIPT = "Receipt"
+    EVENT = "Event"
+    UNKNOWN = "unknown"
+
+
+class GenesysIdType(WireEnum):
+    """How Open Messaging names a party (`idType`); anything new parses as `UNKNOWN` and keeps its name."""
+
+    PHONE = "Phone"
+    EMAIL = "Email"
+    OPAQUE = "Opaque"
+    UNKNOWN = "unknown"
 
 
 class _Wire(BaseModel):
@@ -15,7 +36,7 @@ class _Wire(BaseModel):
 
 class GenesysParty(_Wire):
     id: str
-    id_type: str | None = Field(default=None, alias="idType")
+    id_type: GenesysIdType | None = Field(default=None, alias="idType")
     # The captured fixtures spell `nickName`; the schema says `nickname`: accept both.
     nickname: str | None = Field(default=None, validation_alias=AliasChoices("nickname", "nickName"))
 
@@ -36,7 +57,7 @@ class GenesysOutbound(_Wire):
     id: str
     channel: GenesysChannel
     direction: str | None = None
-    type: str
+    type: GenesysMessageType
     text: str | None = None
     content: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
