@@ -14,6 +14,8 @@ from sqlalchemy import select
 from tests.conftest import embedded_settings
 from tests.support.bridge import Bridge, eventually, running_bridge
 from xypr.config import Settings
+from xypr.state.details import MessageDetails, OfferedChoice
+from xypr.state.messages import merge_details
 from xypr.state.models import Conversation, Media, Message
 
 CUSTOMER = "16505551234"
@@ -149,10 +151,11 @@ async def test_a_button_answer_to_our_quick_replies_is_a_structured_response_sen
         async with bridge.runtime.database.session() as session:
             row = await session.scalar(select(Message).where(Message.wamid == whatsapp["wamid"]))
             assert row is not None
-            row.details = {**(row.details or {}), "quick_replies": [
-                {"id": "qr-0", "title": "Keep it", "payload": "KEEP"},
-                {"id": "qr-1", "title": "Cancel it", "payload": "CANCEL"},
-            ]}  # fmt: skip
+            offered = MessageDetails(quick_replies=(
+                OfferedChoice(id="qr-0", title="Keep it", payload="KEEP"),
+                OfferedChoice(id="qr-1", title="Cancel it", payload="CANCEL"),
+            ))  # fmt: skip
+            await merge_details(session, tenant_id=row.tenant_id, message_id=row.id, update=offered)
 
         answer = await _customer_sends(
             bridge, "interactive", context_id=whatsapp["wamid"],

@@ -18,6 +18,7 @@ from tests.conftest import embedded_settings
 from tests.support.bridge import Bridge, eventually, running_bridge
 from xypr.config import Settings
 from xypr.genesys import signature as genesys_signature
+from xypr.state.details import OfferedChoice
 from xypr.state.models import Conversation, Message
 from xypr.tenants.models import Tenant
 
@@ -140,10 +141,10 @@ async def test_quick_replies_reach_whatsapp_as_reply_buttons_and_keep_their_payl
     row = await _row(bridge, genesys_id)
     assert row.wamid == sent["wamid"]
     assert row.details is not None
-    assert row.details["quick_replies"] == [
-        {"id": b["reply"]["id"], "title": t, "payload": f"P-{t}"}
+    assert row.details.quick_replies == tuple(
+        OfferedChoice(id=b["reply"]["id"], title=t, payload=f"P-{t}")
         for b, t in zip(interactive["action"]["buttons"], ("Yes", "No"), strict=True)
-    ]
+    )
 
 
 async def test_an_image_attachment_is_fetched_from_genesys_kept_uploaded_to_meta_and_sent_by_id(
@@ -167,9 +168,11 @@ async def test_an_image_attachment_is_fetched_from_genesys_kept_uploaded_to_meta
         row = await _row(bridge, genesys_id)
         assert (row.status, row.kind) == ("sent", "image")
         assert row.details is not None
-        (kept,) = row.details["media"]
-        assert kept["object_key"].startswith(f"tenant/{row.tenant_id}/outbound/{row.id}/")
-        assert (await bridge.runtime.store.get(kept["object_key"])).data == PNG
+        assert isinstance(row.details.media, tuple)
+        (kept,) = row.details.media
+        assert kept.object_key.startswith(f"tenant/{row.tenant_id}/outbound/{row.id}/")
+        assert kept.bytes == len(PNG)
+        assert (await bridge.runtime.store.get(kept.object_key)).data == PNG
         assert await _downloads(bridge) == [attachment["id"]]
 
 
@@ -255,7 +258,7 @@ async def test_a_long_text_is_sent_in_parts_and_every_part_wamid_is_recorded(bri
     assert " ".join(s["body"]["text"]["body"] for s in sent).split() == words
     row = await _row(bridge, genesys_id)
     assert row.details is not None
-    assert row.details["wamids"] == [s["wamid"] for s in sent]
+    assert row.details.wamids == tuple(s["wamid"] for s in sent)
     assert row.wamid == sent[0]["wamid"]
 
 

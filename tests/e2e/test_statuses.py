@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.support.bridge import Bridge, eventually, running_bridge
 from tests.support.contracts import contract
 from xypr.config import Settings
+from xypr.state.details import MessageDetails
 from xypr.state.models import Conversation, Message, MessageStatus
 
 CUSTOMER = "16505551234"
@@ -71,7 +72,7 @@ async def _tracked_agent_message(bridge: Bridge, *, wamids: list[str], status: s
                 kind="text",
                 status=status,
                 text="agent text",
-                details={"wamids": wamids} if len(wamids) > 1 else None,
+                details=MessageDetails(wamids=tuple(wamids)) if len(wamids) > 1 else None,
             )
         )
     return genesys_message_id

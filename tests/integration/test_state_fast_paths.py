@@ -14,6 +14,7 @@ from xypr.config import Settings
 from xypr.core.secretbox import SecretBox, generate_master_key
 from xypr.runtime import Runtime
 from xypr.state import service
+from xypr.state.details import MessageDetails, OfferedChoice
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     conversation_facts,
@@ -198,7 +199,7 @@ async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(r
     assert facts is not None
     assert (facts.id, facts.wa_id) == (customer.conversation_id, "16505551234")
     assert facts.last_customer_message_at == EARLY
-    offered = {"quick_replies": [{"id": "q1", "title": "Yes", "payload": "YES"}]}
+    offered = MessageDetails(quick_replies=(OfferedChoice(id="q1", title="Yes", payload="YES"),))
 
     row_id = await insert_agent_message(
         runtime.database,
@@ -231,7 +232,11 @@ async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(r
         row = await get_message(session, tenant_id=tenant_id, message_id=row_id)
     assert row is not None
     assert (row.direction, row.status, row.wamid, row.genesys_message_id) == ("outbound", "sent", "wamid.p1", "g-out-1")
-    assert row.details == {**offered, "wamids": ["wamid.p1", "wamid.p2"]}
+    assert row.details is not None
+    assert row.details.stored() == {
+        "quick_replies": [{"id": "q1", "title": "Yes", "payload": "YES"}],
+        "wamids": ["wamid.p1", "wamid.p2"],
+    }
     assert row.conversation_id == facts.id
 
 

@@ -16,6 +16,7 @@ from xypr.services.agent_widget.history import MediaView, bubbles, failure_reaso
 from xypr.services.agent_widget.i18n import labels_for, language_of
 from xypr.services.agent_widget.page import frame_ancestors, genesys_region_of, page_policy
 from xypr.services.agent_widget.router import TemplateSend, notification_content
+from xypr.state.details import MessageDetails
 from xypr.state.models import Message
 from xypr.transform.inbound import message_facts
 from xypr.transform.outbound import to_whatsapp_sends
@@ -25,6 +26,7 @@ T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
 def _row(n: int, direction: str, kind: str, text: str | None, **extra: Any) -> Message:
+    """A row as read from the database (`details`: the stored JSON object)."""
     return Message(
         id=f"m{n}",
         tenant_id="t",
@@ -35,7 +37,7 @@ def _row(n: int, direction: str, kind: str, text: str | None, **extra: Any) -> M
         wamid=extra.pop("wamid", f"wamid.{n}"),
         status=extra.pop("status", "received" if direction == "inbound" else "sent"),
         error=extra.pop("error", None),
-        details=extra.pop("details", None),
+        details=MessageDetails.load(extra.pop("details", None)),
         created_at=T0 + timedelta(minutes=n),
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xypr.backends.db.base import Base, new_id, utcnow
+from xypr.state.details import MessageDetails, MessageDetailsType
 
 __all__ = ["Conversation", "Media", "Message", "MessageStatus"]
 
@@ -69,8 +70,8 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16))
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # Facts needed later: {"quick_replies": [{"id", "title", "payload"}]}, {"wamids": [...]}, media keys.
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Facts needed later (quick replies offered, every part's wamid, media, …): `xypr.state.details`.
+    details: Mapped[MessageDetails | None] = mapped_column(MessageDetailsType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

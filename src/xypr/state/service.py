@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xypr.backends.db.base import as_utc, new_id, utcnow
 from xypr.backends.db.engine import Database
 from xypr.backends.db.hot import as_datetime, as_json
+from xypr.state.details import MessageDetails, stored_details
 from xypr.state.models import Conversation, Message
 
 __all__ = [
@@ -139,7 +139,7 @@ async def record_inbound(
     wamid: str,
     kind: str,
     text: str | None,
-    details: dict[str, Any] | None = None,
+    details: MessageDetails | None = None,
 ) -> InboundRecord:
     """Track a customer message once per `(tenant, wamid)`; a redelivery returns the existing row."""
     existing = await session.scalar(
@@ -172,8 +172,10 @@ async def record_outbound(
     conversation_id: str | None,
     kind: str,
     text: str | None,
+    details: MessageDetails | None = None,
 ) -> OutboundRecord:
-    """Track an agent message once per `(tenant, genesys message id)`, in its conversation when known."""
+    """Track an agent message once per `(tenant, genesys message id)`, in its conversation when known;
+    `details` are merged into a known row unless it is settled."""
     existing = await session.scalar(
         select(Message).where(
             Message.tenant_id == tenant_id,
@@ -182,6 +184,8 @@ async def record_outbound(
         )
     )
     if existing is not None:
+        if details is not None and existing.status not in SETTLED:
+            existing.details = (existing.details or MessageDetails()).merged(details)
         return OutboundRecord(existing, existing.conversation_id, created=False)
     message = Message(
         tenant_id=tenant_id,
@@ -191,6 +195,7 @@ async def record_outbound(
         kind=kind,
         status="received",
         text=text,
+        details=details,
     )
     session.add(message)
     await session.flush()
@@ -215,7 +220,7 @@ class SendState:
     status: str
     conversation_id: str | None
     genesys_conversation_id: str | None
-    details: dict[str, Any] | None
+    details: MessageDetails | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +303,7 @@ async def track_customer_message(
     bsuid: str | None = None,
     customer_name: str | None = None,
     customer_wrote_at: datetime | None = None,
-    details: dict[str, Any] | None = None,
+    details: MessageDetails | None = None,
 ) -> TrackedCustomerMessage | None:
     """The common case of a customer message, in one transaction of two statements.
 
@@ -323,7 +328,7 @@ async def track_customer_message(
                 None,
                 kind,
                 text,
-                details,
+                stored_details(details),
                 now,
             )
             if inserted is None:
@@ -337,7 +342,7 @@ async def send_state(database: Database, *, tenant_id: str, message_id: str) -> 
     """A tracked message's status and its conversation's Genesys id: one statement, no transaction."""
     async with database.sql() as sql:
         row = await sql.fetchrow(_SEND_STATE, tenant_id, message_id)
-    return None if row is None else SendState(row[0], row[1], row[2], as_json(row[3]))
+    return None if row is None else SendState(row[0], row[1], row[2], MessageDetails.load(as_json(row[3])))
 
 
 async def mark_sent(
@@ -362,16 +367,15 @@ async def mark_sent(
 
 
 async def mark_sent_to_whatsapp(
-    database: Database, *, tenant_id: str, message_id: str, wamids: list[str], details: dict[str, Any] | None
+    database: Database, *, tenant_id: str, message_id: str, wamids: list[str], details: MessageDetails | None
 ) -> None:
     """Record that Meta accepted every part of an agent message: status `sent`, the first part's wamid in
-    `wamid` and every part's in `details["wamids"]` (Meta reports statuses per part). `details` is the row's
+    `wamid` and every part's in `details.wamids` (Meta reports statuses per part). `details` is the row's
     as read before the send; nothing else writes it meanwhile (the conversation's order holds it)."""
     first = wamids[0] if wamids else None
+    sent = (details or MessageDetails()).merged(MessageDetails(wamids=tuple(wamids)))
     async with database.sql() as sql:
-        await sql.execute(
-            _MARK_SENT_TO_WHATSAPP, tenant_id, message_id, first, {**(details or {}), "wamids": wamids}, utcnow()
-        )
+        await sql.execute(_MARK_SENT_TO_WHATSAPP, tenant_id, message_id, first, sent.stored(), utcnow())
 
 
 async def conversation_facts(
@@ -392,7 +396,7 @@ async def insert_agent_message(
     genesys_message_id: str,
     kind: str,
     text: str | None,
-    details: dict[str, Any] | None = None,
+    details: MessageDetails | None = None,
 ) -> str | None:
     """Track an agent message in one statement; its row id, or None (nothing written) when Genesys' id
     is tracked already: a redelivery, for the general path (`record_outbound`)."""
@@ -408,7 +412,7 @@ async def insert_agent_message(
             genesys_message_id,
             kind,
             text,
-            details,
+            stored_details(details),
             utcnow(),
         )
     return None if inserted is None else message_id

@@ -100,9 +100,8 @@ async def _events(backends: StateBackends, message: Message) -> list[TimelineEve
         TimelineEvent(received, "transformed", f"Transformed for {target}", "", 1),
     ]
     wamids = {message.wamid} if message.wamid else set()
-    extra = (message.details or {}).get("wamids")
-    if isinstance(extra, list):
-        wamids |= {str(each) for each in extra}
+    if message.details is not None and message.details.wamids:
+        wamids |= set(message.details.wamids)
     seen_statuses: set[str] = set()
     if message.direction == "outbound" and wamids:
         async with backends.database.session() as session:

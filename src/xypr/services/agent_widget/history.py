@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from xypr.backends.db.base import as_utc
+from xypr.state.details import MessageDetails, Place
 from xypr.state.models import Message
 from xypr.transform.inbound import maps_link
 
@@ -83,23 +84,18 @@ def failure_reason(error: str | None) -> str | None:
     return f"{words[0].upper()}{words[1:]} — {detail.strip()}" if detail.strip() else words[0].upper() + words[1:]
 
 
-def _location(details: Mapping[str, Any]) -> Location | None:
-    place = details.get("location")
-    if not isinstance(place, dict):
+def _location(place: Place | None) -> Location | None:
+    if place is None:
         return None
-    try:
-        latitude, longitude = float(place["latitude"]), float(place["longitude"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    label = str(place.get("name") or place.get("address") or f"{latitude:.5f}, {longitude:.5f}")
-    return Location(label, maps_link(latitude, longitude))
+    label = place.name or place.address or f"{place.latitude:.5f}, {place.longitude:.5f}"
+    return Location(label, maps_link(place.latitude, place.longitude))
 
 
-def _reaction(details: Mapping[str, Any]) -> tuple[str, str] | None:
-    reaction = details.get("reaction")
-    if not isinstance(reaction, dict) or not reaction.get("messageId"):
+def _reaction(details: MessageDetails) -> tuple[str, str] | None:
+    reaction = details.reaction
+    if reaction is None or not reaction.message_id:
         return None
-    return str(reaction["messageId"]), str(reaction.get("emoji") or "")
+    return reaction.message_id, reaction.emoji or ""
 
 
 def bubbles(rows: Sequence[Message], media: Mapping[str, MediaView]) -> list[Bubble]:
@@ -110,7 +106,7 @@ def bubbles(rows: Sequence[Message], media: Mapping[str, MediaView]) -> list[Bub
     thread: list[Bubble] = []
     reactions: list[tuple[str, str, str, Bubble]] = []
     for row in rows:
-        details: Mapping[str, Any] = row.details or {}
+        details = row.details or MessageDetails()
         direction = "in" if row.direction == "inbound" else "out"
         bubble = Bubble(
             id=row.id,
@@ -127,17 +123,16 @@ def bubbles(rows: Sequence[Message], media: Mapping[str, MediaView]) -> list[Bub
             if bubble.text and bubble.text.startswith("[") and bubble.text.endswith("]"):
                 bubble.text = None  # "[image]" was only a stand-in for quotes; the media shows itself
         if row.kind == "location":
-            bubble.location = _location(details)
+            bubble.location = _location(details.location)
         reaction = _reaction(details)
         if row.kind == "reaction" and reaction is not None:
             reactions.append((reaction[0], reaction[1], "customer" if direction == "in" else "agent", bubble))
             continue
-        reply_to = details.get("replyTo")
-        if isinstance(reply_to, str):
-            quoted = by_wamid.get(reply_to)
+        if details.reply_to is not None:
+            quoted = by_wamid.get(details.reply_to)
             bubble.quote = (quoted.text or (quoted.media.kind if quoted.media else None)) if quoted else None
-        for wamid in [row.wamid, *(details.get("wamids") or [])]:
-            if isinstance(wamid, str):
+        for wamid in [row.wamid, *(details.wamids or ())]:
+            if wamid is not None:
                 by_wamid[wamid] = bubble
         thread.append(bubble)
     for target, emoji, who, bubble in reactions:

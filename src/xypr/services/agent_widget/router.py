@@ -52,6 +52,7 @@ from xypr.services.agent_widget.page import (
 from xypr.services.agent_widget.sends import queue_whatsapp, send_through_genesys, store_attachment
 from xypr.services.deps import RuntimeDep, correlation_id
 from xypr.services.openapi import ErrorBody, error_responses, json_error_responses, model_schema
+from xypr.state.details import MessageDetails, Reaction, WidgetAttachment
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import CUSTOMER_SERVICE_WINDOW, window_open
 from xypr.tenants.service import TenantRuntime
@@ -253,7 +254,7 @@ async def _view(runtime: Runtime, conversation: Conversation) -> _View:
         wamids = [
             row.wamid
             for row in rows
-            if row.direction == "inbound" and row.wamid and (row.details or {}).get("media_id")
+            if row.direction == "inbound" and row.wamid and row.details and row.details.media_id
         ]
         copies = (
             (
@@ -799,7 +800,7 @@ async def send_text(
         message_id = await queue_whatsapp(
             runtime, tenant, conversation, kind="text", text=body.text,
             payload={"type": "text", "context": {"message_id": quoted.wamid}, "text": {"body": body.text}},
-            details={"replyTo": quoted.wamid, "requested_by": principal.user_id},
+            details=MessageDetails(reply_to=quoted.wamid, requested_by=principal.user_id),
             correlation_id=correlation_id(request),
         )  # fmt: skip
         return JSONResponse({"messageId": message_id}, status_code=202)
@@ -877,7 +878,9 @@ async def send_reaction(
     message_id = await queue_whatsapp(
         runtime, tenant, conversation, kind="reaction", text=None,
         payload={"type": "reaction", "reaction": {"message_id": target.wamid, "emoji": body.emoji}},
-        details={"reaction": {"messageId": target.wamid, "emoji": body.emoji}, "requested_by": principal.user_id},
+        details=MessageDetails(
+            reaction=Reaction(message_id=target.wamid or "", emoji=body.emoji), requested_by=principal.user_id
+        ),
         correlation_id=correlation_id(request),
     )  # fmt: skip
     return JSONResponse({"messageId": message_id}, status_code=202)
@@ -973,7 +976,9 @@ async def send_media(
     message_id = await queue_whatsapp(
         runtime, tenant, conversation, kind=kind.whatsapp_type, text=caption or f"[{kind.whatsapp_type}: {name}]",
         payload={"type": kind.whatsapp_type, kind.whatsapp_type: part},
-        details={"media": {"objectKey": key, "mime": mime, "filename": name}, "requested_by": principal.user_id},
+        details=MessageDetails(
+            media=WidgetAttachment(object_key=key, mime=mime, filename=name), requested_by=principal.user_id
+        ),
         correlation_id=correlation_id(request),
         media=[MediaUpload(part=0, object_key=key, mime_type=mime, filename=name)],
     )  # fmt: skip

@@ -22,7 +22,9 @@ from xypr.core.logging import get_logger
 from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
-from xypr.state.models import Conversation, Message
+from xypr.state.details import MessageDetails
+from xypr.state.messages import mark_failed, record_agent_send
+from xypr.state.models import Conversation
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import recipient
@@ -100,7 +102,7 @@ async def queue_whatsapp(
     kind: str,
     text: str | None,
     payload: dict[str, Any],
-    details: dict[str, Any],
+    details: MessageDetails,
     correlation_id: str,
     media: list[MediaUpload] | None = None,
 ) -> str:
@@ -109,19 +111,9 @@ async def queue_whatsapp(
         raise Conflict(f"tenant {tenant.id} is {tenant.status}: nothing is sent for it")
     send = {"messaging_product": "whatsapp", "recipient_type": "individual", **recipient(conversation.wa_id, None)}
     send.update(payload)
-    async with runtime.database.session() as session:
-        row = Message(
-            tenant_id=tenant.id,
-            conversation_id=conversation.id,
-            direction="outbound",
-            kind=kind,
-            status="received",
-            text=text,
-            details=details,
-        )
-        session.add(row)
-        await session.flush()
-        message_id = row.id
+    message_id = await record_agent_send(
+        runtime.database, tenant_id=tenant.id, conversation_id=conversation.id, kind=kind, text=text, details=details
+    )
     event = WhatsAppRequest(
         tenant_id=tenant.id,
         kind="message",
@@ -137,10 +129,12 @@ async def queue_whatsapp(
         # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
         await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
     except BrokerUnavailable as exc:
-        async with runtime.database.session() as session:
-            failed = await session.get(Message, message_id)
-            if failed is not None:
-                failed.status, failed.error = "failed", "ServerError: the broker was unavailable; nothing was sent"
+        await mark_failed(
+            runtime.database,
+            tenant_id=tenant.id,
+            message_id=message_id,
+            error="ServerError: the broker was unavailable; nothing was sent",
+        )
         raise ServiceUnavailable("cannot queue the message right now; retry later") from exc
     log.info("widget.queued", tenant_id=tenant.id, message_id=message_id, kind=kind)
     return message_id

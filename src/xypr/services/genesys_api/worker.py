@@ -9,7 +9,8 @@ from xypr.events import GenesysRequest
 from xypr.runtime import Runtime
 from xypr.stage import Stage
 from xypr.state.context import forget_context
-from xypr.state.service import SETTLED, SendState, get_message, mark_sent, send_state
+from xypr.state.messages import note_error
+from xypr.state.service import SETTLED, SendState, mark_sent, send_state
 from xypr.topology import SEND_GENESYS
 
 __all__ = ["GenesysApi"]
@@ -100,7 +101,6 @@ class GenesysApi(Stage[GenesysRequest]):
         if event.kind != "message" or not event.message_id:
             return
         # The status stays unsettled on purpose: a replayed dead letter must still be sent.
-        async with self.runtime.database.session() as session:
-            tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id)
-            if tracked is not None:
-                tracked.error = f"Genesys: {error}"[:2000]
+        await note_error(
+            self.runtime.database, tenant_id=event.tenant_id, message_id=event.message_id, error=f"Genesys: {error}"
+        )

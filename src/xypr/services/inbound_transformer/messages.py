@@ -16,6 +16,9 @@ from xypr.events import GenesysRequest, InboundWhatsAppEvent
 from xypr.runtime import Runtime
 from xypr.services.inbound_transformer.media import MediaCopier
 from xypr.stage import Handoff
+from xypr.state.details import MessageDetails
+from xypr.state.identity import follow_identity, keep_told_as
+from xypr.state.messages import merge_details, rewrite_text
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     SETTLED,
@@ -37,7 +40,7 @@ from xypr.transform.inbound import (
     to_genesys_inbound,
 )
 from xypr.whatsapp.media import MediaUnavailable
-from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of, is_bsuid
+from xypr.whatsapp.models import WaContact, WaInboundMessage, WaSystem, customer_of, is_bsuid
 
 __all__ = ["handle_message", "parse_message", "quick_replies_of"]
 
@@ -89,19 +92,18 @@ async def handle_message(
     inbound = to_genesys_inbound(message, contact, facts)
 
     if media_id is not None or inbound.kind == "structured" or message.type == "edit":
+        learned = MessageDetails(
+            media_id=media_id,
+            media_copied=(facts.media is not None) if media_id is not None else None,
+            structured=True if inbound.kind == "structured" else None,
+        )
         async with runtime.database.session() as session:
-            tracked = await session.get(Message, row_id)
-            if tracked is not None:
-                details: dict[str, Any] = dict(tracked.details or {})
-                if media_id is not None:
-                    details["media_id"] = media_id
-                    details["media_copied"] = facts.media is not None
-                if inbound.kind == "structured":
-                    details["structured"] = True
-                tracked.details = details
+            await merge_details(session, tenant_id=tenant.id, message_id=row_id, update=learned)
             if message.type == "edit" and message.edit and message.edit.original_message_id:
                 # Later quotes of the edited message show what it says now.
-                await _rewrite(session, tenant.id, message.edit.original_message_id, message_summary(message))
+                await rewrite_text(
+                    session, tenant_id=tenant.id, wamid=message.edit.original_message_id, text=message_summary(message)
+                )
 
     return await _send(send, tenant, event, inbound, row_id, conversation_id)
 
@@ -137,7 +139,7 @@ async def _track(
     wrote_at = _wrote_at(message)
     name = contact.profile.name if contact and contact.profile else None
     summary = message_summary(message)
-    facts = message_facts(message)
+    facts = MessageDetails.load(message_facts(message))
     wamid_referenced = referenced_wamid(message)
     tracked = None
     if message.type != "system":
@@ -230,11 +232,16 @@ async def _track_identity_change(
                     session, conversation=conversation, wamid=message.id, kind="system", text=message_summary(message)
                 )
             ).message
-        # Told to Genesys under the id it knows the customer by (it threads on it): kept on the row for
-        # redeliveries.
-        told_as = str((row.details or {}).get("customer_id") or conversation.genesys_customer_id)
-        row.details = {**(row.details or {}), "customer_id": told_as}
-        await _follow_identity(session, conversation, message)
+        # Told to Genesys under the id it knows the customer by (it threads on it).
+        told_as = keep_told_as(row, conversation)
+        if message.system is not None:
+            await follow_identity(
+                session,
+                conversation,
+                new_key=_new_key(conversation, message.system, message),
+                new_bsuid=message.system.user_id,
+                change=message.system.type,
+            )
         return conversation.customer_name, conversation.id, row.id, told_as
 
 
@@ -298,19 +305,14 @@ def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:
         raise PermanentError(f"malformed WhatsApp message: {exc.errors()[0]['msg']}") from exc
 
 
-def quick_replies_of(details: dict[str, Any] | None) -> tuple[QuickReply, ...]:
-    """The choices an outbound message offered (`details["quick_replies"]`), skipping malformed entries."""
-    offered = (details or {}).get("quick_replies")
-    if not isinstance(offered, list):
-        return ()
+def quick_replies_of(details: MessageDetails | None) -> tuple[QuickReply, ...]:
+    """The choices an outbound message offered (`details.quick_replies`)."""
     choices: list[QuickReply] = []
-    for entry in offered:
-        if not isinstance(entry, dict) or not entry.get("id"):
-            continue
-        title = str(entry.get("title") or entry.get("payload") or entry["id"])
-        payload = str(entry.get("payload") if entry.get("payload") is not None else title)
-        kind: Literal["QuickReply", "Button"] = "Button" if entry.get("type") == "Button" else "QuickReply"
-        choices.append(QuickReply(id=str(entry["id"]), title=title, payload=payload, type=kind))
+    for entry in (details.quick_replies if details is not None else None) or ():
+        title = entry.title or entry.payload or entry.id
+        payload = entry.payload if entry.payload is not None else title
+        kind: Literal["QuickReply", "Button"] = "Button" if entry.type == "Button" else "QuickReply"
+        choices.append(QuickReply(id=entry.id, title=title, payload=payload, type=kind))
     return tuple(choices)
 
 
@@ -364,36 +366,14 @@ async def _referenced(session: AsyncSession, tenant_id: str, wamid: str | None) 
     )
 
 
-async def _rewrite(session: AsyncSession, tenant_id: str, wamid: str, text: str | None) -> None:
-    original = await _inbound_row(session, tenant_id, wamid)
-    if original is not None and text:
-        original.text = text
-
-
-async def _follow_identity(session: AsyncSession, conversation: Conversation, message: WaInboundMessage) -> None:
-    """The conversation follows its customer: to the new phone number (`user_changed_number`), or to the
-    new BSUID (`user_changed_user_id`; the key itself only for a customer known by BSUID alone)."""
-    system = message.system
-    if system is None:
-        return
-    # Only the WhatsApp side moves: Genesys keeps knowing the customer by `genesys_customer_id`.
-    new_key: str | None = None
+def _new_key(conversation: Conversation, system: WaSystem, message: WaInboundMessage) -> str | None:
+    """The key the conversation moves to: the new phone number (`user_changed_number`), or the new BSUID
+    (`user_changed_user_id`; the key itself only for a customer known by BSUID alone)."""
     if system.type == "user_changed_number":
-        new_key = system.wa_id or system.user_id
-    elif system.user_id and _is_bsuid_key(conversation, message):
-        new_key = system.user_id
-    if new_key and new_key != conversation.wa_id:
-        taken = await find_conversation(session, tenant_id=conversation.tenant_id, wa_id=new_key)
-        if taken is not None:
-            # The customer already wrote from the new id: that conversation stays theirs, nothing to merge.
-            log.info("inbound.identity_target_exists", tenant_id=conversation.tenant_id, conversation_id=taken.id)
-            return
-        log.info("inbound.identity_changed", tenant_id=conversation.tenant_id, conversation_id=conversation.id,
-                 change=system.type)  # fmt: skip
-        conversation.wa_id = new_key
-    if system.user_id:
-        conversation.bsuid = system.user_id
-    await session.flush()
+        return system.wa_id or system.user_id
+    if system.user_id and _is_bsuid_key(conversation, message):
+        return system.user_id
+    return None
 
 
 def _is_bsuid_key(conversation: Conversation, message: WaInboundMessage) -> bool:

@@ -24,6 +24,7 @@ from xypr.core.logging import get_logger
 from xypr.core.metrics import WHATSAPP_STATUSES, WHATSAPP_UNKNOWN_FIELDS
 from xypr.events import GenesysRequest, InboundWhatsAppEvent
 from xypr.runtime import Runtime
+from xypr.state.messages import apply_status_step, record_status_seen
 from xypr.state.models import Conversation, Message, MessageStatus
 from xypr.state.status import StatusStep, advance, furthest, least_advanced
 from xypr.tenants.service import TenantRuntime
@@ -167,19 +168,15 @@ async def _apply(
             if message is None:
                 log.info("whatsapp.status.unknown_message", tenant_id=tenant.id, wamid=status.id, status=status.status)
                 return "unknown_message"
-            session.add(MessageStatus(tenant_id=tenant.id, wamid=status.id, status=status.status))
-            await session.flush()  # the unique key: a second (tenant, wamid, status) fails here
+            # The unique key: a second (tenant, wamid, status) fails here.
+            await record_status_seen(session, tenant_id=tenant.id, wamid=status.id, status=status.status)
 
             current = "sent" if message.status == "received" else message.status
             parts = _parts(message)
             if observed in ("delivered", "read") and len(parts) > 1:
                 observed = part_progress(parts, await _statuses_of(session, tenant_id=tenant.id, wamids=parts))
             step = advance(current, observed)
-            if step.status != message.status:
-                message.status = step.status
-            if step.receipt == "Failed":
-                reason, text = _failure(status)
-                message.error = f"{reason}: {text}"[:2000]
+            apply_status_step(message, step, error=": ".join(_failure(status)))
             if step.receipt is None or not message.genesys_message_id:
                 return "recorded"
             if conversation is None and message.conversation_id:
@@ -238,9 +235,8 @@ def _failure(status: WaStatus) -> tuple[str, str]:
 
 
 def _parts(message: Message) -> list[str]:
-    wamids = (message.details or {}).get("wamids")
-    if isinstance(wamids, list) and all(isinstance(each, str) for each in wamids):
-        return list(wamids)
+    if message.details is not None and message.details.wamids is not None:
+        return list(message.details.wamids)
     return [message.wamid] if message.wamid else []
 
 
@@ -266,7 +262,7 @@ async def _outbound_message(
     )
     if exact is not None or conversation is None:
         return exact
-    # A split text keeps its first part's wamid in `wamid` and every part's in `details["wamids"]`.
+    # A split text keeps its first part's wamid in `wamid` and every part's in `details.wamids`.
     recent = await session.scalars(
         select(Message)
         .where(

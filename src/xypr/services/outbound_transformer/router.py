@@ -29,7 +29,9 @@ from xypr.genesys.content import TemplateParameter
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id
 from xypr.services.openapi import error_responses
-from xypr.state.models import Conversation, Message
+from xypr.state.details import MessageDetails
+from xypr.state.messages import mark_failed, record_agent_send
+from xypr.state.models import Conversation
 from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import (
     TemplateButtonParameter,
@@ -395,19 +397,14 @@ async def send_template(
     language = body.language or _default_language(tenant.settings)
     send = _template_body(body, conversation.wa_id, language)
     cid = correlation_id(request)
-    async with runtime.database.session() as session:
-        message = Message(
-            tenant_id=tenant.id,
-            conversation_id=conversation.id,
-            direction="outbound",
-            kind="template",
-            status="received",
-            text=f"template {send['template']['name']} ({send['template']['language']['code']})",
-            details={"requested_by": principal.user_id},
-        )
-        session.add(message)
-        await session.flush()
-        message_id = message.id
+    message_id = await record_agent_send(
+        runtime.database,
+        tenant_id=tenant.id,
+        conversation_id=conversation.id,
+        kind="template",
+        text=f"template {send['template']['name']} ({send['template']['language']['code']})",
+        details=MessageDetails(requested_by=principal.user_id),
+    )
     event = WhatsAppRequest(
         tenant_id=tenant.id,
         kind="message",
@@ -422,10 +419,12 @@ async def send_template(
         # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
         await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
     except BrokerUnavailable as exc:
-        async with runtime.database.session() as session:
-            row = await session.get(Message, message_id)
-            if row is not None:
-                row.status, row.error = "failed", "ServerError: the broker was unavailable; nothing was sent"
+        await mark_failed(
+            runtime.database,
+            tenant_id=tenant.id,
+            message_id=message_id,
+            error="ServerError: the broker was unavailable; nothing was sent",
+        )
         raise BackendUnavailable("cannot queue the template right now; retry later") from exc
     log.info("template.queued", tenant_id=tenant.id, message_id=message_id, template=send["template"]["name"])
     queued = TemplateQueued(message_id=message_id, conversation_id=conversation.id, status="queued", message=send)

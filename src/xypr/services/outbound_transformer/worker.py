@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -17,13 +16,14 @@ from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.services.whatsapp_api.worker import WhatsAppApi
 from xypr.stage import Handoff, Stage
+from xypr.state.details import KeptAttachment, MessageDetails, OfferedChoice
+from xypr.state.messages import mark_failed, merge_details
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
     SETTLED,
     ConversationFacts,
     conversation_facts,
     find_conversation_of_genesys_customer,
-    get_message,
     insert_agent_message,
     latest_inbound_wamid,
     record_outbound,
@@ -114,7 +114,10 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         # The inbound path maps a customer's button_reply / list_reply id back to its payload.
         details = None
         if problem is None and plan is not None and plan.quick_replies:
-            details = {"quick_replies": [choice.as_dict() for choice in plan.quick_replies]}
+            offered = tuple(
+                OfferedChoice(id=each.id, title=each.title, payload=each.payload) for each in plan.quick_replies
+            )
+            details = MessageDetails(quick_replies=offered)
         row_id = await self._track(tenant, message, kind, conversation, details)
         if row_id is None:
             return "duplicate"
@@ -150,7 +153,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         message: GenesysOutbound,
         kind: str,
         conversation: ConversationFacts | None,
-        details: dict[str, Any] | None,
+        details: MessageDetails | None,
     ) -> str | None:
         """Track the agent message once (one statement): its row id, or None when it was settled before."""
         row_id = await insert_agent_message(
@@ -173,11 +176,10 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
                 conversation_id=conversation.id if conversation else None,
                 kind=kind,
                 text=message.text,
+                details=details,  # merged into the row unless it is settled
             )
             if record.message.status in SETTLED:
                 return None
-            if details is not None:
-                record.message.details = {**(record.message.details or {}), **details}
             return record.message.id
 
     async def _keep_attachment(self, tenant: TenantRuntime, source: AttachmentSource, row_id: str) -> MediaUpload:
@@ -193,10 +195,9 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         name = _object_name(source)
         key = f"tenant/{tenant.id}/outbound/{row_id}/{name}"
         await self.runtime.store.put(key, fetched.data, content_type=source.mime_type)
+        kept = MessageDetails(media=(KeptAttachment(object_key=key, bytes=len(fetched.data)),))
         async with self.runtime.database.session() as session:
-            record = await get_message(session, tenant_id=tenant.id, message_id=row_id)
-            if record is not None:
-                record.details = {**(record.details or {}), "media": [{"object_key": key, "bytes": len(fetched.data)}]}
+            await merge_details(session, tenant_id=tenant.id, message_id=row_id, update=kept)
         return MediaUpload(part=source.part, object_key=key, mime_type=source.mime_type, filename=name)
 
     async def _typing(self, tenant: TenantRuntime, message: GenesysOutbound, event: OutboundGenesysEvent) -> str:
@@ -302,11 +303,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             correlation_id=event.correlation_id,
         )
         log.info("outbound.failed", reason=reason, tenant_id=tenant.id, genesys_message_id=message.id)
-        async with self.runtime.database.session() as session:
-            record = await get_message(session, tenant_id=tenant.id, message_id=row_id)
-            if record is not None:
-                record.status = "failed"
-                record.error = f"{reason}: {text}"[:2000]
+        await mark_failed(self.runtime.database, tenant_id=tenant.id, message_id=row_id, error=f"{reason}: {text}")
 
 
 def whatsapp_takes(mime: str) -> bool:

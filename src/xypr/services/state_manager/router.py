@@ -43,6 +43,7 @@ from xypr.services.state_manager.schemas import (
     StatsView,
 )
 from xypr.state.context import forget_context, get_context, put_context
+from xypr.state.messages import update_tracked
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
@@ -52,7 +53,6 @@ from xypr.state.service import (
     upsert_conversation,
     window_open,
 )
-from xypr.state.status import advance
 from xypr.tenants.models import ParkedEvent, Tenant
 
 __all__ = ["router"]
@@ -340,15 +340,15 @@ async def track_message(
                     text=body.text,
                 )
                 message, created = outbound.message, outbound.created
-            message.status = body.status if created else advance(message.status, body.status).status
-            if body.text is not None:
-                message.text = body.text
-            if body.error is not None:
-                message.error = body.error
-            if body.wamid and not message.wamid:
-                message.wamid = body.wamid
-            if body.genesys_message_id and not message.genesys_message_id:
-                message.genesys_message_id = body.genesys_message_id
+            update_tracked(
+                message,
+                created=created,
+                status=body.status,
+                text=body.text,
+                error=body.error,
+                wamid=body.wamid,
+                genesys_message_id=body.genesys_message_id,
+            )
             await session.flush()
             await session.refresh(message)
             view = _message(message)

@@ -17,7 +17,8 @@ from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
-from xypr.state.service import SETTLED, SendState, get_message, mark_sent_to_whatsapp, send_state
+from xypr.state.messages import mark_failed
+from xypr.state.service import SETTLED, SendState, mark_sent_to_whatsapp, send_state
 from xypr.tenants.service import TenantRuntime
 from xypr.topology import SEND_WHATSAPP
 from xypr.whatsapp.callback import PART_TTL_SECONDS, attempt_key, part_key, part_marker
@@ -209,8 +210,9 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
                 correlation_id=event.correlation_id,
             )
         if event.message_id:
-            async with self.runtime.database.session() as session:
-                tracked = await get_message(session, tenant_id=event.tenant_id, message_id=event.message_id)
-                if tracked is not None:
-                    tracked.status = "failed"
-                    tracked.error = f"{reason}: {message}"[:2000]
+            await mark_failed(
+                self.runtime.database,
+                tenant_id=event.tenant_id,
+                message_id=event.message_id,
+                error=f"{reason}: {message}",
+            )
