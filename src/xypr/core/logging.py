@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -25,20 +26,42 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+# One line is one write under this lock, from structlog and from the standard library's loggers alike: a
+# driver logging from its own thread (aiosqlite) must not cut into a line of the event loop's.
+_WRITE = threading.Lock()
+
+
+def _write_line(line: str) -> None:
+    stream = sys.stderr  # the *current* one: test runners and daemons swap it
+    with _WRITE:
+        stream.write(line + "\n")
+        stream.flush()
+
+
 class _StderrSink:
-    """Writes each rendered line to the *current* `sys.stderr` (test runners and daemons swap it)."""
+    """structlog's logger: each rendered line, whole, to standard error."""
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        _write_line(message)
 
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = msg
+
+
+class _StderrHandler(logging.Handler):
+    """The standard library's records, rendered by the same processors, whole lines to standard error."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write_line(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 _SINK = _StderrSink()
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route stdlib and structlog output through one JSON (or console) renderer."""
+    """Route stdlib and structlog output through one JSON (or console) renderer, a whole line per write."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -55,8 +78,24 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logger_factory=lambda *_args: _SINK,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s", force=True)
-    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "botocore", "aiobotocore", "alembic"):
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                redact,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "aiosqlite", "botocore", "aiobotocore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
