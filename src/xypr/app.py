@@ -33,7 +33,7 @@ from xypr.services import ops
 from xypr.services.gateway import install_gateway
 from xypr.services.gateway.paths import PathRules
 from xypr.services.openapi import install_openapi
-from xypr.services.registry import routers_of, stages_of
+from xypr.services.registry import plain_routes_of, routers_of, stages_of
 from xypr.stage import Parking, run_stage
 from xypr.tenants.service import follow_tenant_changes
 from xypr.web import STATIC_PREFIX, static_files
@@ -245,6 +245,8 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
         app.include_router(_home_router(plan.home))
     for router in [*routers_of(list(plan.http_services)), *plan.extra_routers]:
         app.include_router(router)
+    # First in line: the signed webhooks skip FastAPI's route search and dependency solving.
+    app.router.routes[:0] = plain_routes_of(list(plan.http_services))
     if local_store is not None:
         app.include_router(create_media_router(local_store))
     install_api_docs(app)  # its assets mount under /static, so before it

@@ -315,3 +315,31 @@ async def test_gateway_answers_502_when_the_service_is_down(tmp_path: Path) -> N
         )
         assert answer.status_code == 502
         assert answer.json()["error"]["code"] == "bad_gateway"
+
+
+async def test_webhook_answers_through_the_plain_route_keep_the_gateway_headers_and_error_bodies(
+    tmp_path: Path,
+) -> None:
+    settings = embedded_settings(tmp_path, max_webhook_body_bytes=4096)
+    async with running_bridge(settings, workers=False) as bridge:
+        given = "caller-id-0123456789"
+        unsigned = await bridge.client.post("/webhook/genesys", content=b"{}", headers={"X-Request-Id": given})
+        assert unsigned.status_code == 401
+        assert unsigned.json()["error"]["code"] == "unauthorized"
+        assert unsigned.headers["x-request-id"] == given
+        assert unsigned.headers["x-content-type-options"] == "nosniff"
+        assert unsigned.headers["content-type"] == "application/json"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit counts what streams in
+            for _ in range(10):
+                yield b"x" * 1024
+
+        streamed = await bridge.client.post(
+            "/webhook/meta", content=chunks(), headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["error"]["code"] == "payload_too_large"
+        assert streamed.headers["x-request-id"]
+        # The path's other methods are still the FastAPI route's: GET is the handshake, PUT is 405.
+        assert (await bridge.client.get("/webhook/whatsapp", params={"hub.mode": "x"})).status_code == 403
+        assert (await bridge.client.put("/webhook/whatsapp", content=b"{}")).status_code == 405

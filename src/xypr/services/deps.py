@@ -16,12 +16,14 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_OFFSET",
     "RuntimeDep",
+    "body_too_deep",
     "correlation_id",
     "json_too_deep",
     "limit_webhooks_of_tenant",
     "parse_json",
     "read_body",
     "read_json_body",
+    "runtime_of",
 ]
 
 # Nesting deeper than any real webhook or API body (Meta's and Genesys's stay below 10): deeper documents
@@ -34,10 +36,15 @@ MAX_OFFSET = 2**31 - 1
 _WINDOW_SECONDS = 60.0
 
 
-async def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     """The process runtime, opened by the app's lifespan."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """The process runtime, as a FastAPI dependency."""
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -82,6 +89,12 @@ def json_too_deep(document: Any, *, max_depth: int = MAX_JSON_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+def body_too_deep(raw: bytes, document: Any) -> bool:
+    """`json_too_deep` for the `document` parsed from `raw`, skipped when `raw` has too few brackets to nest
+    that deep (every level opens one; the count is an upper bound, as brackets inside strings count too)."""
+    return raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and json_too_deep(document)
 
 
 def parse_json(raw: bytes) -> Any:

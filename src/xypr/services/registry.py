@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from xypr.runtime import Runtime
+from xypr.services.plain_route import PlainPost
 from xypr.stage import Stage
 
-__all__ = ["SERVICES", "ServiceSpec", "routers_of", "stages_of"]
+__all__ = ["SERVICES", "ServiceSpec", "plain_routes_of", "routers_of", "stages_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class ServiceSpec:
     name: str
     port: int | None
     routers: Callable[[], list[APIRouter]] = field(default=lambda: [])
+    # Routes served ahead of FastAPI's routing (services/plain_route.py); their routers document them.
+    plain_routes: Callable[[], list[PlainPost]] = field(default=lambda: [])
     # URL path prefixes the service answers; the gateway proxies them when the service runs elsewhere.
     paths: tuple[str, ...] = ()
     stages: Callable[[Runtime], list[Stage[Any]]] | None = None
@@ -33,10 +36,22 @@ def _whatsapp_webhook() -> list[APIRouter]:
     return [router]
 
 
+def _whatsapp_webhook_plain() -> list[PlainPost]:
+    from xypr.services.whatsapp_webhook.router import plain_routes
+
+    return plain_routes
+
+
 def _genesys_webhook() -> list[APIRouter]:
     from xypr.services.genesys_webhook.router import router
 
     return [router]
+
+
+def _genesys_webhook_plain() -> list[PlainPost]:
+    from xypr.services.genesys_webhook.router import plain_routes
+
+    return plain_routes
 
 
 def _auth() -> list[APIRouter]:
@@ -110,8 +125,20 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec("api-gateway", 3000),
-        ServiceSpec("whatsapp-webhook", 3009, routers=_whatsapp_webhook, paths=("/webhook/whatsapp",)),
-        ServiceSpec("genesys-webhook", 3011, routers=_genesys_webhook, paths=("/webhook/genesys",)),
+        ServiceSpec(
+            "whatsapp-webhook",
+            3009,
+            routers=_whatsapp_webhook,
+            plain_routes=_whatsapp_webhook_plain,
+            paths=("/webhook/whatsapp",),
+        ),
+        ServiceSpec(
+            "genesys-webhook",
+            3011,
+            routers=_genesys_webhook,
+            plain_routes=_genesys_webhook_plain,
+            paths=("/webhook/genesys",),
+        ),
         ServiceSpec(
             "inbound-transformer",
             3002,
@@ -158,6 +185,11 @@ WORKER_SERVICES = ("inbound-transformer", "outbound-transformer", "genesys-api",
 def routers_of(names: list[str]) -> list[APIRouter]:
     """Every router of the named services (the gateway routes them all)."""
     return [router for name in names for router in SERVICES[name].routers()]
+
+
+def plain_routes_of(names: list[str]) -> list[PlainPost]:
+    """The routes of the named services that are served ahead of FastAPI's routing."""
+    return [route for name in names for route in SERVICES[name].plain_routes()]
 
 
 def stages_of(names: list[str], runtime: Runtime) -> list[Stage[Any]]:

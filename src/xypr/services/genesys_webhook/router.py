@@ -20,24 +20,26 @@ from xypr.genesys.models import GenesysOutbound
 from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import (
     MAX_JSON_DEPTH,
-    RuntimeDep,
+    body_too_deep,
     correlation_id,
-    json_too_deep,
     limit_webhooks_of_tenant,
     read_body,
+    runtime_of,
 )
+from xypr.services.plain_route import PlainPost
 from xypr.services.webhook_schemas import GENESYS_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.topology import OUTBOUND_GENESYS
 
-__all__ = ["router"]
+__all__ = ["plain_routes", "router"]
 
 log = get_logger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 
+# Documented here; served by `plain_routes` (ahead of FastAPI's routing, services/plain_route.py).
 @router.post("/webhook/genesys", summary="Genesys Open Messaging outbound webhook", **GENESYS_WEBHOOK)
-async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
+async def receive(request: Request) -> JSONResponse:
     """Verify and publish one agent message, event or receipt; 200 only once it is durable.
 
     Authentication first: the signature header before the body, the body only as far as `channel.id`
@@ -46,6 +48,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     WhatsApp-side problems never turn into a non-2xx here (that would break the Genesys chat):
     they are reported later as a `Failed` receipt.
     """
+    runtime = runtime_of(request)
     cid = correlation_id(request)
     header = request.headers.get("x-hub-signature-256")
     if not header:
@@ -74,7 +77,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         WEBHOOKS.labels("genesys", "bad_signature").inc()
         log.warning("webhook.bad_signature", source="genesys", tenant_id=tenant.id, correlation_id=cid)
         raise Forbidden("X-Hub-Signature-256 does not match")
-    if json_too_deep(document):
+    if body_too_deep(raw, document):
         WEBHOOKS.labels("genesys", "malformed").inc()
         raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     await note_webhook(runtime.cache, [tenant.id], "genesys")
@@ -102,3 +105,6 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     WEBHOOKS.labels("genesys", "accepted").inc()
     log.info("webhook.accepted", source="genesys", events=1, correlation_id=cid)
     return JSONResponse({"status": "accepted"}, headers={"X-Request-Id": cid})
+
+
+plain_routes = [PlainPost("/webhook/genesys", receive)]

@@ -19,11 +19,13 @@ from xypr.monitoring.webhooks import note_webhook
 from xypr.services.deps import (
     MAX_JSON_DEPTH,
     RuntimeDep,
+    body_too_deep,
     correlation_id,
-    json_too_deep,
     limit_webhooks_of_tenant,
     read_body,
+    runtime_of,
 )
+from xypr.services.plain_route import PlainPost
 from xypr.services.webhook_schemas import WHATSAPP_VERIFY, WHATSAPP_WEBHOOK
 from xypr.tenants.parking import hold_if_suspended
 from xypr.tenants.service import TenantRuntime
@@ -31,7 +33,7 @@ from xypr.topology import INBOUND_WHATSAPP
 from xypr.whatsapp import signature
 from xypr.whatsapp.models import WebhookPayload, WebhookValue, customer_of
 
-__all__ = ["router"]
+__all__ = ["plain_routes", "router"]
 
 log = get_logger(__name__)
 
@@ -61,14 +63,16 @@ async def verify_subscription(request: Request, runtime: RuntimeDep) -> Response
     return PlainTextResponse(challenge)
 
 
+# Documented here; served by `plain_routes` (ahead of FastAPI's routing, services/plain_route.py).
 @router.post("/webhook/whatsapp", summary="Meta webhook (messages and statuses)", **WHATSAPP_WEBHOOK)
-async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
+async def receive(request: Request) -> JSONResponse:
     """Verify and publish every message, status and error of the POST; 200 only once all are durable.
 
     Authentication comes first: the signature header must be there and well formed before the body is
     read; the body is parsed only far enough to find the tenants whose app secret signs it, and a body
     that names none cannot be authenticated (401). Only a verified body is validated in full.
     """
+    runtime = runtime_of(request)
     cid = correlation_id(request)
     header = request.headers.get("x-hub-signature-256")
     if not header:
@@ -112,7 +116,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
         log.warning("webhook.untrusted_numbers", phone_number_ids=untrusted, correlation_id=cid)
 
     # Authenticated: now the whole body is checked.
-    if json_too_deep(document):
+    if body_too_deep(raw, document):
         WEBHOOKS.labels("whatsapp", "malformed").inc()
         raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -171,6 +175,9 @@ async def receive(request: Request, runtime: RuntimeDep) -> JSONResponse:
     if parked:
         answer["parked"] = parked
     return JSONResponse(answer, headers={"X-Request-Id": cid})
+
+
+plain_routes = [PlainPost("/webhook/whatsapp", receive)]
 
 
 def _routing_ids(document: Any) -> tuple[list[str], list[str]]:
