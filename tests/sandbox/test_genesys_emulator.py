@@ -390,6 +390,15 @@ async def test_a_fault_for_one_integration_leaves_others_alone(genesys: Genesys)
     assert (await genesys.post("message", message())).status_code == 200
 
 
+async def test_an_outage_lasts_its_seconds_unless_ended_by_deleting_the_faults(genesys: Genesys) -> None:
+    await genesys.client.post("/_sandbox/faults", json={"status": 503, "seconds": 600})
+    for _ in range(3):
+        assert (await genesys.post("message", message())).status_code == 503
+    assert (await genesys.client.delete("/_sandbox/faults")).json() == {"cleared": 1}
+    assert (await genesys.post("message", message())).status_code == 200
+    assert (await genesys.client.delete("/_sandbox/faults")).json() == {"cleared": 0}
+
+
 # -- agent simulation -------------------------------------------------------------------------------------------
 
 

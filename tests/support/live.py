@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -38,8 +39,16 @@ async def serve(app: Any, *, port: int | None = None, within: float = 30.0) -> A
     port = port or free_port()
     # Idle keep-alive connections stay open well beyond httpx's 5 s expiry: a test client must never
     # reuse a connection the server is closing at that very moment (a ReadError, not the bridge's doing).
+    # Requests still running at shutdown get the 10 s `xypr run` gives them (cli.py), then are cancelled.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio", timeout_keep_alive=30
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -55,4 +64,18 @@ async def serve(app: Any, *, port: int | None = None, within: float = 30.0) -> A
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, timeout=within)
+        # Open requests (10 s) and the workers' grace (`shutdown_grace_seconds`, 20 s) come before this bound.
+        done, _ = await asyncio.wait({task}, timeout=within + 30)
+        if not done:
+            _print_stuck_tasks(task)
+            task.cancel()
+            raise TimeoutError(f"the server on port {port} did not stop within {within + 30} s (stacks above)")
+        task.result()
+
+
+def _print_stuck_tasks(server: asyncio.Task[Any]) -> None:
+    """Where every task is waiting: what a shutdown that hangs is waiting for."""
+    print(f"--- tasks still running while the server ({server.get_name()}) stops ---", file=sys.stderr)
+    for running in asyncio.all_tasks():
+        if not running.done():
+            running.print_stack(limit=12, file=sys.stderr)

@@ -91,6 +91,14 @@ async def inject_fault(request: FaultRequest, sandbox: SandboxDep) -> dict[str, 
     return {"pending_faulted_calls": sum(f.remaining for f in sandbox.faults)}
 
 
+@router.delete("/faults")
+async def clear_faults(sandbox: SandboxDep) -> dict[str, int]:
+    """End every fault at once (an outage is over): the next API call is answered normally."""
+    cleared = len(sandbox.faults)
+    sandbox.faults.clear()
+    return {"cleared": cleared}
+
+
 @router.post("/conversations/disconnect")
 async def disconnect(request: DisconnectRequest, sandbox: SandboxDep) -> dict[str, str | None]:
     """End a customer's conversation; the next message gets a new conversation id."""
