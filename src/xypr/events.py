@@ -62,6 +62,11 @@ class GenesysRequest(QueuedEvent):
     message_id: str | None = Field(default=None, description="our tracking row, when the call delivers one")
     conversation_id: str | None = None
     dedupe_key: str | None = Field(default=None, description="once-only key for receipts and events")
+    # Set only in process, by the transformer that tracked the message a moment ago and hands the request on
+    # in place: the row is new (unsent) and this is its conversation's Genesys id (None: none yet), so the
+    # sender need not read them back. Never queued: a queued or replayed request reads the row.
+    just_tracked: bool = Field(default=False, exclude=True)
+    genesys_conversation_id: str | None = Field(default=None, exclude=True)
 
 
 class OutboundGenesysEvent(QueuedEvent):

@@ -6,12 +6,15 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from tests.support.bridge import Bridge, eventually, running_bridge
 from xypr.config import Settings
 from xypr.genesys import signature as genesys_signature
+from xypr.services.genesys_api import worker as genesys_api_worker
 from xypr.state.models import Conversation, Message
+from xypr.state.service import SendState
 
 CUSTOMER = "16505551234"
 
@@ -133,3 +136,43 @@ async def _post_genesys(bridge: Bridge, raw: bytes, *, secret: str | None = None
     return await bridge.client.post(
         "/webhook/genesys", content=raw, headers={"X-Hub-Signature-256": header, "Content-Type": "application/json"}
     )
+
+
+async def test_one_hop_a_new_message_is_sent_without_reading_its_row_back_a_retried_one_reads_it(
+    backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str | None] = []
+    real_send_state = genesys_api_worker.send_state
+
+    async def counted(database: Any, *, tenant_id: str, message_id: str) -> SendState | None:
+        state = await real_send_state(database, tenant_id=tenant_id, message_id=message_id)
+        reads.append(state.status if state is not None else None)
+        return state
+
+    monkeypatch.setattr(genesys_api_worker, "send_state", counted)
+    assert backend_settings.direct_send
+    async with running_bridge(backend_settings) as bridge:
+
+        async def texts(count: int) -> list[str] | None:
+            found = await _received_texts(bridge)
+            return found if len(found) >= count else None
+
+        await bridge.customer_says(CUSTOMER, "one")
+        await eventually(lambda: texts(1))
+        await bridge.customer_says(CUSTOMER, "two")  # its conversation now has a Genesys id
+        await eventually(lambda: texts(2))
+        assert reads == []  # the transformer created both rows a moment before: nothing to read back
+
+        # Genesys refuses the next call once: the transformer's retry finds the row tracked and reads it.
+        (await bridge.genesys.post("/_sandbox/faults", json={"status": 503, "count": 1})).raise_for_status()
+        await bridge.customer_says(CUSTOMER, "three")
+        assert await eventually(lambda: texts(3)) == ["one", "two", "three"]
+        assert reads == ["received"]
+
+        async with bridge.runtime.database.session() as session:
+            statuses = (await session.scalars(select(Message.status).where(Message.direction == "inbound"))).all()
+            conversation = await session.scalar(select(Conversation).where(Conversation.wa_id == CUSTOMER))
+        assert statuses == ["sent"] * 3
+        assert conversation is not None
+        (first, *_) = await bridge.genesys_received()
+        assert conversation.genesys_conversation_id == first["conversation_id"]

@@ -121,6 +121,27 @@ async def test_a_redelivered_wamid_changes_nothing_and_returns_none(runtime: Run
     assert count == 1
 
 
+async def test_a_later_message_returns_the_genesys_conversation_id_the_first_one_learned(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    common = {"tenant_id": tenant_id, "wa_id": "16505551234", "kind": "text", "text": "x"}
+    first = await track_customer_message(runtime.database, wamid="wamid.1", **common)
+    assert first is not None
+    assert first.genesys_conversation_id is None  # Genesys has not answered yet
+    await mark_sent(
+        runtime.database,
+        tenant_id=tenant_id,
+        message_id=first.message_id,
+        genesys_message_id="g-1",
+        conversation_id=first.conversation_id,
+        genesys_conversation_id="gc-1",
+    )
+
+    second = await track_customer_message(runtime.database, wamid="wamid.2", **common)
+
+    assert second is not None
+    assert second.genesys_conversation_id == "gc-1"
+
+
 async def test_customers_of_two_tenants_never_share_a_conversation(runtime: Runtime) -> None:
     a, b = await _tenant(runtime), await _tenant(runtime)
     common = {"wa_id": "16505551234", "wamid": "wamid.same", "kind": "text", "text": "x"}

@@ -57,3 +57,25 @@ async def test_a_failed_receipt_goes_on_the_queue_with_its_correlation_id() -> N
     assert message.key == ordering_key("t-1", "15550001")
     assert message.headers == {"correlation_id": "c0ffee00c0ffee00"}
     assert GenesysRequest.model_validate_json(message.body).correlation_id == "c0ffee00c0ffee00"
+
+
+def test_what_a_transformer_knows_in_process_never_goes_on_the_queue() -> None:
+    request = GenesysRequest(
+        tenant_id="t1",
+        kind="message",
+        body={"text": "hi"},
+        message_id="m1",
+        conversation_id="c1",
+        accepted_at=1.0,
+        correlation_id="abc",
+        just_tracked=True,
+        genesys_conversation_id="gc-1",
+    )
+
+    queued = request.to_outgoing(customer="16505551234")
+
+    assert b"just_tracked" not in queued.body
+    assert b"gc-1" not in queued.body
+    again = GenesysRequest.model_validate_json(queued.body)
+    assert (again.just_tracked, again.genesys_conversation_id) == (False, None)  # a queued request reads its row
+    assert again.message_id == "m1"

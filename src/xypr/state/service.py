@@ -211,6 +211,8 @@ class TrackedCustomerMessage:
     customer_name: str | None
     # The id Genesys knows the customer by (`Conversation.genesys_customer_id`).
     genesys_customer_id: str
+    # The conversation's Genesys id, once Genesys answered one (`prefetchConversationId`).
+    genesys_conversation_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,7 @@ ON CONFLICT (tenant_id, wa_id) DO UPDATE SET
         ELSE conversations.last_customer_message_at
     END,
     updated_at = excluded.updated_at
-RETURNING id, customer_name, genesys_customer_id
+RETURNING id, customer_name, genesys_customer_id, genesys_conversation_id
 """
 
 _INSERT_MESSAGE = """
@@ -335,7 +337,7 @@ async def track_customer_message(
                 raise _AlreadyTracked  # leave the conversation as it was
     except _AlreadyTracked:
         return None
-    return TrackedCustomerMessage(message_id, conversation[0], conversation[1], conversation[2])
+    return TrackedCustomerMessage(message_id, conversation[0], conversation[1], conversation[2], conversation[3])
 
 
 async def send_state(database: Database, *, tenant_id: str, message_id: str) -> SendState | None:

@@ -39,7 +39,10 @@ class GenesysApi(Stage[GenesysRequest]):
         # A structured button answer is a customer message too: tracked by its wamid row, sent once.
         tracked: SendState | None = None
         if event.kind in ("message", "structured") and event.message_id:
-            tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
+            if event.just_tracked:  # handed over in place by the transformer that created the row
+                tracked = SendState("received", event.conversation_id, event.genesys_conversation_id, None)
+            else:
+                tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
                 return "duplicate"
         dedupe = f"{tenant.id}:genesys-sent:{event.dedupe_key}" if event.dedupe_key else None

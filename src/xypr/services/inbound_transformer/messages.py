@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -22,6 +23,7 @@ from xypr.state.messages import merge_details, rewrite_text
 from xypr.state.models import Conversation, Message
 from xypr.state.service import (
     SETTLED,
+    TrackedCustomerMessage,
     find_conversation,
     record_inbound,
     track_customer_message,
@@ -75,7 +77,7 @@ async def handle_message(
     known = await _track(runtime, tenant, message, contact, customer)
     if known is None:
         return "duplicate"
-    customer_name, conversation_id, row_id, referenced, told_as = known
+    referenced, customer_name, told_as, row_id = known.referenced, known.customer_name, known.told_as, known.row_id
 
     facts = InboundFacts(referenced=referenced, customer_name=customer_name, customer_id=told_as)
     media_id: str | None = None
@@ -105,7 +107,7 @@ async def handle_message(
                     session, tenant_id=tenant.id, wamid=message.edit.original_message_id, text=message_summary(message)
                 )
 
-    return await _send(send, tenant, event, inbound, row_id, conversation_id)
+    return await _send(send, tenant, event, inbound, row_id, known.conversation_id, new=known.new)
 
 
 async def _send(
@@ -115,8 +117,10 @@ async def _send(
     inbound: GenesysInbound,
     row_id: str,
     conversation_id: str,
+    *,
+    new: TrackedCustomerMessage | None = None,
 ) -> str:
-    """Hand on the Open Messaging request of one tracked customer message."""
+    """Hand on the Open Messaging request of one tracked customer message (`new`: tracked just now)."""
     request = GenesysRequest(
         tenant_id=tenant.id,
         kind=inbound.kind,
@@ -125,17 +129,32 @@ async def _send(
         conversation_id=conversation_id,
         accepted_at=event.accepted_at,
         correlation_id=event.correlation_id,
+        just_tracked=new is not None,
+        genesys_conversation_id=new.genesys_conversation_id if new is not None else None,
     )
     # The key the webhook used, so a queued request keeps the conversation's order downstream.
     await send(request, customer=customer_of(event.item) or "_unknown")
     return "processed"
 
 
+@dataclass(frozen=True, slots=True)
+class _Tracked:
+    """A customer message tracked (or found tracked but not yet in Genesys), with what its transform needs."""
+
+    customer_name: str | None
+    conversation_id: str
+    row_id: str
+    referenced: ReferencedMessage | None
+    # The id Genesys knows the customer by.
+    told_as: str
+    # Set when the row was created just now (not a redelivery): what the sender would otherwise read back.
+    new: TrackedCustomerMessage | None = None
+
+
 async def _track(
     runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage, contact: WaContact | None, customer: str
-) -> tuple[str | None, str, str, ReferencedMessage | None, str] | None:
-    """Track the message once: (customer name, conversation id, message row id, quoted message, the id
-    Genesys knows the customer by), or None when it already reached Genesys."""
+) -> _Tracked | None:
+    """Track the message once; None when it already reached Genesys."""
     wrote_at = _wrote_at(message)
     name = contact.profile.name if contact and contact.profile else None
     summary = message_summary(message)
@@ -161,12 +180,13 @@ async def _track(
         if wamid_referenced:
             async with runtime.database.session() as session:
                 referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return (
+        return _Tracked(
             tracked.customer_name,
             tracked.conversation_id,
             tracked.message_id,
             referenced,
             tracked.genesys_customer_id,
+            new=tracked,
         )
     async with runtime.database.session() as session:
         existing = await _inbound_row(session, tenant.id, message.id)
@@ -197,7 +217,9 @@ async def _track(
                 )
             ).message
         referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return conversation.customer_name, conversation.id, row.id, referenced, conversation.genesys_customer_id
+        return _Tracked(
+            conversation.customer_name, conversation.id, row.id, referenced, conversation.genesys_customer_id
+        )
 
 
 async def _track_identity_change(
