@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from tests.support.contracts import CONTRACTS
 from xypr.backends.cache.base import Cache
 from xypr.backends.cache.memory import MemoryCache
 from xypr.core.errors import PermanentError, TransientError
+from xypr.genesys import client as genesys_client
 from xypr.genesys.client import GenesysClient, GenesysCredentials, api_base, login_base
 from xypr.tenants.schemas import GENESYS_REGIONS
 
@@ -152,6 +154,80 @@ async def test_many_requests_of_two_processes_share_one_token(fake: FakeGenesys,
     assert fake.tokens_issued == ["token-1"]
     assert len(fake.calls) == 40
     assert {call.headers["authorization"] for call in fake.calls} == {"Bearer token-1"}
+
+
+class CountingCache(MemoryCache):
+    """The shared cache, counting reads of the token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token_reads = 0
+
+    async def get(self, key: str) -> bytes | None:
+        if key.endswith(":genesys-token"):
+            self.token_reads += 1
+        return await super().get(key)
+
+
+async def test_a_process_keeps_the_shared_token_for_a_while_without_reading_the_cache_each_call(
+    fake: FakeGenesys,
+) -> None:
+    cache = CountingCache()
+    client = client_for(fake, cache)
+    await client.send(tenant(), "message", MESSAGE)
+    reads = cache.token_reads
+
+    for _ in range(10):
+        await client.send(tenant(), "message", MESSAGE)
+
+    assert cache.token_reads == reads
+    assert fake.tokens_issued == ["token-1"]
+
+
+async def test_once_the_memo_runs_out_the_shared_token_is_read_again(
+    fake: FakeGenesys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(genesys_client, "TOKEN_MEMO_SECONDS", 0.0)
+    cache = CountingCache()
+    client = client_for(fake, cache)
+    await client.send(tenant(), "message", MESSAGE)
+    reads = cache.token_reads
+
+    await client.send(tenant(), "message", MESSAGE)
+
+    assert cache.token_reads == reads + 1
+
+
+async def test_changed_credentials_never_use_the_token_a_process_kept(fake: FakeGenesys, cache: Cache) -> None:
+    first, second = client_for(fake, cache), client_for(fake, cache)
+    before = tenant()
+    after = dataclasses.replace(before, integration_id="6f4d8b63-1e2c-4a6f-8b72-8d3c9e0f1a22")
+    await first.send(before, "message", MESSAGE)
+    # Another process stores the new credentials: it drops the shared token and fetches a new one.
+    await second.forget_token(before)
+    await second.send(after, "message", MESSAGE)
+
+    await first.send(after, "message", MESSAGE)
+
+    assert fake.tokens_issued == ["token-1", "token-2"]
+    assert fake.calls[-1].headers["authorization"] == "Bearer token-2"
+    assert INTEGRATION not in str(fake.calls[-1].url)
+
+
+async def test_a_token_refused_in_one_process_is_replaced_there_at_once(fake: FakeGenesys, cache: Cache) -> None:
+    client = client_for(fake, cache)
+    await client.send(tenant(), "message", MESSAGE)
+    fake.expire_tokens()
+
+    await client.send(tenant(), "message", MESSAGE)
+    await client.send(tenant(), "message", MESSAGE)
+
+    assert [call.headers["authorization"] for call in fake.calls] == [
+        "Bearer token-1",
+        "Bearer token-1",  # refused
+        "Bearer token-2",
+        "Bearer token-2",  # the kept token is the new one
+    ]
 
 
 async def test_tenants_get_a_token_each(fake: FakeGenesys, cache: Cache) -> None:

@@ -24,6 +24,10 @@ TOKEN_MARGIN_SECONDS = 300.0
 # One process per tenant fetches a token; the others wait for it in the shared cache this long.
 TOKEN_LOCK_SECONDS = 15.0
 TOKEN_POLL_SECONDS = 0.05
+# Each process keeps the shared token this long, to save a cache read per call. It is safe: the shared
+# copy is dropped TOKEN_MARGIN_SECONDS before the token expires, a refused token is replaced at once
+# (`stale`), and the memo is keyed by the whole credentials, so changed credentials never reuse it.
+TOKEN_MEMO_SECONDS = 10.0
 
 _PATHS = {
     "message": "/inbound/open/message",
@@ -88,6 +92,7 @@ class GenesysClient:
         self._api_url = api_url
         self._login_url = login_url
         self._locks: dict[str, asyncio.Lock] = {}
+        self._memo: dict[GenesysCredentials, tuple[str, float]] = {}  # credentials → (token, monotonic until)
 
     async def send(self, tenant: GenesysCredentials, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST one inbound request (`message`, `receipt`, `event`, `structured`); returns Genesys' answer."""
@@ -110,16 +115,32 @@ class GenesysClient:
 
     async def token(self, tenant: GenesysCredentials, *, stale: str | None = None) -> str:
         """A valid access token for the tenant; `stale` names one the API just refused."""
+        now = time.monotonic()
+        memo = self._memo.get(tenant)
+        if memo is not None and memo[1] > now and memo[0] != stale:
+            return memo[0]
         cached = await self._cache.get(_token_key(tenant))
         if cached is not None and cached.decode() != stale:
-            return cached.decode()
+            return self._remember(tenant, cached.decode())
         lock = self._locks.setdefault(tenant.tenant_id, asyncio.Lock())
         async with lock:  # one token request per tenant per process at a time
-            return await self._shared_token(tenant, stale)
+            return self._remember(tenant, await self._shared_token(tenant, stale))
+
+    def _remember(self, tenant: GenesysCredentials, token: str) -> str:
+        now = time.monotonic()
+        if len(self._memo) > 1000:  # tenants whose credentials changed leave entries behind: drop the old
+            self._memo = {key: kept for key, kept in self._memo.items() if kept[1] > now}
+        self._memo[tenant] = (token, now + TOKEN_MEMO_SECONDS)
+        return token
 
     async def forget_token(self, tenant: GenesysCredentials) -> None:
         """Drop the tenant's cached token (its credentials changed): the next call fetches a new one."""
+        self._forget_memo(tenant)
         await self._cache.delete(_token_key(tenant))
+
+    def _forget_memo(self, tenant: GenesysCredentials) -> None:
+        for kept in [key for key in self._memo if key.tenant_id == tenant.tenant_id]:
+            del self._memo[kept]
 
     async def token_status(self, tenant: GenesysCredentials) -> TokenStatus:
         """Whether a token is cached, when it was fetched and expires, and the last error fetching one."""
@@ -177,6 +198,7 @@ class GenesysClient:
             await asyncio.sleep(TOKEN_POLL_SECONDS)
 
     async def _forget_token(self, tenant: GenesysCredentials, token: str) -> None:
+        self._forget_memo(tenant)
         cached = await self._cache.get(_token_key(tenant))
         if cached is not None and cached.decode() == token:
             await self._cache.delete(_token_key(tenant))
