@@ -311,9 +311,9 @@ async def test_a_cancelled_transaction_leaves_no_connection_inside_it(postgres_u
         with pytest.raises(asyncio.CancelledError):
             await task
 
-        async with database.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
+        assert database.hot is not None
+        assert database.hot.size == 1
+        async with database.hot.connection() as raw:
             assert not raw.is_in_transaction()
         async with database.sql() as sql:
             row = await sql.fetchrow("SELECT to_regclass('pg_temp.held') IS NULL")

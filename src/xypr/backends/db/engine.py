@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from xypr.backends.db.hot import Sql, hot_sql
+from xypr.backends.db.hot import HotPool, Sql, hot_sql
 
 __all__ = ["Database", "create_database", "migrate"]
 
@@ -20,11 +20,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class Database:
-    """An async engine and its session factory."""
+    """An async engine and its session factory; on PostgreSQL, the hot path's own pool (`hot`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, hot: HotPool | None = None) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.hot = hot
 
     @property
     def is_sqlite(self) -> bool:
@@ -46,7 +47,7 @@ class Database:
     async def sql(self, *, transaction: bool = False) -> AsyncIterator[Sql]:
         """SQL text for the hot path (`xypr.backends.db.hot`); without `transaction`, on PostgreSQL,
         each statement commits by itself (no BEGIN/COMMIT round trips)."""
-        async with hot_sql(self.engine, transaction=transaction) as sql:
+        async with hot_sql(self.engine, self.hot, transaction=transaction) as sql:
             yield sql
 
     async def ping(self) -> bool:
@@ -60,6 +61,8 @@ class Database:
 
     async def close(self) -> None:
         """Dispose of pooled connections."""
+        if self.hot is not None:
+            await self.hot.close()
         await self.engine.dispose()
 
 
@@ -74,21 +77,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_database(url: str, *, pool_size: int = 20) -> Database:
-    """A `Database` for a SQLAlchemy async URL (`postgresql+asyncpg://…` or `sqlite+aiosqlite:///…`)."""
+    """A `Database` for a SQLAlchemy async URL (`postgresql+asyncpg://…` or `sqlite+aiosqlite:///…`).
+
+    On PostgreSQL `pool_size` connections are shared: a quarter (at least one) for the ORM, the rest
+    (at least one) for the hot path's statements, which run nearly every query of a message."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    else:
-        # No pre-ping: it costs a round trip per checkout on the hot path. A connection that died
-        # (server restart) fails its statement, the pool discards it, and the stage retries.
-        # No overflow: a connection beyond the pool would be opened (TLS, authentication, codecs) and
-        # closed again for every burst; under load the bench measured that churn as the inbound
-        # transformer's largest cost. Handlers wait for a pooled connection instead.
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=30)
-    return Database(engine)
+        return Database(engine)
+    orm = max(1, pool_size // 4)
+    # No pre-ping: it costs a round trip per checkout. A connection that died (server restart) fails its
+    # statement, the pool discards it, and the stage retries.
+    # No overflow: a connection beyond the pool would be opened (TLS, authentication, codecs) and closed
+    # again for every burst; under load the bench measured that churn as the inbound transformer's
+    # largest cost. Handlers wait for a pooled connection instead.
+    engine = create_async_engine(url, pool_size=orm, max_overflow=0, pool_timeout=30)
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return Database(engine, HotPool(dsn, size=max(1, pool_size - orm)))
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
