@@ -6,7 +6,9 @@ Figures are CPU microseconds per call in this process (`time.process_time`), whi
 disturbs far less than wall time; PostgreSQL's own CPU is read from `/proc` for its backends.
 
 - database: the state statements of one message through the SQLAlchemy ORM session (as before)
-  and as SQL text on the driver (`xypr.backends.db.hot`, as now), on a throw-away database;
+  and as SQL text on the driver (`xypr.backends.db.hot`, as now), on a throw-away database; and
+  one hot-path statement on an asyncpg connection borrowed through SQLAlchemy's pool (as before)
+  and from the hot path's own asyncpg pool (`HotPool`, as now);
 - HTTP: one JSON POST through httpx and through aiohttp (`xypr.core.http`), 16 at a time, against
   a minimal uvicorn server in a child process.
 """
@@ -99,6 +101,13 @@ async def database_figures(calls: int) -> dict[str, float]:
         results["sql_send"] = await per_call(
             "SQL text: send_state + mark_sent", len(rows), _sql_send(database, tenant.id, rows)
         )
+        print("one hot-path statement with its connection borrow (lower is better)")
+        results["borrow_sqlalchemy"] = await per_call(
+            "asyncpg connection borrowed through SQLAlchemy's pool", calls, _borrow_sqlalchemy(database), parallel=4
+        )
+        results["borrow_hot_pool"] = await per_call(
+            "asyncpg connection of the hot path's pool", calls, _borrow_hot_pool(database), parallel=4
+        )
         return results
     finally:
         await database.close()
@@ -159,6 +168,29 @@ def _sql_send(database: Database, tenant_id: str, rows: list[str]) -> Callable[[
     return work
 
 
+_ONE_ROW = "SELECT id FROM messages WHERE id = $1"
+
+
+def _borrow_sqlalchemy(database: Database) -> Callable[[int], Awaitable[None]]:
+    """How the hot path borrowed its connection until 2026-12-03."""
+
+    async def work(i: int) -> None:
+        async with database.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.fetchrow(_ONE_ROW, f"m-{i}")
+
+    return work
+
+
+def _borrow_hot_pool(database: Database) -> Callable[[int], Awaitable[None]]:
+    async def work(i: int) -> None:
+        async with database.sql() as sql:
+            await sql.fetchrow(_ONE_ROW, f"m-{i}")
+
+    return work
+
+
 def start_server() -> tuple[subprocess.Popen[bytes], int]:
     """The minimal upstream in a child process, answering once it is up."""
     port = free_port()
@@ -206,8 +238,9 @@ async def measure(calls: int, port: int) -> None:
     """Every figure, then the ratios."""
     figures = {**await database_figures(calls), **await http_figures(calls, port)}
     track, send = figures["orm_track"] / figures["sql_track"], figures["orm_send"] / figures["sql_send"]
+    borrow, post = figures["borrow_sqlalchemy"] / figures["borrow_hot_pool"], figures["httpx"] / figures["aiohttp"]
     print(f"ratios (before / now): inbound state {track:.1f}x, send state {send:.1f}x, "
-          f"HTTP POST {figures['httpx'] / figures['aiohttp']:.1f}x")  # fmt: skip
+          f"hot statement with its borrow {borrow:.1f}x, HTTP POST {post:.1f}x")  # fmt: skip
 
 
 def main() -> None:

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     queue_idle_poll_seconds: float = Field(default=0.5, gt=0, le=10.0)
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     # PostgreSQL connections each process keeps open (no more: busy handlers wait for one); N
-    # processes need N x this below the server's max_connections.
+    # processes need N x this below the server's max_connections. A quarter (at least one) for the
+    # ORM, the rest (at least one) for the hot path's statements (`xypr.backends.db.hot`).
     database_pool_size: int = Field(default=20, ge=1, le=500)
     # Messages per second one WhatsApp number may send, across every process (a tenant's
     # `throughput_per_second` setting overrides it; Meta's default is 80, up to 1000 after upgrade).
