@@ -13,9 +13,8 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xypr.backends.broker.base import Consumer
@@ -99,13 +98,19 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method the routes matching `path` answer."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, APIRoute | Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return sorted(methods)
+    """Every method a route of the app (not a mounted app) answers at `path`, asked of each route the way
+    Starlette asks when it routes a request (included routers are routes of their own since FastAPI 0.165)."""
+    routes = [route for route in app.router.routes if not isinstance(route, Mount)]
+    allowed = []
+    for method in _METHODS:
+        scope: Scope = {"type": "http", "path": path, "root_path": "", "method": method, "app": app}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def _home_router(target: str) -> APIRouter:

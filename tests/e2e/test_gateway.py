@@ -342,4 +342,22 @@ async def test_webhook_answers_through_the_plain_route_keep_the_gateway_headers_
         assert streamed.headers["x-request-id"]
         # The path's other methods are still the FastAPI route's: GET is the handshake, PUT is 405.
         assert (await bridge.client.get("/webhook/whatsapp", params={"hub.mode": "x"})).status_code == 403
-        assert (await bridge.client.put("/webhook/whatsapp", content=b"{}")).status_code == 405
+        refused = await bridge.client.put("/webhook/whatsapp", content=b"{}")
+        assert refused.status_code == 405
+        assert refused.json()["error"]["code"] == "method_not_allowed"
+        assert refused.headers["allow"] == "GET, POST"  # RFC 9110: every method of the resource
+
+
+async def test_a_method_a_path_does_not_answer_is_a_405_naming_the_methods_it_does(
+    backend_settings: Settings,
+) -> None:
+    async with running_bridge(backend_settings) as bridge:
+        for method, path, allowed in [
+            ("DELETE", "/health", "GET"),
+            ("POST", "/ready", "GET"),
+            ("GET", "/webhook/genesys", "POST"),
+            ("DELETE", "/docs", "GET"),
+        ]:
+            answer = await bridge.client.request(method, path)
+            assert (answer.status_code, answer.headers.get("allow")) == (405, allowed), (method, path)
+            assert answer.json()["error"]["code"] == "method_not_allowed"
