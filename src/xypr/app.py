@@ -212,7 +212,8 @@ def create_app(settings: Settings, plan: AppPlan) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
         response = _error(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:

@@ -18,6 +18,7 @@ from tests.support.auth import login_as
 from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
 from xypr.auth.principal import Role
 from xypr.config import Settings
+from xypr.services.gateway import middleware as gateway_middleware
 from xypr.state.models import Conversation, Message
 
 CUSTOMER = "16505551234"
@@ -159,6 +160,50 @@ async def test_sends_travel_through_genesys_or_straight_to_whatsapp(bridge: Brid
     image = await eventually(lambda: _sent(bridge, "image"))
     assert image["image"]["caption"] == "Here"
     assert image["image"]["id"]  # uploaded to Meta first
+
+
+async def test_an_agent_file_may_be_as_large_as_whatsapp_takes_for_its_type(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bridge.customer_says(CUSTOMER, "Send me the contract")
+    base = f"/widget/api/conversations/{await _conversation(bridge, CUSTOMER)}"
+    agent = await login_as(bridge, Role.AGENT)
+
+    # Three times the API's body limit: a document may be 100 MB.
+    pdf = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)
+    accepted = await bridge.client.post(
+        base + "/media", files={"file": ("contract.pdf", pdf, "application/pdf")}, headers=agent, timeout=60
+    )
+    assert accepted.status_code == 202, accepted.text
+    document = await eventually(lambda: _sent(bridge, "document"), within=30)
+    assert document["document"]["filename"] == "contract.pdf"
+    assert document["document"]["id"]
+
+    # Each type keeps its own limit: an image may be 5 MB.
+    png = bytes.fromhex("89504e470d0a1a0a") + b"0" * (5 * 1024 * 1024)
+    refused = await bridge.client.post(
+        base + "/media", files={"file": ("huge.png", png, "image/png")}, headers=agent, timeout=60
+    )
+    assert refused.status_code == 413
+    assert refused.json()["error"]["message"] == "file: larger than WhatsApp's 5 MB for image/png"
+
+    # The gateway bounds every upload, also one streamed without a length (its bound lowered here).
+    monkeypatch.setattr(gateway_middleware, "UPLOAD_BODY_BYTES", 2 * 1024 * 1024)
+    request = bridge.client.build_request(
+        "POST", base + "/media", files={"file": ("contract.pdf", pdf, "application/pdf")}, headers=agent
+    )
+    body = request.read()
+
+    async def chunks() -> Any:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    headers = {**agent, "content-type": request.headers["content-type"]}
+    streamed = await bridge.client.post(base + "/media", content=chunks(), headers=headers, timeout=60)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+    kept = await bridge.client.post(base + "/media", content=body, headers=headers, timeout=60)
+    assert kept.status_code == 413  # announced by Content-Length: refused before a byte is read
 
 
 async def test_free_text_waits_for_the_window_templates_do_not(bridge: Bridge) -> None:

@@ -911,7 +911,8 @@ FilePart = Annotated[
 _FILE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
     413: {
         "model": ErrorBody,
-        "description": "The file is larger than WhatsApp takes for its type, or the body than the API's body limit",
+        "description": "The file is larger than WhatsApp takes for its type (the body may be up to the largest "
+        "file WhatsApp takes, 100 MB, plus its multipart envelope)",
     },
     415: {"model": ErrorBody, "description": "The file's type is not one WhatsApp takes"},
 }

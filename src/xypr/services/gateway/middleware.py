@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xypr.auth.cookies import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_matches
@@ -21,6 +23,7 @@ from xypr.core.logging import get_logger
 from xypr.runtime import Runtime
 from xypr.services.gateway.paths import WEBHOOK_ALIASES, PathKind, PathRules
 from xypr.services.gateway.proxy import Upstreams, forward
+from xypr.whatsapp.mediatypes import accepted_media
 
 __all__ = ["GatewayMiddleware", "GatewayOptions"]
 
@@ -29,6 +32,11 @@ log = get_logger(__name__)
 _WINDOW_SECONDS = 60.0
 # Webhook answers that mean "not authenticated or not a webhook": the ones a flood of garbage gets.
 _REFUSED_WEBHOOK = frozenset({400, 401, 403, 404, 413})
+# An agent's file (a media message or a template header from the widget) may be as large as the largest
+# file WhatsApp takes (a 100 MB document), plus its multipart envelope. Such bodies stream on to the route,
+# which checks the file against the limit of its own type; they are not held in the gateway.
+_UPLOADS = re.compile(r"^/widget/api/conversations/[^/]+/(?:media|uploads)$")
+UPLOAD_BODY_BYTES = max(kind.max_bytes for kind in accepted_media().values()) + 64 * 1024
 # Pages load their scripts and styles from this origin only (/docs too: its assets are packaged).
 _CSP_HTML = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; "
@@ -262,10 +270,13 @@ class GatewayMiddleware:
         """Read an API body up to the limit (413 beyond), then replay it to the route."""
         if not self.options.enforce_limits:
             return receive
-        limit = self.settings.max_api_body_bytes
+        upload = scope["method"] == "POST" and _UPLOADS.match(scope["path"]) is not None
+        limit = UPLOAD_BODY_BYTES if upload else self.settings.max_api_body_bytes
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _Reject(413, "payload_too_large", f"body larger than {limit} bytes")
+        if upload:
+            return _counted(receive, limit)
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -313,3 +324,19 @@ class GatewayMiddleware:
             await send(message)
 
         return send_with_headers
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive`, refusing the body (413, through the app's error handler) once more than `limit` bytes came."""
+    size = 0
+
+    async def counting() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise HTTPException(413, f"body larger than {limit} bytes")
+        return message
+
+    return counting
