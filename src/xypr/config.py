@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)
     # PostgreSQL connections each process keeps open (no more: busy handlers wait for one); N
     # processes need N x this below the server's max_connections. A quarter (at least one) for the
-    # ORM, the rest (at least one) for the hot path's statements (`xypr.backends.db.hot`).
+    # ORM, the rest (at least one) for the hot path's statements (`xypr.backends.db.hot`): 1 means 2.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     # Messages per second one WhatsApp number may send, across every process (a tenant's
     # `throughput_per_second` setting overrides it; Meta's default is 80, up to 1000 after upgrade).

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import APIRouter, Request
 
 from tests.conftest import embedded_settings
@@ -23,6 +24,7 @@ from xypr.auth.principal import CurrentPrincipal
 from xypr.auth.service import create_admin
 from xypr.config import Settings
 from xypr.sandbox.demo import DEMO_TENANT
+from xypr.services.gateway import middleware as gateway_middleware
 from xypr.whatsapp import signature
 
 
@@ -302,6 +304,47 @@ async def test_gateway_proxies_a_service_running_in_another_process(tmp_path: Pa
             validated = await client.get("/auth/validate", headers=bearer)
             assert validated.headers["x-xypr-role"] == "xypr_admin"
             assert (await client.get("/auth/info")).status_code == 401  # the gateway refuses before proxying
+
+
+widget_stand_in = APIRouter()
+
+
+@widget_stand_in.post("/widget/api/conversations/{conversation}/media")
+async def count_upload(request: Request) -> dict[str, int]:
+    """Reads what the gateway streams on, as the agent widget would."""
+    return {"bytes": len(await request.body())}
+
+
+async def test_an_upload_too_large_for_a_widget_in_another_process_is_a_413(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway_middleware, "UPLOAD_BODY_BYTES", 256 * 1024)
+    settings = embedded_settings(tmp_path)
+    widget = create_app(settings, AppPlan(http_services=(), public_gateway=False, extra_routers=[widget_stand_in]))
+    async with serve(widget) as widget_url:
+        plan = AppPlan(http_services=("auth",), run_migrations=True, remote_services={"agent-widget": widget_url})
+        gateway = create_app(settings, plan)
+        async with serve(gateway) as gateway_url, httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+            await create_admin(gateway.state.runtime.database, email="ops@x.test", password="a long password!")
+            token = await client.post(
+                "/auth/token", data={"grant_type": "password", "username": "ops@x.test", "password": "a long password!"}
+            )
+            bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            path = "/widget/api/conversations/c-1/media"
+
+            within = await client.post(path, content=b"x" * (200 * 1024), headers=bearer)
+            assert (within.status_code, within.json()) == (200, {"bytes": 200 * 1024})
+
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams on
+                for _ in range(8):
+                    yield b"x" * (64 * 1024)
+
+            streamed = await client.post(path, content=chunks(), headers=bearer)
+            assert streamed.status_code == 413
+            assert streamed.json()["error"]["code"] == "payload_too_large"
+            assert streamed.headers["x-content-type-options"] == "nosniff"
+            announced = await client.post(path, content=b"x" * (300 * 1024), headers=bearer)
+            assert announced.status_code == 413
 
 
 async def test_gateway_answers_502_when_the_service_is_down(tmp_path: Path) -> None:

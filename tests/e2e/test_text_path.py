@@ -169,10 +169,19 @@ async def test_one_hop_a_new_message_is_sent_without_reading_its_row_back_a_retr
         assert await eventually(lambda: texts(3)) == ["one", "two", "three"]
         assert reads == ["received"]
 
+        # After a media copy (it may take long) the row is read back before the send, as if queued.
+        phone_number_id = bridge.demo["whatsapp"]["phone_number_id"]
+        image = {"phone_number_id": phone_number_id, "data_base64": "/9j/4AAQ", "mime_type": "image/jpeg"}
+        media_id = (await bridge.meta.post("/_sandbox/media", json=image)).json()["id"]
+        photo = {"phone_number_id": phone_number_id, "type": "image", "media_id": media_id, "caption": "four"}
+        (await bridge.meta.post(f"/_sandbox/customers/{CUSTOMER}/messages", json=photo)).raise_for_status()
+        assert (await eventually(lambda: texts(4)))[3] == "four"
+        assert reads == ["received", "received"]
+
         async with bridge.runtime.database.session() as session:
             statuses = (await session.scalars(select(Message.status).where(Message.direction == "inbound"))).all()
             conversation = await session.scalar(select(Conversation).where(Conversation.wa_id == CUSTOMER))
-        assert statuses == ["sent"] * 3
+        assert statuses == ["sent"] * 4
         assert conversation is not None
         (first, *_) = await bridge.genesys_received()
         assert conversation.genesys_conversation_id == first["conversation_id"]

@@ -230,6 +230,21 @@ async def test_a_token_refused_in_one_process_is_replaced_there_at_once(fake: Fa
     ]
 
 
+async def test_a_forced_refresh_fetches_a_new_token_even_when_the_process_kept_one(
+    fake: FakeGenesys, cache: Cache
+) -> None:
+    client = client_for(fake, cache)
+    await client.send(tenant(), "message", MESSAGE)
+    await cache.delete("tenant-1:genesys-token")  # the shared copy ran out; this process still keeps token-1
+
+    status = await client.refresh_token(tenant())
+
+    assert fake.tokens_issued == ["token-1", "token-2"]
+    assert status.cached
+    await client.send(tenant(), "message", MESSAGE)
+    assert fake.calls[-1].headers["authorization"] == "Bearer token-2"
+
+
 async def test_tenants_get_a_token_each(fake: FakeGenesys, cache: Cache) -> None:
     client = client_for(fake, cache)
 

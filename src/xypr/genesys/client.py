@@ -157,6 +157,7 @@ class GenesysClient:
 
     async def refresh_token(self, tenant: GenesysCredentials) -> TokenStatus:
         """Fetch a new token now (an operator's forced refresh); a failure is recorded and raised."""
+        self._forget_memo(tenant)  # else a token this process kept would answer instead of a new one
         old = await self._cache.get(_token_key(tenant))
         await self.token(tenant, stale=old.decode() if old is not None else None)
         return await self.token_status(tenant)

@@ -95,8 +95,10 @@ def create_database(url: str, *, pool_size: int = 20) -> Database:
     # again for every burst; under load the bench measured that churn as the inbound transformer's
     # largest cost. Handlers wait for a pooled connection instead.
     engine = create_async_engine(url, pool_size=orm, max_overflow=0, pool_timeout=30)
-    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return Database(engine, HotPool(dsn, size=max(1, pool_size - orm)))
+    _, connect = engine.dialect.create_connect_args(engine.url)
+    for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
+        connect.pop(sqlalchemy_only, None)
+    return Database(engine, HotPool(dict(connect), size=max(1, pool_size - orm)))
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

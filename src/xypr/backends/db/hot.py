@@ -99,21 +99,27 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 class HotPool:
     """The PostgreSQL connections of the hot path: an asyncpg pool of `size`, opened at first use (so a
-    process starts while the database is still down) and never larger (busy handlers wait `timeout`)."""
+    process starts while the database is still down) and never larger (busy handlers wait `timeout`).
 
-    def __init__(self, dsn: str, *, size: int, timeout: float = 30.0) -> None:
-        self._dsn = dsn
+    `connect` are `asyncpg.connect`'s arguments, as SQLAlchemy's engine makes them from the database URL
+    (so `?ssl=require` and the like mean the same to both pools)."""
+
+    def __init__(self, connect: dict[str, Any], *, size: int, timeout: float = 30.0) -> None:
+        self._connect = connect
         self.size = size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def _opened(self) -> asyncpg.Pool:
+        if self._closed:
+            raise asyncpg.InterfaceError("the hot-path pool is closed")
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=0, max_size=self.size, reset=_keep_session, timeout=self._timeout
+                        min_size=0, max_size=self.size, reset=_keep_session, timeout=self._timeout, **self._connect
                     )
         return self._pool
 
@@ -140,7 +146,9 @@ class HotPool:
             await asyncio.shield(pool.release(raw))
 
     async def close(self) -> None:
-        """Close every connection (waiting at most `timeout` for those in use, then terminating them)."""
+        """Close every connection (waiting at most `timeout` for those in use, then terminating them); the pool
+        lends none afterwards."""
+        self._closed = True
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

@@ -173,7 +173,20 @@ class GatewayMiddleware:
     ) -> None:
         upstream = self.options.upstreams.match(path) if self.options.enforce_limits else None
         if upstream is not None and runtime is not None:
-            await forward(runtime.http, upstream, scope, receive, send)
+            started = False
+
+            async def send_noting_start(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                await forward(runtime.http, upstream, scope, receive, send_noting_start)
+            except _UploadTooLarge as too_large:
+                # Raised while the body streamed to the other process: no app error handler is in between.
+                if started:
+                    raise
+                await _send_error(send, _Reject(413, "payload_too_large", str(too_large.detail)))
             return
         await self.app(scope, receive, send)
 
@@ -326,8 +339,13 @@ class GatewayMiddleware:
         return send_with_headers
 
 
+class _UploadTooLarge(HTTPException):
+    """An upload body grew past its bound while it streamed on (a 413)."""
+
+
 def _counted(receive: Receive, limit: int) -> Receive:
-    """`receive`, refusing the body (413, through the app's error handler) once more than `limit` bytes came."""
+    """`receive`, refusing the body (413: the app's error handler answers it, or `_pass` for another process)
+    once more than `limit` bytes came."""
     size = 0
 
     async def counting() -> Message:
@@ -336,7 +354,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             size += len(message.get("body", b""))
             if size > limit:
-                raise HTTPException(413, f"body larger than {limit} bytes")
+                raise _UploadTooLarge(413, f"body larger than {limit} bytes")
         return message
 
     return counting

@@ -107,7 +107,10 @@ async def handle_message(
                     session, tenant_id=tenant.id, wamid=message.edit.original_message_id, text=message_summary(message)
                 )
 
-    return await _send(send, tenant, event, inbound, row_id, known.conversation_id, new=known.new)
+    # Tracked a moment ago, the row needs no read-back before the send; after a media copy (up to 100 MB) it
+    # does: meanwhile the conversation's partition may have moved to another process, which sent it.
+    new = known.new if media_id is None else None
+    return await _send(send, tenant, event, inbound, row_id, known.conversation_id, new=new)
 
 
 async def _send(
