@@ -404,3 +404,15 @@ async def test_the_migration_knows_existing_conversations_to_genesys_by_their_cu
         assert conversation.genesys_customer_id == "US.13491208655302741918"
     finally:
         await database.close()
+
+
+@pytest.mark.services
+async def test_ready_means_both_pools_answer(postgres_url: str) -> None:
+    database = create_database(postgres_url, pool_size=2)
+    try:
+        assert await database.ping()
+        assert database.hot is not None
+        await database.hot.close()  # the ORM's pool still answers; the hot path's does not
+        assert not await database.ping()
+    finally:
+        await database.close()

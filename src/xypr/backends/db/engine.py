@@ -55,6 +55,9 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+            if self.hot is not None:  # the hot path's own connections too: every message needs them
+                async with self.sql() as sql:
+                    await sql.fetchrow("SELECT 1")
         except Exception:
             return False
         return True
