@@ -13,8 +13,9 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Mount
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xypr.backends.broker.base import Consumer
@@ -98,19 +99,21 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
-_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method a route of the app (not a mounted app) answers at `path`, asked of each route the way
-    Starlette asks when it routes a request (included routers are routes of their own since FastAPI 0.165)."""
-    routes = [route for route in app.router.routes if not isinstance(route, Mount)]
-    allowed = []
-    for method in _METHODS:
-        scope: Scope = {"type": "http", "path": path, "root_path": "", "method": method, "app": app}
-        if any(route.matches(scope)[0] is Match.FULL for route in routes):
-            allowed.append(method)
-    return allowed
+    """Every method of the resource at `path`: of the routes with a literal path equal to it when there are
+    any (`/dlq/replay` is its own resource, not an id of `/dlq/{id}`), else of every route whose template
+    matches it. Included routers are walked through FastAPI's route contexts (they are routes of their own
+    since FastAPI 0.165); mounted apps answer their own paths."""
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for context in iter_route_contexts(app.router.routes):
+        route_path, methods = context.path, context.methods
+        if not route_path or not methods:
+            continue
+        regex, _, convertors = compile_path(route_path)
+        if regex.match(path):
+            (templated if convertors else literal).update(methods)
+    return sorted(literal or templated)
 
 
 def _home_router(target: str) -> APIRouter:
