@@ -21,6 +21,7 @@ identity (sha256 of key and body, unique per queue) and stored once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 
 from xypr.backends.db import Database
+from xypr.core.coalesce import Coalescer
 
 __all__ = ["ParkedEvent", "ParkingStore", "identity_of"]
 
@@ -62,12 +64,32 @@ class ParkingStore:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._lookups: dict[str, Coalescer[str, bool]] = {}
 
     async def is_parked(self, queue: str, key: str) -> bool:
-        """True when `key` has parked events (one primary-key lookup: it runs for every event)."""
+        """True when `key` has parked events. It runs for every event, so the lookups a process makes while
+        one is in flight go together in the next (`xypr.core.coalesce`): one statement for many keys."""
+        lookup = self._lookups.get(queue)
+        if lookup is None:
+            lookup = self._lookups[queue] = Coalescer(functools.partial(self._parked_among, queue))
+        return await lookup(key)
+
+    async def _parked_among(self, queue: str, keys: list[str]) -> list[bool]:
+        """For each of `keys`, whether it has parked events in `queue`, read in one statement."""
+        distinct = list(dict.fromkeys(keys))
         async with self.database.sql() as sql:
-            row = await sql.fetchrow("SELECT 1 FROM retry_parked_keys WHERE queue = $1 AND key = $2", queue, key)
-        return row is not None
+            if self.database.is_sqlite:
+                listed = ", ".join(f"${number}" for number in range(2, len(distinct) + 2))
+                query = f"SELECT key FROM retry_parked_keys WHERE queue = $1 AND key IN ({listed})"  # noqa: S608
+                rows = await sql.fetch(query, queue, *distinct)
+            else:
+                rows = await sql.fetch(
+                    "SELECT key FROM retry_parked_keys WHERE queue = $1 AND key = ANY($2::text[])",
+                    queue,
+                    tuple(distinct),
+                )
+        parked = {str(row[0]) for row in rows}
+        return [key in parked for key in keys]
 
     async def join(self, queue: str, key: str, body: bytes, headers: Mapping[str, str]) -> bool:
         """Store the delivery behind the parked events of `key`; False (nothing written) when `key` has none."""

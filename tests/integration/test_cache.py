@@ -124,6 +124,18 @@ async def test_delete_removes_keys_and_ignores_absent_ones(cache: Cache) -> None
     assert await cache.get("b") is None
 
 
+async def test_deletes_made_at_once_each_remove_their_keys_and_only_those(cache: Cache) -> None:
+    for n in range(20):
+        await cache.set(f"gone:{n}", b"v")
+    await cache.set("kept", b"v")
+
+    await asyncio.gather(*(cache.delete(f"gone:{n}", f"gone:{(n + 1) % 20}") for n in range(20)))
+
+    assert [await cache.get(f"gone:{n}") for n in range(20)] == [None] * 20
+    assert await cache.get("kept") == b"v"
+    await cache.delete()  # nothing to delete: no round trip, no error
+
+
 async def test_set_nx_stores_only_when_absent(cache: Cache) -> None:
     assert await cache.set_nx("dedupe/wamid.1", b"first") is True
     assert await cache.set_nx("dedupe/wamid.1", b"second") is False

@@ -245,3 +245,19 @@ async def test_a_delivery_joining_while_the_last_event_is_removed_is_never_left_
             assert not more
         assert not await store.is_parked(QUEUE, key)
         assert (await store.counts()).get(QUEUE, 0) == 0
+
+
+async def test_lookups_made_together_answer_each_key_for_itself(runtime: Runtime) -> None:
+    """Many events asking at once whether their key is parked: one statement, each its own answer."""
+    store = ParkingStore(runtime.database)
+    for key in ("k1", "k4"):
+        await store.park(QUEUE, key, b"held", {}, first_try_at=time.time(), attempts=1, next_attempt_at=0, error="e")
+    await store.park(
+        "other.queue", "k2", b"held", {}, first_try_at=time.time(), attempts=1, next_attempt_at=0, error="e"
+    )
+    asked = ["k0", "k1", "k2", "k1", "k3", "k4", "k'; --"]
+
+    answers = await asyncio.gather(*(store.is_parked(QUEUE, key) for key in asked))
+
+    assert answers == [False, True, False, True, False, True, False]
+    assert await store.is_parked("other.queue", "k2")

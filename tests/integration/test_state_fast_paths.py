@@ -121,6 +121,28 @@ async def test_a_redelivered_wamid_changes_nothing_and_returns_none(runtime: Run
     assert count == 1
 
 
+async def test_two_deliveries_of_one_new_wamid_at_once_track_it_once(runtime: Runtime) -> None:
+    tenant_id = await _tenant(runtime)
+    common = {"tenant_id": tenant_id, "wa_id": "16505551234", "kind": "text", "text": "x"}
+
+    results = await asyncio.gather(
+        *(
+            track_customer_message(runtime.database, wamid="wamid.race", customer_name="Sheena", **common)
+            for _ in range(4)
+        )
+    )
+
+    tracked = [each for each in results if each is not None]
+    assert len(tracked) == 1  # the others fall through to the general path, as a redelivery does
+    async with runtime.database.session() as session:
+        rows = (await session.scalars(select(Message).where(Message.tenant_id == tenant_id))).all()
+        conversations = await session.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.tenant_id == tenant_id)
+        )
+    assert [row.id for row in rows] == [tracked[0].message_id]
+    assert conversations == 1
+
+
 async def test_a_later_message_returns_the_genesys_conversation_id_the_first_one_learned(runtime: Runtime) -> None:
     tenant_id = await _tenant(runtime)
     common = {"tenant_id": tenant_id, "wa_id": "16505551234", "kind": "text", "text": "x"}

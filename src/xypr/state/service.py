@@ -260,6 +260,45 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 
+# PostgreSQL: `_UPSERT_CONVERSATION` and `_INSERT_MESSAGE` as one statement, one round trip instead of
+# four (BEGIN, the two statements, COMMIT). Nothing is written when the wamid is tracked already: the
+# conversation upsert reads from `fresh`, which is empty then. Should two deliveries of one new wamid
+# race (both find it untracked), both upsert the conversation with the same facts and one inserts the
+# row; the other gets no message id back and takes the general path, as a redelivery does.
+_TRACK_CUSTOMER_MESSAGE = """
+WITH fresh AS (
+    SELECT 1 WHERE NOT EXISTS (
+        SELECT 1 FROM messages WHERE tenant_id = $2 AND direction = 'inbound' AND wamid = $8
+    )
+), conversation AS (
+    INSERT INTO conversations (id, tenant_id, wa_id, genesys_customer_id, bsuid, customer_name,
+                               last_customer_message_at, created_at, updated_at)
+    SELECT $1, $2, $3, $3, $4, $5, $6::timestamptz, $7::timestamptz, $7::timestamptz FROM fresh
+    ON CONFLICT (tenant_id, wa_id) DO UPDATE SET
+        bsuid = COALESCE(excluded.bsuid, conversations.bsuid),
+        customer_name = COALESCE(excluded.customer_name, conversations.customer_name),
+        last_customer_message_at = CASE
+            WHEN conversations.last_customer_message_at IS NULL THEN excluded.last_customer_message_at
+            WHEN excluded.last_customer_message_at > conversations.last_customer_message_at
+                THEN excluded.last_customer_message_at
+            ELSE conversations.last_customer_message_at
+        END,
+        updated_at = excluded.updated_at
+    RETURNING id, customer_name, genesys_customer_id, genesys_conversation_id
+), message AS (
+    INSERT INTO messages (id, tenant_id, conversation_id, direction, wamid, genesys_message_id, kind, status, text,
+                          details, created_at, updated_at)
+    SELECT $9, $2, conversation.id, 'inbound', $8, NULL, $10, 'received', $11, $12::json, $7::timestamptz,
+           $7::timestamptz
+    FROM conversation
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+SELECT conversation.id, conversation.customer_name, conversation.genesys_customer_id,
+       conversation.genesys_conversation_id, message.id
+FROM conversation LEFT JOIN message ON true
+"""
+
 # Statements by primary key check the tenant as `tenant_id || '' = $1`: the same test, but one no
 # index can serve. With `tenant_id = $1`, PostgreSQL's planner (until statistics exist, e.g. on a new
 # database) picks the (tenant_id, …) indexes over the primary key and reads every row of the tenant:
@@ -307,13 +346,34 @@ async def track_customer_message(
     customer_wrote_at: datetime | None = None,
     details: MessageDetails | None = None,
 ) -> TrackedCustomerMessage | None:
-    """The common case of a customer message, in one transaction of two statements.
+    """The common case of a customer message: one statement on PostgreSQL, a transaction on SQLite.
 
     Upserts the customer's conversation (name, BSUID, latest customer time) and inserts the message
     row. Returns None, having changed nothing, when the wamid is already tracked: a redelivery, which
     the caller handles with the general path (`record_inbound`), as it may belong to a conversation
     that has moved number since."""
     now, message_id = utcnow(), new_id()
+    if not database.is_sqlite:
+        async with database.sql() as sql:
+            row = await sql.fetchrow(
+                _TRACK_CUSTOMER_MESSAGE,
+                new_id(),
+                tenant_id,
+                wa_id,
+                bsuid,
+                customer_name,
+                customer_wrote_at,
+                now,
+                wamid,
+                message_id,
+                kind,
+                text,
+                stored_details(details),
+            )
+        if row is None or row[4] is None:
+            return None
+        return TrackedCustomerMessage(message_id, row[0], row[1], row[2], row[3])
+    # SQLite has no data-modifying WITH: the same in a transaction (in process, no round trips to save).
     try:
         async with database.sql(transaction=True) as sql:
             conversation = await sql.fetchrow(

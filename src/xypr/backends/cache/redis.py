@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from xypr.backends.cache.base import Cache, RateDecision
+from xypr.core.coalesce import Coalescer
 
 __all__ = ["RedisCache"]
 
@@ -87,6 +88,7 @@ class RedisCache(Cache):
         self._incr = self._redis.register_script(_INCR_SCRIPT)
         self._incr_many = self._redis.register_script(_INCR_MANY_SCRIPT)
         self._hit = self._redis.register_script(_HIT_SCRIPT)
+        self._deletes: Coalescer[tuple[str, ...], None] = Coalescer(self._delete_together)
         self._pubsubs: set[aioredis.client.PubSub] = set()
         self._closed = False
 
@@ -108,9 +110,14 @@ class RedisCache(Cache):
         return bool(stored)
 
     async def delete(self, *keys: str) -> None:
-        """Remove keys (absent keys are ignored)."""
+        """Remove keys (absent keys are ignored). The workers drop cached contexts after every message: the
+        deletes a process asks for while one is in flight go together in the next DEL (`xypr.core.coalesce`)."""
         if keys:
-            await self._redis.delete(*(self._key(key) for key in keys))
+            await self._deletes(tuple(self._key(key) for key in keys))
+
+    async def _delete_together(self, batches: list[tuple[str, ...]]) -> list[None]:
+        await self._redis.delete(*dict.fromkeys(key for batch in batches for key in batch))
+        return [None] * len(batches)
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         """Add to an integer counter and return the new value; `ttl` is set when the key is created."""
