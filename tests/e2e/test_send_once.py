@@ -39,13 +39,13 @@ class _CacheFailingOnce:
 
 
 class _SqlFailingOnce:
-    """Hot-path SQL whose first statement starting with `prefix` fails as asyncpg does during a restart."""
+    """Hot-path SQL whose first statement containing `marker` fails as asyncpg does during a restart."""
 
-    def __init__(self, sql: Sql, state: dict[str, int], prefix: str) -> None:
-        self._sql, self._state, self._prefix = sql, state, prefix
+    def __init__(self, sql: Sql, state: dict[str, int], marker: str) -> None:
+        self._sql, self._state, self._marker = sql, state, marker
 
     def _maybe_fail(self, query: str) -> None:
-        if query.strip().startswith(self._prefix) and not self._state["failures"]:
+        if self._marker in " ".join(query.split()) and not self._state["failures"]:
             self._state["failures"] += 1
             raise asyncpg.InterfaceError("cannot perform operation: connection is closed (injected after the send)")
 
@@ -53,12 +53,16 @@ class _SqlFailingOnce:
         self._maybe_fail(query)
         return await self._sql.fetchrow(query, *args)
 
+    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
+        self._maybe_fail(query)
+        return await self._sql.fetch(query, *args)
+
     async def execute(self, query: str, *args: object) -> None:
         self._maybe_fail(query)
         await self._sql.execute(query, *args)
 
 
-def _fail_database_once(bridge: Bridge, prefix: str) -> dict[str, int]:
+def _fail_database_once(bridge: Bridge, marker: str) -> dict[str, int]:
     database = bridge.runtime.database
     real_sql = database.sql
     state = {"failures": 0}
@@ -66,7 +70,7 @@ def _fail_database_once(bridge: Bridge, prefix: str) -> dict[str, int]:
     @asynccontextmanager
     async def sql(*, transaction: bool = False) -> AsyncIterator[Sql]:
         async with real_sql(transaction=transaction) as inner:
-            yield _SqlFailingOnce(inner, state, prefix)
+            yield _SqlFailingOnce(inner, state, marker)
 
     database.sql = sql  # type: ignore[method-assign]
     return state
@@ -88,7 +92,7 @@ async def _whatsapp_texts(bridge: Bridge) -> list[str]:
 
 async def test_a_database_failure_recording_a_genesys_send_does_not_send_it_again(backend_settings: Settings) -> None:
     async with running_bridge(backend_settings) as bridge:
-        injected = _fail_database_once(bridge, "UPDATE messages SET status = 'sent'")
+        injected = _fail_database_once(bridge, "SET status = 'sent', error = NULL")
 
         await bridge.customer_says(CUSTOMER, "only once")
 
@@ -122,7 +126,7 @@ async def test_a_database_failure_recording_a_whatsapp_send_does_not_send_it_aga
     async with running_bridge(backend_settings) as bridge:
         await bridge.customer_says(CUSTOMER, "hi")
         await eventually(bridge.genesys_received)
-        injected = _fail_database_once(bridge, "UPDATE messages SET status = 'sent', wamid")
+        injected = _fail_database_once(bridge, "SET status = 'sent', wamid")
 
         await bridge.agent_says(CUSTOMER, "sent exactly once")
 

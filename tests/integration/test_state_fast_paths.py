@@ -224,6 +224,46 @@ async def test_send_state_and_mark_sent(runtime: Runtime) -> None:
     assert row.genesys_message_id == "g-1"
 
 
+async def test_records_made_at_once_each_mark_their_own_message(runtime: Runtime) -> None:
+    """Marks made together go in one statement: each message gets its own Genesys id, each conversation
+    that learned one its own, another tenant's mark changes nothing."""
+    tenant_id, other = await _tenant(runtime), await _tenant(runtime)
+    tracked = []
+    for n in range(8):
+        each = await track_customer_message(
+            runtime.database, tenant_id=tenant_id, wa_id=f"1650555{n:04d}", wamid=f"wamid.{n}", kind="text", text="x"
+        )
+        assert each is not None
+        tracked.append(each)
+
+    await asyncio.gather(
+        *(
+            mark_sent(
+                runtime.database,
+                tenant_id=other if n == 7 else tenant_id,
+                message_id=each.message_id,
+                genesys_message_id=f"g-{n}" if n != 6 else None,
+                conversation_id=each.conversation_id,
+                genesys_conversation_id=f"gc-{n}" if n % 2 == 0 else None,
+            )
+            for n, each in enumerate(tracked)
+        )
+    )
+
+    for n, each in enumerate(tracked):
+        state = await send_state(runtime.database, tenant_id=tenant_id, message_id=each.message_id)
+        assert state is not None
+        async with runtime.database.session() as session:
+            row = await get_message(session, tenant_id=tenant_id, message_id=each.message_id)
+        assert row is not None
+        if n == 7:
+            assert (state.status, state.genesys_conversation_id, row.genesys_message_id) == ("received", None, None)
+            continue
+        assert state.status == "sent"
+        assert state.genesys_conversation_id == (f"gc-{n}" if n % 2 == 0 else None)
+        assert row.genesys_message_id == (f"g-{n}" if n != 6 else None)
+
+
 async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(runtime: Runtime) -> None:
     tenant_id = await _tenant(runtime)
     assert await conversation_facts(runtime.database, tenant_id=tenant_id, genesys_customer_id="16505551234") is None

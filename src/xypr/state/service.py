@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xypr.backends.db.base import as_utc, new_id, utcnow
 from xypr.backends.db.engine import Database
 from xypr.backends.db.hot import as_datetime, as_json
+from xypr.core.coalesce import Coalescer
 from xypr.state.details import MessageDetails, stored_details
 from xypr.state.models import Conversation, Message
 
@@ -315,6 +318,22 @@ UPDATE messages SET status = 'sent', error = NULL, genesys_message_id = COALESCE
 WHERE id = $2 AND tenant_id || '' = $1
 """
 
+# `_SET_GENESYS_CONVERSATION` and `_MARK_SENT_TO_GENESYS` for a batch of messages, in one statement.
+_MARK_MANY_SENT_TO_GENESYS = """
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        AS b (tenant_id, message_id, genesys_message_id, conversation_id, genesys_conversation_id)
+), learned AS (
+    UPDATE conversations c SET genesys_conversation_id = b.genesys_conversation_id, updated_at = $6
+    FROM batch b
+    WHERE b.genesys_conversation_id IS NOT NULL AND c.id = b.conversation_id AND c.tenant_id || '' = b.tenant_id
+)
+UPDATE messages m SET status = 'sent', error = NULL,
+    genesys_message_id = COALESCE(b.genesys_message_id, m.genesys_message_id), updated_at = $6
+FROM batch b
+WHERE m.id = b.message_id AND m.tenant_id || '' = b.tenant_id
+"""
+
 _SET_GENESYS_CONVERSATION = """
 UPDATE conversations SET genesys_conversation_id = $3, updated_at = $4 WHERE id = $2 AND tenant_id || '' = $1
 """
@@ -407,6 +426,17 @@ async def send_state(database: Database, *, tenant_id: str, message_id: str) -> 
     return None if row is None else SendState(row[0], row[1], row[2], MessageDetails.load(as_json(row[3])))
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One `mark_sent` call, as its batch carries it."""
+
+    tenant_id: str
+    message_id: str
+    genesys_message_id: str | None
+    conversation_id: str | None
+    genesys_conversation_id: str | None
+
+
 async def mark_sent(
     database: Database,
     *,
@@ -418,14 +448,44 @@ async def mark_sent(
 ) -> None:
     """Record that Genesys accepted a tracked customer message (status `sent`, Genesys' id, no error).
 
-    With `conversation_id` and `genesys_conversation_id` the conversation learns its Genesys id first,
-    in a statement of its own: a crash between the two leaves the message unsettled, to be sent again,
-    exactly as a crash between the send and this record would (no transaction needed around them)."""
+    With `conversation_id` and `genesys_conversation_id` the conversation learns its Genesys id in the
+    same statement (PostgreSQL) or transaction (SQLite). The records a process makes while one is being
+    written go together in the next (`xypr.core.coalesce`): one statement for many messages."""
+    marks = _MARKS.get(database)
+    if marks is None:
+        marks = _MARKS[database] = Coalescer(functools.partial(_mark_sent_together, database))
+    learned = genesys_conversation_id if conversation_id else None
+    await marks(_Sent(tenant_id, message_id, genesys_message_id or None, conversation_id, learned))
+
+
+_MARKS: weakref.WeakKeyDictionary[Database, Coalescer[_Sent, None]] = weakref.WeakKeyDictionary()
+
+
+async def _mark_sent_together(database: Database, batch: list[_Sent]) -> list[None]:
     now = utcnow()
+    if database.is_sqlite:
+        async with database.sql(transaction=True) as sql:
+            for each in batch:
+                if each.conversation_id and each.genesys_conversation_id:
+                    await sql.execute(
+                        _SET_GENESYS_CONVERSATION,
+                        each.tenant_id,
+                        each.conversation_id,
+                        each.genesys_conversation_id,
+                        now,
+                    )
+                await sql.execute(_MARK_SENT_TO_GENESYS, each.tenant_id, each.message_id, each.genesys_message_id, now)
+        return [None] * len(batch)
+    columns = (
+        tuple(each.tenant_id for each in batch),
+        tuple(each.message_id for each in batch),
+        tuple(each.genesys_message_id for each in batch),
+        tuple(each.conversation_id for each in batch),
+        tuple(each.genesys_conversation_id for each in batch),
+    )
     async with database.sql() as sql:
-        if conversation_id and genesys_conversation_id:
-            await sql.execute(_SET_GENESYS_CONVERSATION, tenant_id, conversation_id, genesys_conversation_id, now)
-        await sql.execute(_MARK_SENT_TO_GENESYS, tenant_id, message_id, genesys_message_id or None, now)
+        await sql.execute(_MARK_MANY_SENT_TO_GENESYS, *columns, now)
+    return [None] * len(batch)
 
 
 async def mark_sent_to_whatsapp(
