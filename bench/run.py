@@ -365,13 +365,18 @@ class Bench:
         self.supervisor.wait_healthy(items, timeout=120)
         self.register(deployment.tenant, deployment.gateways[0])
 
-    def start_all_in_one(self, deployment: Deployment) -> None:
-        """`xypr run`: every service in one process on the embedded backends (no sandbox)."""
+    def start_all_in_one(self, deployment: Deployment, *, profile: bool = False) -> None:
+        """`xypr run`: every service in one process on the embedded backends (no sandbox); `profile`: under
+        pyinstrument (`bench.profiling`), sampling between SIGUSR1 and SIGUSR2."""
         self.stop_bridge(deployment)
         port = free_port()
         env = {**deployment.env, "XYPR_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        argv = self.xypr("run", "--port", str(port))
+        if profile:
+            prefix = self.workdir / f"profile-{deployment.backend}-xypr-run"
+            argv = self.python("bench.profiling", "--out", str(prefix), "--", *argv[1:])
         item = self.supervisor.start(
-            "xypr-run", self.xypr("run", "--port", str(port)), env=env,
+            "xypr-run", argv, env=env,
             health_url=f"http://127.0.0.1:{port}/health", cwd=deployment.cwd,
         )  # fmt: skip
         deployment.processes = [item]
@@ -850,13 +855,16 @@ class Bench:
                 self.start_all_in_one(deployment)
                 self.warm_up(deployment)
                 self.pipeline_scenarios(deployment, wanted - {"scaling"})
+            if "profile" in wanted:
+                self.profile(deployment)
         finally:
             self.set_latency(0)
             self.stop_bridge(deployment)
 
     def profile(self, deployment: Deployment) -> None:
-        """The inbound path at 500/s: where the gateway, inbound-transformer and genesys-api spend their CPU."""
-        if self.args.py_spy:
+        """The inbound path at 500/s: where the gateway, inbound-transformer and genesys-api spend their CPU
+        (embedded: `xypr run`, at 100/s, below what one process keeps up with)."""
+        if self.args.py_spy and deployment.backend == "services":
             self.profile_py_spy(deployment)
         else:
             self.profile_pyinstrument(deployment)
@@ -918,16 +926,23 @@ class Bench:
 
     def profile_pyinstrument(self, deployment: Deployment) -> None:
         """pyinstrument inside the processes, sampling their CPU time during the load only."""
-        profiled = ("gateway", "inbound-transformer", "genesys-api")
         self.set_latency(0)
-        self.start_bridge(deployment, gateways=1, workers=1, profile=profiled)
-        self.warm_pipeline(deployment)
+        if deployment.backend == "embedded":
+            profiled: tuple[str, ...] = ("xypr-run",)
+            rate = 100
+            self.start_all_in_one(deployment, profile=True)
+            self.warm_up(deployment)
+        else:
+            profiled = ("gateway", "inbound-transformer", "genesys-api")
+            rate = 500
+            self.start_bridge(deployment, gateways=1, workers=1, profile=profiled)
+            self.warm_pipeline(deployment)
         sampled = [item for item in deployment.processes if item.role in profiled]
         for item in sampled:
             item.process.send_signal(signal.SIGUSR1)  # sample from now on (start-up stays out)
-        spec = self.load_spec(deployment, rate=500, duration=self.sizes.e2e_seconds, mode="open", pattern="once")
-        self.measure(deployment, "profile", "text, many senders once, 500/s, under pyinstrument", spec,
-                     pipeline="inbound", config={"latency_ms": 0.0, "rate": 500})  # fmt: skip
+        spec = self.load_spec(deployment, rate=rate, duration=self.sizes.e2e_seconds, mode="open", pattern="once")
+        self.measure(deployment, "profile", f"text, many senders once, {rate}/s, under pyinstrument", spec,
+                     pipeline="inbound", config={"latency_ms": 0.0, "rate": rate})  # fmt: skip
         for item in sampled:
             item.process.send_signal(signal.SIGUSR2)  # stop sampling and write the profile
         for role in profiled:
