@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,10 @@ class Database:
                 await session.rollback()
                 raise
 
-    @asynccontextmanager
-    async def sql(self, *, transaction: bool = False) -> AsyncIterator[Sql]:
-        """SQL text for the hot path (`xypr.backends.db.hot`); without `transaction`, on PostgreSQL,
-        each statement commits by itself (no BEGIN/COMMIT round trips)."""
-        async with hot_sql(self.engine, self.hot, transaction=transaction) as sql:
-            yield sql
+    def sql(self, *, transaction: bool = False) -> AbstractAsyncContextManager[Sql]:
+        """SQL text for the hot path (`xypr.backends.db.hot`), `async with database.sql() as sql:`; without
+        `transaction`, on PostgreSQL, each statement commits by itself (no BEGIN/COMMIT round trips)."""
+        return hot_sql(self.engine, self.hot, transaction=transaction)
 
     async def ping(self) -> bool:
         """True when the database answers (for `/ready`)."""
