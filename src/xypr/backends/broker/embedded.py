@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import sqlite3
 import time
@@ -146,8 +147,10 @@ class SqliteQueueBroker(Broker):
         self._lock = asyncio.Lock()
         self._consumers: set[_SqliteConsumer] = set()
 
-    @property
+    @functools.cached_property
     def _file(self) -> str:
+        """The file's full path, which names it among the consumers of this process (resolved once: every
+        publish and ack wakes the consumers, and resolving walks the file system)."""
         return str(self.path.resolve())
 
     # Connection ------------------------------------------------------------------------------
