@@ -61,6 +61,10 @@ class _SqlFailingOnce:
         self._maybe_fail(query)
         await self._sql.execute(query, *args)
 
+    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        self._maybe_fail(query)
+        await self._sql.execute_many(query, rows)
+
 
 def _fail_database_once(bridge: Bridge, marker: str) -> dict[str, int]:
     database = bridge.runtime.database

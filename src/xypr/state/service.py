@@ -318,22 +318,6 @@ UPDATE messages SET status = 'sent', error = NULL, genesys_message_id = COALESCE
 WHERE id = $2 AND tenant_id || '' = $1
 """
 
-# `_SET_GENESYS_CONVERSATION` and `_MARK_SENT_TO_GENESYS` for a batch of messages, in one statement.
-_MARK_MANY_SENT_TO_GENESYS = """
-WITH batch AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-        AS b (tenant_id, message_id, genesys_message_id, conversation_id, genesys_conversation_id)
-), learned AS (
-    UPDATE conversations c SET genesys_conversation_id = b.genesys_conversation_id, updated_at = $6
-    FROM batch b
-    WHERE b.genesys_conversation_id IS NOT NULL AND c.id = b.conversation_id AND c.tenant_id || '' = b.tenant_id
-)
-UPDATE messages m SET status = 'sent', error = NULL,
-    genesys_message_id = COALESCE(b.genesys_message_id, m.genesys_message_id), updated_at = $6
-FROM batch b
-WHERE m.id = b.message_id AND m.tenant_id || '' = b.tenant_id
-"""
-
 _SET_GENESYS_CONVERSATION = """
 UPDATE conversations SET genesys_conversation_id = $3, updated_at = $4 WHERE id = $2 AND tenant_id || '' = $1
 """
@@ -448,43 +432,42 @@ async def mark_sent(
 ) -> None:
     """Record that Genesys accepted a tracked customer message (status `sent`, Genesys' id, no error).
 
-    With `conversation_id` and `genesys_conversation_id` the conversation learns its Genesys id in the
-    same statement (PostgreSQL) or transaction (SQLite). The records a process makes while one is being
-    written go together in the next (`xypr.core.coalesce`): one statement for many messages."""
+    With `conversation_id` and `genesys_conversation_id` the conversation learns its Genesys id first. The
+    records a process makes while one is being written go together in the next (`xypr.core.coalesce`): one
+    round trip for many messages."""
     marks = _MARKS.get(database)
     if marks is None:
         marks = _MARKS[database] = Coalescer(functools.partial(_mark_sent_together, database))
-    learned = genesys_conversation_id if conversation_id else None
-    await marks(_Sent(tenant_id, message_id, genesys_message_id or None, conversation_id, learned))
+    learning = bool(conversation_id and genesys_conversation_id)
+    await marks(
+        _Sent(
+            tenant_id,
+            message_id,
+            genesys_message_id or None,
+            conversation_id if learning else None,
+            genesys_conversation_id if learning else None,
+        )
+    )
 
 
 _MARKS: weakref.WeakKeyDictionary[Database, Coalescer[_Sent, None]] = weakref.WeakKeyDictionary()
 
 
 async def _mark_sent_together(database: Database, batch: list[_Sent]) -> list[None]:
+    """The conversations that learned their Genesys id first (a crash between the two leaves the messages
+    unsettled, to be sent again, as a crash between the send and this record would), then the messages: each
+    a statement per row by primary key, every row of a statement in one round trip."""
     now = utcnow()
-    if database.is_sqlite:
-        async with database.sql(transaction=True) as sql:
-            for each in batch:
-                if each.conversation_id and each.genesys_conversation_id:
-                    await sql.execute(
-                        _SET_GENESYS_CONVERSATION,
-                        each.tenant_id,
-                        each.conversation_id,
-                        each.genesys_conversation_id,
-                        now,
-                    )
-                await sql.execute(_MARK_SENT_TO_GENESYS, each.tenant_id, each.message_id, each.genesys_message_id, now)
-        return [None] * len(batch)
-    columns = (
-        tuple(each.tenant_id for each in batch),
-        tuple(each.message_id for each in batch),
-        tuple(each.genesys_message_id for each in batch),
-        tuple(each.conversation_id for each in batch),
-        tuple(each.genesys_conversation_id for each in batch),
-    )
+    learned = [
+        (each.tenant_id, each.conversation_id, each.genesys_conversation_id, now)
+        for each in batch
+        if each.conversation_id and each.genesys_conversation_id
+    ]
+    sent = [(each.tenant_id, each.message_id, each.genesys_message_id, now) for each in batch]
     async with database.sql() as sql:
-        await sql.execute(_MARK_MANY_SENT_TO_GENESYS, *columns, now)
+        if learned:
+            await sql.execute_many(_SET_GENESYS_CONVERSATION, learned)
+        await sql.execute_many(_MARK_SENT_TO_GENESYS, sent)
     return [None] * len(batch)
 
 

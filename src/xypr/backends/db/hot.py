@@ -18,6 +18,7 @@ dicts as JSON text, datetimes as SQLAlchemy's SQLite text format on SQLite.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -58,6 +59,10 @@ class Sql(Protocol):
     async def execute(self, query: str, *args: object) -> None:
         """Run a statement, ignoring any result."""
 
+    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run a statement once per row of arguments, in one round trip (PostgreSQL pipelines them), all or
+        none: each row is the statement's own plan (a lookup by primary key stays one)."""
+
 
 class _Postgres:
     def __init__(self, connection: asyncpg.Connection) -> None:
@@ -72,6 +77,9 @@ class _Postgres:
 
     async def execute(self, query: str, *args: object) -> None:
         await self._connection.execute(query, *map(_postgres_value, args))
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        await self._connection.executemany(query, [tuple(map(_postgres_value, row)) for row in rows])
 
 
 class _Sqlite:
@@ -89,6 +97,10 @@ class _Sqlite:
 
     async def execute(self, query: str, *args: object) -> None:
         await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        # Inside the block's transaction (SQLite's hot SQL always runs in one): all or none.
+        await self._connection.exec_driver_sql(_qmark(query), [tuple(map(_sqlite_value, row)) for row in rows])
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -243,6 +255,7 @@ def as_datetime(value: Any) -> datetime | None:
     return as_utc(moment)
 
 
+@functools.lru_cache(maxsize=256)  # the hot path's statements are a few constant texts
 def _qmark(query: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", query)
 
