@@ -96,3 +96,8 @@ class WhatsAppRequest(QueuedEvent):
     customer_id: str
     customer_id_type: str = "Phone"
     media: list[MediaUpload] = Field(default_factory=list, description="uploads whose media id a body needs")
+    # Set by the outbound transformer when it hands the request over in place for a row it created a moment
+    # before: unsent, none of its parts tried yet, these its stored details. Never queued: a queued or
+    # replayed request reads the row and looks for earlier attempts of each part.
+    just_tracked: bool = Field(default=False, exclude=True)
+    tracked_details: dict[str, Any] | None = Field(default=None, exclude=True)

@@ -18,8 +18,10 @@ from tests.conftest import embedded_settings
 from tests.support.bridge import Bridge, eventually, running_bridge
 from xypr.config import Settings
 from xypr.genesys import signature as genesys_signature
+from xypr.services.whatsapp_api import worker as whatsapp_api_worker
 from xypr.state.details import OfferedChoice
 from xypr.state.models import Conversation, Message
+from xypr.state.service import SendState
 from xypr.tenants.models import Tenant
 
 CUSTOMER = "16505551234"
@@ -362,3 +364,57 @@ async def test_an_attachment_host_that_keeps_failing_ends_as_a_failed_receipt_at
         assert len(await _downloads(bridge)) > bridge.runtime.settings.max_attempts  # not cut at max_attempts
         assert (await _row(bridge, genesys_id)).status == "failed"
         assert await _sent(bridge) == []
+
+
+async def test_one_hop_a_new_agent_message_is_sent_without_reading_back_a_retried_one_reads(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transformer created the row a moment before: whatsapp-api neither reads it back nor looks for earlier
+    attempts of its parts. A retry (the row tracked already) and a message with an attachment do both."""
+    reads: list[str | None] = []
+    real_send_state = whatsapp_api_worker.send_state
+
+    async def counted(database: Any, *, tenant_id: str, message_id: str) -> SendState | None:
+        state = await real_send_state(database, tenant_id=tenant_id, message_id=message_id)
+        reads.append(state.status if state is not None else None)
+        return state
+
+    monkeypatch.setattr(whatsapp_api_worker, "send_state", counted)
+    looked: list[str] = []
+    real_get = bridge.runtime.cache.get
+
+    async def get(key: str) -> bytes | None:
+        if ":wa-part" in key or ":wa-attempt" in key:
+            looked.append(key)
+        return await real_get(key)
+
+    monkeypatch.setattr(bridge.runtime.cache, "get", get)
+    assert bridge.runtime.settings.direct_send
+
+    quick = [{"contentType": "QuickReply", "quickReply": {"text": t, "payload": f"P-{t}"}} for t in ("Yes", "No")]
+    first = await _agent(bridge, text="one", content=quick)
+    await eventually(lambda: _sent_count(bridge, 1))
+    assert (await _row(bridge, first)).status == "sent"
+    assert (reads, looked) == ([], [])
+    # The quick replies offered (the details the sender was handed, not read) are kept with the row.
+    row = await _row(bridge, first)
+    assert row.details is not None
+    assert [choice.payload for choice in row.details.quick_replies or ()] == ["P-Yes", "P-No"]
+
+    # Meta refuses the next send once (transient): the transformer's retry finds the row tracked and reads it.
+    number = bridge.demo["whatsapp"]["phone_number_id"]
+    await bridge.meta.post("/_sandbox/faults", json={"phone_number_id": number, "code": 130429, "count": 1})
+    second = await _agent(bridge, text="two")
+    await eventually(lambda: _sent_count(bridge, 2))
+    assert (await _row(bridge, second)).status == "sent"
+    assert reads == ["received"]
+    assert looked  # the retry looked for an earlier attempt of its part before sending it
+
+    # After an attachment's download the row is read back before the send, as if queued.
+    looked.clear()
+    attachment = await _attachment(bridge, PNG, "image/png", "chart.png")
+    await _agent(bridge, text="three", content=[{"contentType": "Attachment", "attachment": attachment}])
+    await eventually(lambda: _sent_count(bridge, 3))
+    assert reads == ["received", "received"]
+    assert looked
+    assert [s["body"].get("type") for s in await _sent(bridge)] == ["interactive", "text", "image"]

@@ -16,7 +16,7 @@ from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.services.whatsapp_api.worker import WhatsAppApi
 from xypr.stage import Handoff, Stage
-from xypr.state.details import KeptAttachment, MessageDetails, OfferedChoice
+from xypr.state.details import KeptAttachment, MessageDetails, OfferedChoice, stored_details
 from xypr.state.messages import mark_failed, merge_details
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
@@ -118,9 +118,10 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
                 OfferedChoice(id=each.id, title=each.title, payload=each.payload) for each in plan.quick_replies
             )
             details = MessageDetails(quick_replies=offered)
-        row_id = await self._track(tenant, message, kind, conversation, details)
-        if row_id is None:
+        tracked = await self._track(tenant, message, kind, conversation, details)
+        if tracked is None:
             return "duplicate"
+        row_id, new = tracked
         if problem is not None or plan is None:
             reason, text = problem or ("GeneralError", "nothing to send")
             await self._fail(tenant, message, event, row_id, reason, text)
@@ -143,6 +144,10 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             media=media,
             accepted_at=event.accepted_at,
             correlation_id=event.correlation_id,
+            # Tracked a moment ago: nothing to read back. After an attachment's download (its details changed,
+            # and the conversation's partition may have moved meanwhile) the sender reads the row.
+            just_tracked=new and plan.attachment is None,
+            tracked_details=stored_details(details) if new else None,
         )
         await self.to_whatsapp(request, customer=customer)
         return "processed"
@@ -154,8 +159,9 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
         kind: str,
         conversation: ConversationFacts | None,
         details: MessageDetails | None,
-    ) -> str | None:
-        """Track the agent message once (one statement): its row id, or None when it was settled before."""
+    ) -> tuple[str, bool] | None:
+        """Track the agent message once (one statement): its row id and whether it was created just now, or
+        None when it was settled before."""
         row_id = await insert_agent_message(
             self.runtime.database,
             tenant_id=tenant.id,
@@ -166,7 +172,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             details=details,
         )
         if row_id is not None:
-            return row_id
+            return row_id, True
         # Tracked before: settled means done; otherwise go on with the same row.
         async with self.runtime.database.session() as session:
             record = await record_outbound(
@@ -180,7 +186,7 @@ class OutboundTransformer(Stage[OutboundGenesysEvent]):
             )
             if record.message.status in SETTLED:
                 return None
-            return record.message.id
+            return record.message.id, False
 
     async def _keep_attachment(self, tenant: TenantRuntime, source: AttachmentSource, row_id: str) -> MediaUpload:
         """Fetch the agent's file (public addresses only) and keep it in the object store."""

@@ -17,6 +17,7 @@ from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.runtime import Runtime
 from xypr.services.receipts import publish_failed_receipt
 from xypr.stage import Stage
+from xypr.state.details import MessageDetails
 from xypr.state.messages import mark_failed
 from xypr.state.service import SETTLED, SendState, mark_sent_to_whatsapp, send_state
 from xypr.tenants.service import TenantRuntime
@@ -55,7 +56,10 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
             return await self._status_call(tenant, event)
         tracked: SendState | None = None
         if event.message_id:
-            tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
+            if event.just_tracked:  # handed over in place by the transformer that created the row
+                tracked = SendState("received", None, None, MessageDetails.load(event.tracked_details))
+            else:
+                tracked = await send_state(self.runtime.database, tenant_id=tenant.id, message_id=event.message_id)
             if tracked is not None and tracked.status in SETTLED:
                 return "duplicate"
         uploads = {upload.part: upload for upload in event.media}
@@ -63,9 +67,11 @@ class WhatsAppApi(Stage[WhatsAppRequest]):
         for index, body in enumerate(event.bodies):
             message_ref = event.message_id or event.correlation_id
             accepted_key = part_key(tenant.id, message_ref, index)
-            done = await self.runtime.cache.get(accepted_key)
-            if done is None and event.message_id:
-                done = await self._outcome_of_earlier_attempt(tenant.id, event.message_id, index)
+            done: bytes | None = None
+            if not event.just_tracked:  # a row created a moment ago has no earlier attempt to look for
+                done = await self.runtime.cache.get(accepted_key)
+                if done is None and event.message_id:
+                    done = await self._outcome_of_earlier_attempt(tenant.id, event.message_id, index)
             if done is not None:
                 wamids.append(done.decode())
                 continue
