@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -262,6 +265,53 @@ async def test_records_made_at_once_each_mark_their_own_message(runtime: Runtime
         assert state.status == "sent"
         assert state.genesys_conversation_id == (f"gc-{n}" if n % 2 == 0 else None)
         assert row.genesys_message_id == (f"g-{n}" if n != 6 else None)
+
+
+async def test_a_record_failing_on_its_own_row_fails_only_its_own_caller(runtime: Runtime) -> None:
+    """Records made together go in one round trip, all or none; when one row fails for a reason of its own
+    (here: Genesys' id taken by another message), the others are still written and only its caller learns."""
+    tenant_id = await _tenant(runtime)
+    tracked = []
+    for n in range(6):
+        each = await track_customer_message(
+            runtime.database, tenant_id=tenant_id, wa_id=f"1650555{n:04d}", wamid=f"wamid.{n}", kind="text", text="x"
+        )
+        assert each is not None
+        tracked.append(each)
+    await mark_sent(runtime.database, tenant_id=tenant_id, message_id=tracked[0].message_id, genesys_message_id="g-0")
+
+    outcomes = await asyncio.gather(
+        *(
+            mark_sent(
+                runtime.database,
+                tenant_id=tenant_id,
+                message_id=each.message_id,
+                genesys_message_id="g-0" if n == 4 else f"g-{n}",  # (tenant, direction, Genesys id) is unique
+            )
+            for n, each in enumerate(tracked[1:], start=1)
+        ),
+        return_exceptions=True,
+    )
+
+    failed = [n for n, outcome in enumerate(outcomes, start=1) if isinstance(outcome, Exception)]
+    assert failed == [4]
+    for n, each in enumerate(tracked):
+        state = await send_state(runtime.database, tenant_id=tenant_id, message_id=each.message_id)
+        assert state is not None
+        assert state.status == ("received" if n == 4 else "sent")
+
+
+async def test_records_keep_no_database_alive(tmp_path: Path) -> None:
+    database = create_database(f"sqlite+aiosqlite:///{tmp_path}/gone.db")
+    await migrate(database)
+    await mark_sent(database, tenant_id="t", message_id="none", genesys_message_id=None)
+    await database.close()
+    gone = weakref.ref(database)
+
+    del database
+    gc.collect()
+
+    assert gone() is None
 
 
 async def test_agent_messages_are_tracked_once_and_marked_sent_with_every_part(runtime: Runtime) -> None:

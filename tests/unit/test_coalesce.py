@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -122,3 +123,27 @@ def test_the_bounds_are_checked() -> None:
 
     with pytest.raises(ValueError, match="at least 1"):
         Coalescer(run, max_batch=0)
+
+
+async def test_an_item_answered_with_an_exception_fails_its_caller_alone() -> None:
+    async def run(items: list[int]) -> list[int | BaseException]:
+        return [ValueError(f"bad {item}") if item == 2 else item * 10 for item in items]
+
+    coalesce = Coalescer(run)
+    outcomes = await asyncio.gather(*(coalesce(item) for item in (1, 2, 3, 4)), return_exceptions=True)
+
+    assert [str(each) if isinstance(each, Exception) else each for each in outcomes] == [10, "bad 2", 30, 40]
+
+
+async def test_a_batch_runs_in_a_context_of_its_own() -> None:
+    """Not in the logging context (correlation id, key) of whichever caller happened to start it."""
+    seen: list[str | None] = []
+    marker: contextvars.ContextVar[str | None] = contextvars.ContextVar("marker", default=None)
+
+    async def run(items: list[int]) -> list[int]:
+        seen.append(marker.get())
+        return items
+
+    marker.set("the first caller's")
+    assert await Coalescer(run)(1) == 1
+    assert seen == [None]

@@ -5,13 +5,16 @@ keys) many times at once, each a round trip of its own. A `Coalescer` sends the 
 (no added latency when idle); calls arriving while that batch is in flight queue up and are sent
 together, in one round trip, when it returns. The busier the process, the larger the batches.
 
-Each caller gets its own item's result or the batch's exception; a caller cancelled meanwhile does
-not stop the batch (its item was sent or is still sent): use it for reads and for idempotent writes.
+Each caller gets its own item's result (the batch function may answer an exception for one item alone)
+or the batch's exception; a caller cancelled meanwhile does not stop the batch (its item was sent or is
+still sent): use it for reads and for idempotent writes. A batch runs in a context of its own, not in the
+logging context of whichever caller happened to start it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -23,10 +26,15 @@ R = TypeVar("R")
 
 class Coalescer(Generic[T, R]):
     """Runs `run(items)` for the items of calls that arrive together; `run` returns one result per item,
-    in order. At most `in_flight` batches of at most `max_batch` items run at once."""
+    in order, an exception being that item's failure alone. At most `in_flight` batches of at most
+    `max_batch` items run at once."""
 
     def __init__(
-        self, run: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 256, in_flight: int = 1
+        self,
+        run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
+        *,
+        max_batch: int = 256,
+        in_flight: int = 1,
     ) -> None:
         if max_batch < 1 or in_flight < 1:
             raise ValueError("max_batch and in_flight must be at least 1")
@@ -46,7 +54,7 @@ class Coalescer(Generic[T, R]):
 
     def _start(self) -> None:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-        task = asyncio.create_task(self._send(batch))
+        task = asyncio.create_task(self._send(batch), context=contextvars.Context())
         self._running.add(task)
         task.add_done_callback(self._finished)
 
@@ -71,5 +79,9 @@ class Coalescer(Generic[T, R]):
                 raise
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
                 future.set_result(result)

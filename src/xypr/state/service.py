@@ -437,7 +437,8 @@ async def mark_sent(
     round trip for many messages."""
     marks = _MARKS.get(database)
     if marks is None:
-        marks = _MARKS[database] = Coalescer(functools.partial(_mark_sent_together, database))
+        # Two batches at once: one waiting on a locked row or a busy pool does not hold up every other record.
+        marks = _MARKS[database] = Coalescer(functools.partial(_mark_sent_together, weakref.ref(database)), in_flight=2)
     learning = bool(conversation_id and genesys_conversation_id)
     await marks(
         _Sent(
@@ -453,10 +454,34 @@ async def mark_sent(
 _MARKS: weakref.WeakKeyDictionary[Database, Coalescer[_Sent, None]] = weakref.WeakKeyDictionary()
 
 
-async def _mark_sent_together(database: Database, batch: list[_Sent]) -> list[None]:
+async def _mark_sent_together(database_ref: weakref.ref[Database], batch: list[_Sent]) -> list[Exception | None]:
+    """Record a batch in one round trip; should that fail, each record alone, so that a row failing for a
+    reason of its own fails only its own caller."""
+    database = database_ref()  # the batches keep no database alive (`_MARKS` is keyed by it)
+    if database is None:
+        raise RuntimeError("the database of these records is gone")
+    try:
+        await _write_marks(database, batch)
+    except Exception:
+        if len(batch) == 1:
+            raise
+    else:
+        return [None] * len(batch)
+    outcomes: list[Exception | None] = []
+    for each in batch:
+        try:
+            await _write_marks(database, [each])
+        except Exception as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+async def _write_marks(database: Database, batch: list[_Sent]) -> None:
     """The conversations that learned their Genesys id first (a crash between the two leaves the messages
     unsettled, to be sent again, as a crash between the send and this record would), then the messages: each
-    a statement per row by primary key, every row of a statement in one round trip."""
+    a statement per row by primary key, every row of a statement in one round trip, all or none."""
     now = utcnow()
     learned = [
         (each.tenant_id, each.conversation_id, each.genesys_conversation_id, now)
@@ -468,7 +493,6 @@ async def _mark_sent_together(database: Database, batch: list[_Sent]) -> list[No
         if learned:
             await sql.execute_many(_SET_GENESYS_CONVERSATION, learned)
         await sql.execute_many(_MARK_SENT_TO_GENESYS, sent)
-    return [None] * len(batch)
 
 
 async def mark_sent_to_whatsapp(
