@@ -49,7 +49,9 @@ class Settings(BaseSettings):
 
     # Pipeline tuning.
     partitions: int = Field(default=4, ge=1, le=64)
-    worker_concurrency: int = Field(default=64, ge=1, le=4096)
+    # Deliveries a process handles at once (different conversations). None: 256 in a worker process, 64 in one
+    # that also answers HTTP (`xypr run`), where more handlers on the same event loop delay webhook answers.
+    worker_concurrency: int | None = Field(default=None, ge=1, le=4096)
     # Tries of an event failing with an unexpected error (a bug); transient failures (upstream
     # outages, 429, backends restarting) are retried until the horizon instead.
     max_attempts: int = Field(default=6, ge=1, le=50)

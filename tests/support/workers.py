@@ -23,6 +23,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XYPR_")}
     for name in Settings.model_fields:
         value = getattr(settings, name)
+        if value is None:  # unset: the child's default
+            continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         env[f"XYPR_{name.upper()}"] = str(value)
