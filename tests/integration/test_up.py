@@ -85,7 +85,7 @@ def test_up_starts_the_table_restarts_a_killed_process_and_stops_everything(
     settings = production_settings(tmp_path, database_url=postgres_url, s3_endpoint=s3_endpoint)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("XYPR_")}
     for key, value in settings.model_dump().items():
-        if key in ("service_urls",):
+        if key in ("service_urls",) or value is None:  # unset stays unset: the process picks its default
             continue
         plain = value.get_secret_value() if isinstance(value, SecretStr) else value
         environment[f"XYPR_{key.upper()}"] = str(plain)
