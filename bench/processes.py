@@ -199,13 +199,26 @@ class Supervisor:
         return watched
 
 
+def descendants(pid: int) -> list[int]:
+    """The children of a process, theirs, and so on (`xypr run`'s worker processes count as its own CPU)."""
+    found: list[int] = []
+    try:
+        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return found
+    for child in children:
+        found += [child, *descendants(child)]
+    return found
+
+
 def sample(watched: Mapping[int, str]) -> CpuSample:
-    """CPU counters of the watched processes and of the machine, right now."""
+    """CPU counters of the watched processes (with their descendants) and of the machine, right now."""
     by_pid: dict[int, tuple[str, float]] = {}
     for pid, role in watched.items():
-        seconds = cpu_seconds(pid)
-        if seconds is not None:
-            by_pid[pid] = (role, seconds)
+        for each in (pid, *descendants(pid)):
+            seconds = cpu_seconds(each)
+            if seconds is not None:
+                by_pid[each] = (role, seconds)
     busy, total = machine_cpu()
     return CpuSample(time.time(), by_pid, busy, total)
 

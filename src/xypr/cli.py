@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -24,13 +24,18 @@ try:  # typer 0.2x carries its own copy of click: its commands raise that copy's
 except ImportError:  # pragma: no cover - typer on the installed click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from xypr.app import AppPlan, create_app
+from xypr.app import AppPlan, StartupHook, create_app
 from xypr.config import Settings
 from xypr.core.errors import XyprError
 from xypr.core.logging import configure_logging
 from xypr.core.secretbox import SecretBox, generate_master_key, key_file
 from xypr.sandbox import SANDBOX_KEY_FILE
 from xypr.services.registry import HTTP_SERVICES, SERVICES, WORKER_SERVICES
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from xypr.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -203,22 +208,40 @@ def run(
     ] = None,
     sandbox: Annotated[bool, typer.Option(help="Start the Meta and Genesys emulators and a demo tenant")] = False,
 ) -> None:
-    """Run every service in one process behind the gateway (migrates the database first)."""
+    """Run every service behind the gateway (migrates the database first); the queue workers run in a process
+    of their own on a machine with two cores or more (XYPR_RUN_WORKER_PROCESSES)."""
     settings = _settings(host=host, port=port)
     host, port = settings.host, settings.port
     if "public_url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    from xypr.worker_processes import WorkerProcesses, default_worker_processes
+
+    processes = default_worker_processes(settings)
+    if processes and not settings.redis_url:
+        # The processes share dedupe marks, rate windows and tokens: the in-process cache would not.
+        settings = settings.model_copy(update={"embedded_cache": "file"})
     # `GET /` leads a browser to the admin dashboard; the sandbox sends it to its own page instead.
-    plan = AppPlan(http_services=HTTP_SERVICES, worker_services=WORKER_SERVICES, run_migrations=True, home="/admin")
+    plan = AppPlan(
+        http_services=HTTP_SERVICES,
+        worker_services=() if processes else WORKER_SERVICES,
+        run_migrations=True,
+        home="/admin",
+    )
     if sandbox:
         from xypr.sandbox.demo import prepare_sandbox
 
         settings = prepare_sandbox(settings, plan)
+    children = WorkerProcesses(settings, processes)
+    if processes:
+        # Started once this process has migrated the database (and made the sandbox's tenant), stopped with it.
+        plan.on_startup.append(lambda _app, _runtime: children.start())
+        plan.on_shutdown.append(lambda _app, _runtime: children.stop())
 
     def banner() -> None:
         url = settings.public_url.rstrip("/")
         backends = "embedded" if not (settings.database_url or settings.amqp_url) else "configured"
-        lines = [f"Xypr is running on {url} ({backends} backends)"]
+        workers = f"queue workers in {processes} more process{'es' if processes > 1 else ''}" if processes else ""
+        lines = [f"Xypr is running on {url} ({', '.join(filter(None, [f'{backends} backends', workers]))})"]
         if sandbox:
             lines.append(f"  sandbox page  {url}/sandbox   <- play the customer and the agent here")
             lines.append(f"  log in        {url}/auth/genesys/login?next=/auth/info   (demo Genesys users)")
@@ -234,7 +257,8 @@ def run(
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",
-            f"  metrics       {url}/metrics",
+            f"  metrics       {url}/metrics"
+            + "".join(f"  (queue workers: http://127.0.0.1:{port}/metrics)" for port in children.ports),
             f"  webhooks      {url}/webhook/whatsapp  {url}/webhook/genesys",
             f"  data folder   {settings.data_dir.resolve()}",
             "Press Ctrl+C to stop.",
@@ -431,6 +455,9 @@ def worker(
     of: Annotated[int, typer.Option(envvar="XYPR_WORKER_COUNT", help="How many processes run this worker")] = 1,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: XYPR_HOST, 127.0.0.1]")] = None,
     port: Annotated[int, typer.Option(help="Port of this worker's /health, /ready, /metrics (0: any free)")] = 0,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop once this process is gone (xypr run's children)")
+    ] = None,
 ) -> None:
     """Run queue workers; several processes share the partitions and keep each conversation in order."""
     names = WORKER_SERVICES if name == "all" else (name,)
@@ -443,7 +470,23 @@ def worker(
         )
     settings = _settings(host=host)
     plan = AppPlan(worker_services=names, worker_index=index, worker_count=of)
+    if parent_pid is not None:
+        plan.on_startup.append(_watching_parent(parent_pid))
     _serve(settings, plan, host=settings.host, port=port)
+
+
+def _watching_parent(parent_pid: int) -> StartupHook:
+    """A start-up hook: this worker stops itself once the `xypr run` that started it is gone."""
+    from xypr.worker_processes import watch_parent
+
+    watchers: set[asyncio.Task[None]] = set()
+
+    async def hook(_app: FastAPI, _runtime: Runtime) -> None:
+        watcher = asyncio.create_task(watch_parent(parent_pid))
+        watchers.add(watcher)
+        watcher.add_done_callback(watchers.discard)
+
+    return hook
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr = SecretStr("")
     s3_secret_key: SecretStr = SecretStr("")
     data_dir: Path = Path("./.xypr-data")
+    # The embedded cache (no `redis_url`): "memory" in the process itself, or "file", a SQLite file in the data
+    # folder shared by every process of this machine using it (`xypr run` picks it for its worker processes).
+    embedded_cache: str = Field(default="memory", pattern="^(memory|file)$")
 
     # Namespacing lets several deployments (or test runs) share one broker / Redis.
     namespace: str = "xypr"
@@ -52,6 +56,9 @@ class Settings(BaseSettings):
     # Deliveries a process handles at once (different conversations). None: 256 in a worker process, 64 in one
     # that also answers HTTP (`xypr run`), where more handlers on the same event loop delay webhook answers.
     worker_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    # `xypr run`: processes running the queue workers beside the one answering HTTP (0: one process does
+    # everything). None: 1 on a machine with two cores or more, else 0.
+    run_worker_processes: int | None = Field(default=None, ge=0, le=16)
     # Tries of an event failing with an unexpected error (a bug); transient failures (upstream
     # outages, 429, backends restarting) are retried until the horizon instead.
     max_attempts: int = Field(default=6, ge=1, le=50)
@@ -134,3 +141,22 @@ class Settings(BaseSettings):
     def secure_cookies(self) -> bool:
         """Session cookies carry `Secure` when the public URL is https."""
         return self.public_url.lower().startswith("https://")
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the `XYPR_*` variables that give them back in another process (unset ones left out)."""
+        environment: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, dict):
+                text = json.dumps(value)
+            elif isinstance(value, Path):
+                text = str(value.resolve())
+            else:
+                text = str(value)
+            environment[f"XYPR_{name.upper()}"] = text
+        return environment

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,6 +16,7 @@ import redis.asyncio as aioredis
 from tests.support.moto import free_port
 from xypr.backends.cache import create_cache
 from xypr.backends.cache.base import Cache
+from xypr.backends.cache.file import FileCache
 from xypr.backends.cache.memory import MemoryCache
 from xypr.backends.cache.redis import RedisCache
 from xypr.config import Settings
@@ -37,8 +41,8 @@ async def _drop_namespace(namespace: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
-async def make_cache(request: pytest.FixtureRequest) -> AsyncIterator[MakeCache]:
+@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.services)])
+async def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeCache]:
     """Builds caches of one implementation, each in a fresh namespace, cleaned up afterwards."""
     caches: list[Cache] = []
     namespaces: list[str] = []
@@ -49,6 +53,8 @@ async def make_cache(request: pytest.FixtureRequest) -> AsyncIterator[MakeCache]
             namespace = _namespace()
             namespaces.append(namespace)
             cache = RedisCache(REDIS_URL, namespace=namespace)
+        elif request.param == "file":  # every cache of a test shares one file, as processes do
+            cache = FileCache(tmp_path / "cache.sqlite3", namespace=_namespace(), poll_interval=0.02)
         else:
             cache = MemoryCache()
         caches.append(cache)
@@ -306,8 +312,12 @@ async def test_redis_ping_is_false_when_unreachable() -> None:
         await cache.close()
 
 
-def test_create_cache_picks_the_backend_from_settings() -> None:
+async def test_create_cache_picks_the_backend_from_settings(tmp_path: Path) -> None:
     assert isinstance(create_cache(Settings(redis_url="")), MemoryCache)
+    file_cache = create_cache(Settings(redis_url="", embedded_cache="file", data_dir=tmp_path))
+    assert isinstance(file_cache, FileCache)
+    await file_cache.close()
+    assert (tmp_path / "cache.sqlite3").exists()
     redis_cache = create_cache(Settings(redis_url=REDIS_URL, namespace="xypr-test"))
     assert isinstance(redis_cache, RedisCache)
 
@@ -346,3 +356,85 @@ async def test_memory_cache_slow_subscriber_keeps_only_the_newest_messages() -> 
     assert [await anext(messages) for _ in range(3)] == [b"7", b"8", b"9"]
     await messages.aclose()
     await cache.close()
+
+
+# --- the file cache shared by processes ---------------------------------------------------------
+
+_RACE = """
+import asyncio, sys
+from pathlib import Path
+from xypr.backends.cache.file import FileCache
+
+async def main() -> None:
+    cache = FileCache(Path(sys.argv[1]), namespace="race")
+    won = 0
+    for i in range(int(sys.argv[2])):
+        await cache.incr("counter")
+        await cache.hit("window", limit=10_000, window=60)
+        won += await cache.set_nx(f"claim-{i}", sys.argv[3].encode())
+    await cache.close()
+    print(won)
+
+asyncio.run(main())
+"""
+
+
+async def test_file_cache_counters_claims_and_windows_are_atomic_across_processes(tmp_path: Path) -> None:
+    path, rounds, processes = tmp_path / "cache.sqlite3", 300, 3
+    FileCache(path, namespace="race")  # the schema exists before the racers start
+    racers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _RACE, str(path), str(rounds), f"p{n}", stdout=asyncio.subprocess.PIPE
+        )
+        for n in range(processes)
+    ]
+    async with asyncio.timeout(60):
+        outputs = [await racer.communicate() for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * processes
+    cache = FileCache(path, namespace="race")
+    try:
+        assert await cache.incr("counter", 0) == rounds * processes
+        # Every claim has exactly one winner among the processes.
+        assert sum(int(out) for out, _ in outputs) == rounds
+        # Every hit was counted: the window is exactly full now.
+        assert not (await cache.hit("window", limit=rounds * processes, window=60)).allowed
+    finally:
+        await cache.close()
+
+
+async def test_file_cache_publishes_to_subscribers_of_another_process(tmp_path: Path) -> None:
+    here = FileCache(tmp_path / "cache.sqlite3", namespace="ns", poll_interval=0.02)
+    there = FileCache(tmp_path / "cache.sqlite3", namespace="ns", poll_interval=0.02)
+    try:
+        await here.publish("invalidate", b"before subscribing")  # not delivered: published before
+        messages = there.subscribe("invalidate")
+        first = asyncio.ensure_future(anext(messages))
+        await asyncio.sleep(0.05)
+        await here.publish("invalidate", b"tenant/t1")
+        async with asyncio.timeout(5):
+            assert await first == b"tenant/t1"
+        await messages.aclose()
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_file_cache_keeps_keys_across_a_restart_and_drops_expired_ones(tmp_path: Path) -> None:
+    clock = _FakeClock()
+    cache = FileCache(tmp_path / "cache.sqlite3", clock=clock)
+    await cache.set("dedupe", b"1", ttl=3600)
+    for i in range(100):
+        await cache.set(f"k{i}", b"v", ttl=1)
+    clock.now += 31
+    await cache.set("trigger", b"v")  # a write half a minute later purges what expired
+    await cache.close()
+    reopened = FileCache(tmp_path / "cache.sqlite3", clock=clock)
+    try:
+        assert await reopened.get("dedupe") == b"1"
+        with sqlite3.connect(tmp_path / "cache.sqlite3") as raw:
+            assert raw.execute("SELECT key FROM cache_values ORDER BY key").fetchall() == [
+                ("xypr:dedupe",),
+                ("xypr:trigger",),
+            ]
+    finally:
+        await reopened.close()
