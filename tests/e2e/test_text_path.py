@@ -178,10 +178,15 @@ async def test_one_hop_a_new_message_is_sent_without_reading_its_row_back_a_retr
         assert (await eventually(lambda: texts(4)))[3] == "four"
         assert reads == ["received", "received"]
 
+        async def all_sent() -> bool:
+            # Genesys has the message before its answer is back and the send recorded: look until it is.
+            async with bridge.runtime.database.session() as session:
+                statuses = (await session.scalars(select(Message.status).where(Message.direction == "inbound"))).all()
+            return list(statuses) == ["sent"] * 4
+
+        await eventually(all_sent)
         async with bridge.runtime.database.session() as session:
-            statuses = (await session.scalars(select(Message.status).where(Message.direction == "inbound"))).all()
             conversation = await session.scalar(select(Conversation).where(Conversation.wa_id == CUSTOMER))
-        assert statuses == ["sent"] * 4
         assert conversation is not None
         (first, *_) = await bridge.genesys_received()
         assert conversation.genesys_conversation_id == first["conversation_id"]

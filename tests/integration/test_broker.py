@@ -546,6 +546,40 @@ async def test_embedded_lease_is_renewed_while_a_slow_handler_runs(tmp_path: Pat
         await backend.cleanup()
 
 
+async def test_embedded_publishes_and_acks_made_together_share_a_transaction_and_keep_each_key_in_order(
+    tmp_path: Path,
+) -> None:
+    backend = Backend("embedded", tmp_path)
+    try:
+        broker = await backend.new()
+        assert isinstance(broker, SqliteQueueBroker)
+        commits: list[int] = []
+        publish_together = broker._publish_together
+
+        async def counted(publishes: list[Any]) -> list[None]:
+            commits.append(len(publishes))
+            return await publish_together(publishes)
+
+        broker._publishes._run = counted  # type: ignore[assignment]
+        # 200 publishers at once, five keys: each call returns once its message is committed.
+        await asyncio.gather(*(broker.publish(QUEUE, [message(f"k{n % 5}", str(n))]) for n in range(200)))
+        assert sum(commits) == 200
+        assert len(commits) < 20, f"publishes were not written together: {commits}"
+        assert await broker.depth(QUEUE) == 200
+
+        inbox = Inbox(_ack)
+        consumer = await broker.consume(QUEUE, inbox, prefetch=64)
+        await inbox.wait_for(200)
+        await consumer.stop()
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for delivery in inbox.deliveries:
+            by_key[delivery.key].append(int(delivery.body))
+        assert by_key == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
+        await eventually(lambda: _depth_is(broker, QUEUE, 0))
+    finally:
+        await backend.cleanup()
+
+
 def test_create_broker_picks_the_backend_from_settings(tmp_path: Path) -> None:
     embedded = create_broker(Settings(amqp_url="", data_dir=tmp_path / "data"))
     assert isinstance(embedded, SqliteQueueBroker)

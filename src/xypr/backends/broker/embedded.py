@@ -6,7 +6,8 @@ holds no live lease, so a key has at most one delivery in flight across all proc
 file, and its messages leave in publish order. Triggers keep the heads right on every insert and
 delete, so publishing and acknowledging are single statements.
 
-- publish: one committed transaction (WAL, `synchronous=FULL`) before returning;
+- publish: one committed transaction (WAL, `synchronous=FULL`) before returning; publishes made while one
+  is being written go together in the next transaction (and acks in the next statement): one fsync for many;
 - claim: one `BEGIN IMMEDIATE` transaction leases up to `prefetch` heads at once (oldest first),
   preceded by a read-only check so an idle consumer never writes;
 - `release()` clears the lease: the message is still its key's head, so it comes back first;
@@ -47,6 +48,7 @@ from xypr.backends.broker.base import (
     Handler,
     OutgoingMessage,
 )
+from xypr.core.coalesce import Coalescer
 from xypr.core.logging import get_logger
 from xypr.topology import QUEUES
 
@@ -55,6 +57,9 @@ __all__ = ["SqliteQueueBroker"]
 _log = get_logger(__name__)
 
 _BUSY_TIMEOUT_SECONDS: Final = 5.0
+
+# A row of broker_messages as published: queue, key, body, headers (JSON), published_at.
+_Row = tuple[str, str, bytes, str, float]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS broker_messages (
@@ -146,6 +151,10 @@ class SqliteQueueBroker(Broker):
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._consumers: set[_SqliteConsumer] = set()
+        # Publishes and acks made while one is being written go together in the next transaction: one
+        # commit (one fsync) for many, and the write lock, which other processes wait for, taken once.
+        self._publishes: Coalescer[tuple[str, list[_Row]], None] = Coalescer(self._publish_together)
+        self._acks: Coalescer[tuple[str, int], None] = Coalescer(self._ack_together)
 
     @functools.cached_property
     def _file(self) -> str:
@@ -226,13 +235,18 @@ class SqliteQueueBroker(Broker):
         if not messages:
             return
         now = time.time()
-        rows = [(queue, m.key, m.body, json.dumps(dict(m.headers)), now) for m in messages]
+        await self._publishes((queue, [(queue, m.key, m.body, json.dumps(dict(m.headers)), now) for m in messages]))
+
+    async def _publish_together(self, publishes: list[tuple[str, list[_Row]]]) -> list[None]:
+        """One transaction for the publishes of several callers, their rows in call order (ids ascend with it)."""
         async with self._transaction() as db:
             await db.executemany(
                 "INSERT INTO broker_messages (queue, key, body, headers, published_at) VALUES (?, ?, ?, ?, ?)",
-                rows,
+                [row for _, rows in publishes for row in rows],
             )
-        self._wake(queue)
+        for queue in {queue for queue, _ in publishes}:
+            self._wake(queue)
+        return [None] * len(publishes)
 
     # Consuming -------------------------------------------------------------------------------
 
@@ -310,10 +324,18 @@ class SqliteQueueBroker(Broker):
         await db.execute("DELETE FROM broker_messages WHERE id = ?", (message_id,))
 
     async def _ack(self, delivery: _SqliteDelivery) -> None:
+        await self._acks((delivery.queue, delivery.message_id))
+
+    async def _ack_together(self, acks: list[tuple[str, int]]) -> list[None]:
+        """Settle several deliveries in one statement (deleting a settled message again is a no-op)."""
+        ids = [message_id for _, message_id in acks]
+        marks = ",".join("?" * len(ids))
         async with self._connection() as db:
-            # The trigger moves the head (and its lease) to the key's next message.
-            await db.execute("DELETE FROM broker_messages WHERE id = ?", (delivery.message_id,))
-        self._wake(delivery.queue)
+            # The trigger moves each head (and its lease) to its key's next message.
+            await db.execute(f"DELETE FROM broker_messages WHERE id IN ({marks})", ids)  # noqa: S608 (placeholders)
+        for queue in {queue for queue, _ in acks}:
+            self._wake(queue)
+        return [None] * len(acks)
 
     async def _dead_letter(self, delivery: _SqliteDelivery, error: str) -> None:
         async with self._transaction() as db:
