@@ -373,11 +373,13 @@ class Bench:
         env = {**deployment.env, "XYPR_PUBLIC_URL": f"http://127.0.0.1:{port}"}
         argv = self.xypr("run", "--port", str(port))
         if profile:
+            # The whole pipeline in the one process the profiler samples (no worker process beside it).
+            env["XYPR_RUN_WORKER_PROCESSES"] = "0"
             prefix = self.workdir / f"profile-{deployment.backend}-xypr-run"
             argv = self.python("bench.profiling", "--out", str(prefix), "--", *argv[1:])
         item = self.supervisor.start(
-            "xypr-run", argv, env=env,
-            health_url=f"http://127.0.0.1:{port}/health", cwd=deployment.cwd,
+            "xypr-run", argv, env=env,  # /ready: its worker processes are up too
+            health_url=f"http://127.0.0.1:{port}/ready", cwd=deployment.cwd,
         )  # fmt: skip
         deployment.processes = [item]
         deployment.gateways = [f"http://127.0.0.1:{port}"]

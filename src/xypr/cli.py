@@ -234,7 +234,11 @@ def run(
     children = WorkerProcesses(settings, processes)
     if processes:
         # Started once this process has migrated the database (and made the sandbox's tenant), stopped with it.
-        plan.on_startup.append(lambda _app, _runtime: children.start())
+        async def start_children(_app: FastAPI, runtime: Runtime) -> None:
+            runtime.companions = [f"http://127.0.0.1:{port}" for port in children.ports]
+            await children.start()
+
+        plan.on_startup.append(start_children)
         plan.on_shutdown.append(lambda _app, _runtime: children.stop())
 
     def banner() -> None:

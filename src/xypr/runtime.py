@@ -44,6 +44,9 @@ class Runtime:
     genesys: GenesysClient
     graph: GraphClient
     retry: RetryPolicy
+    # Base URLs of processes this one started and answers for (`xypr run`'s worker processes): its `/ready`
+    # is theirs too.
+    companions: list[str] = field(default_factory=list)
     _resources: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     @classmethod

@@ -95,11 +95,14 @@ def test_the_workers_run_in_a_child_that_is_restarted_when_it_dies_and_stopped_w
         _wait("a worker process runs", lambda: len(_children(process.pid)) == 1)
         (first,) = _children(process.pid)
         assert b"worker" in Path(f"/proc/{first}/cmdline").read_bytes()
+        # /ready waited for the worker process too, and says so.
+        assert httpx.get(f"{url}/ready", timeout=10).json()["checks"]["workers"] is True
         _wait("a customer message reaches Genesys through the worker process", _delivered(url, "before the kill"))
 
         os.kill(first, signal.SIGKILL)
         _wait("a new worker process runs", lambda: [p for p in _children(process.pid) if p != first] != [])
         (second,) = _children(process.pid)
+        _wait("/ready answers for the new worker process", lambda: httpx.get(f"{url}/ready", timeout=10).is_success)
         _wait("a message after the kill reaches Genesys", _delivered(url, "after the kill"))
 
         process.send_signal(signal.SIGINT)  # Ctrl+C

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
+import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,6 +20,8 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 
+_COMPANION_TIMEOUT_SECONDS = 3.0
+
 
 class Health(ApiModel):
     """The process is up."""
@@ -27,7 +30,7 @@ class Health(ApiModel):
 
 
 class Readiness(ApiModel):
-    """Whether every backend answers, backend by backend."""
+    """Whether every backend answers, backend by backend (and `workers`: the worker processes of `xypr run`)."""
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool]
@@ -46,15 +49,27 @@ async def health() -> Health:
     responses={503: {"model": Readiness, "description": "A backend does not answer (named in `checks`)"}},
 )
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """200 when database, broker, cache and object store all answer, else 503 naming the failing ones."""
-    names = ("database", "broker", "cache", "storage")
-    checks = await asyncio.gather(
-        runtime.database.ping(), runtime.broker.ping(), runtime.cache.ping(), runtime.store.ping(),
-        return_exceptions=True,
-    )  # fmt: skip
+    """200 when database, broker, cache and object store all answer (and, in `xypr run`, its worker processes
+    are ready), else 503 naming the failing ones."""
+    names = ["database", "broker", "cache", "storage"]
+    probes = [runtime.database.ping(), runtime.broker.ping(), runtime.cache.ping(), runtime.store.ping()]
+    if runtime.companions:
+        names.append("workers")
+        probes.append(_companions_ready(runtime.http, runtime.companions))
+    checks = await asyncio.gather(*probes, return_exceptions=True)
     status = {name: ok is True for name, ok in zip(names, checks, strict=True)}
     ok = all(status.values())
     return JSONResponse({"status": "ready" if ok else "unavailable", "checks": status}, status_code=200 if ok else 503)
+
+
+async def _companions_ready(http: httpx.AsyncClient, urls: list[str]) -> bool:
+    async def one(url: str) -> bool:
+        try:
+            return (await http.get(f"{url}/ready", timeout=_COMPANION_TIMEOUT_SECONDS)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return all(await asyncio.gather(*(one(url) for url in urls)))
 
 
 @router.get(
