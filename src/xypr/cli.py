@@ -235,7 +235,7 @@ def run(
     if processes:
         # Started once this process has migrated the database (and made the sandbox's tenant), stopped with it.
         async def start_children(_app: FastAPI, runtime: Runtime) -> None:
-            runtime.companions = [f"http://127.0.0.1:{port}" for port in children.ports]
+            runtime.companions = children.urls
             await children.start()
 
         plan.on_startup.append(start_children)

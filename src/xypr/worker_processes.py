@@ -37,6 +37,8 @@ _FIRST_BACKOFF: Final = 1.0
 _MAX_BACKOFF: Final = 30.0
 # A child that ran this long before dying is restarted after the first backoff again.
 _STEADY_SECONDS: Final = 60.0
+# A child that died sooner than this may not have got its port: the next start gets a new one.
+_START_SECONDS: Final = 10.0
 # After SIGTERM a child gets the shutdown grace plus this long before SIGKILL.
 _KILL_MARGIN_SECONDS: Final = 10.0
 
@@ -62,6 +64,8 @@ class WorkerProcesses:
         self._count = count
         # Each child's /health, /ready and /metrics: a port picked now and kept across its restarts.
         self.ports = [_free_port() for _ in range(count)]
+        # Their base URLs, kept up to date when a port has to change (`/ready` of the parent reads this list).
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
         self._children: dict[int, asyncio.subprocess.Process] = {}
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -88,7 +92,11 @@ class WorkerProcesses:
             code = await child.wait()
             if self._stopping:
                 return
-            backoff = _FIRST_BACKOFF if time.monotonic() - started >= _STEADY_SECONDS else backoff
+            ran = time.monotonic() - started
+            backoff = _FIRST_BACKOFF if ran >= _STEADY_SECONDS else backoff
+            if ran < _START_SECONDS:  # died starting: perhaps its port was taken meanwhile, take another
+                self.ports[index] = _free_port()
+                self.urls[index] = f"http://127.0.0.1:{self.ports[index]}"
             log.error("run.worker_process_exited", index=index, pid=child.pid, code=code, restart_in=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
@@ -109,14 +117,18 @@ class WorkerProcesses:
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGTERM)
         within = self._settings.shutdown_grace_seconds + _KILL_MARGIN_SECONDS
-        for child in running:
-            try:
-                await asyncio.wait_for(child.wait(), within)
-            except TimeoutError:
-                log.warning("run.worker_process_killed", pid=child.pid, after_seconds=within)
-                with contextlib.suppress(ProcessLookupError):
-                    child.kill()
-                await child.wait()
+        # One deadline for all of them: they stop at the same time.
+        await asyncio.gather(*(self._stopped_within(child, within) for child in running))
+
+    @staticmethod
+    async def _stopped_within(child: asyncio.subprocess.Process, within: float) -> None:
+        try:
+            await asyncio.wait_for(child.wait(), within)
+        except TimeoutError:
+            log.warning("run.worker_process_killed", pid=child.pid, after_seconds=within)
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()
 
 
 async def watch_parent(parent_pid: int, *, every: float = 1.0) -> None:

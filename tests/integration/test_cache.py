@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -361,12 +362,14 @@ async def test_memory_cache_slow_subscriber_keeps_only_the_newest_messages() -> 
 # --- the file cache shared by processes ---------------------------------------------------------
 
 _RACE = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from xypr.backends.cache.file import FileCache
 
 async def main() -> None:
     cache = FileCache(Path(sys.argv[1]), namespace="race")
+    while time.time() < float(sys.argv[4]):  # every racer starts at the same moment
+        time.sleep(0.001)
     won = 0
     for i in range(int(sys.argv[2])):
         await cache.incr("counter")
@@ -380,11 +383,12 @@ asyncio.run(main())
 
 
 async def test_file_cache_counters_claims_and_windows_are_atomic_across_processes(tmp_path: Path) -> None:
-    path, rounds, processes = tmp_path / "cache.sqlite3", 300, 3
+    path, rounds, processes = tmp_path / "cache.sqlite3", 2000, 3
     FileCache(path, namespace="race")  # the schema exists before the racers start
+    start = str(time.time() + 5)  # after every interpreter has started
     racers = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _RACE, str(path), str(rounds), f"p{n}", stdout=asyncio.subprocess.PIPE
+            sys.executable, "-c", _RACE, str(path), str(rounds), f"p{n}", start, stdout=asyncio.subprocess.PIPE
         )
         for n in range(processes)
     ]
@@ -438,3 +442,13 @@ async def test_file_cache_keeps_keys_across_a_restart_and_drops_expired_ones(tmp
             ]
     finally:
         await reopened.close()
+
+
+async def test_file_cache_is_readable_by_its_user_only(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache.sqlite3")
+    try:
+        await cache.set("genesys-token", b"secret", ttl=60)
+        for name in ("cache.sqlite3", "cache.sqlite3-wal"):
+            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
+    finally:
+        await cache.close()

@@ -55,21 +55,24 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     probes = [runtime.database.ping(), runtime.broker.ping(), runtime.cache.ping(), runtime.store.ping()]
     if runtime.companions:
         names.append("workers")
-        probes.append(_companions_ready(runtime.http, runtime.companions))
+        probes.append(_companions_ready(runtime.companions))
     checks = await asyncio.gather(*probes, return_exceptions=True)
     status = {name: ok is True for name, ok in zip(names, checks, strict=True)}
     ok = all(status.values())
     return JSONResponse({"status": "ready" if ok else "unavailable", "checks": status}, status_code=200 if ok else 503)
 
 
-async def _companions_ready(http: httpx.AsyncClient, urls: list[str]) -> bool:
-    async def one(url: str) -> bool:
-        try:
-            return (await http.get(f"{url}/ready", timeout=_COMPANION_TIMEOUT_SECONDS)).status_code == 200
-        except httpx.HTTPError:
-            return False
+async def _companions_ready(urls: list[str]) -> bool:
+    # A client of its own: the processes are on 127.0.0.1, never behind the HTTP(S)_PROXY of the environment.
+    async with httpx.AsyncClient(timeout=_COMPANION_TIMEOUT_SECONDS, trust_env=False) as http:
 
-    return all(await asyncio.gather(*(one(url) for url in urls)))
+        async def one(url: str) -> bool:
+            try:
+                return (await http.get(f"{url}/ready")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        return all(await asyncio.gather(*(one(url) for url in list(urls))))
 
 
 @router.get(

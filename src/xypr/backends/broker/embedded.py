@@ -7,7 +7,9 @@ file, and its messages leave in publish order. Triggers keep the heads right on 
 delete, so publishing and acknowledging are single statements.
 
 - publish: one committed transaction (WAL, `synchronous=FULL`) before returning; publishes made while one
-  is being written go together in the next transaction (and acks in the next statement): one fsync for many;
+  is being written go together in the next transaction (and acks in the next statement): one fsync for many.
+  A publisher cancelled while its batch is written does not take its message out of it (it may be committed
+  though the caller saw a cancellation, as a publish whose confirm was lost: consumers dedupe);
 - claim: one `BEGIN IMMEDIATE` transaction leases up to `prefetch` heads at once (oldest first),
   preceded by a read-only check so an idle consumer never writes;
 - `release()` clears the lease: the message is still its key's head, so it comes back first;

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -25,8 +26,11 @@ from pathlib import Path
 from typing import Final
 
 from xypr.backends.cache.base import Cache, RateDecision
+from xypr.core.logging import get_logger
 
 __all__ = ["FileCache"]
+
+log = get_logger(__name__)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS cache_values (
@@ -57,6 +61,8 @@ _BUSY_TIMEOUT_MS: Final = 5000
 # Expired values and hits are deleted every this many writes of this process (and at least this often).
 _PURGE_EVERY_WRITES: Final = 2000
 _PURGE_EVERY_SECONDS: Final = 30.0
+# Rows deleted per table and purge: the write lock, which the other processes wait for, is held briefly.
+_PURGE_BATCH: Final = 5000
 # Published messages are kept this long: long enough for every subscriber's next poll.
 _MESSAGES_KEPT_SECONDS: Final = 60.0
 
@@ -78,6 +84,9 @@ class FileCache(Cache):
         clock: Callable[[], float] = time.time,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Tokens and login states live here: readable by this user only (SQLite gives its -wal and -shm files
+        # the database file's mode).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._path = path
         self._prefix = f"{namespace}:"
         self._poll_interval = poll_interval
@@ -107,13 +116,25 @@ class FileCache(Cache):
         self._db.execute("COMMIT")
 
     def _wrote(self, now: float) -> None:
+        """Count a write of this process; now and then delete what expired, a bounded batch at a time."""
         self._writes += 1
-        if self._writes >= _PURGE_EVERY_WRITES or now - self._purged_at >= _PURGE_EVERY_SECONDS:
-            self._writes, self._purged_at = 0, now
+        if self._writes < _PURGE_EVERY_WRITES and now - self._purged_at < _PURGE_EVERY_SECONDS:
+            return
+        self._writes, self._purged_at = 0, now
+        try:  # the caller's write is committed: a purge that cannot run now must not fail it
             with self._transaction() as db:
-                db.execute("DELETE FROM cache_values WHERE expires_at <= ?", (now,))
-                db.execute("DELETE FROM cache_hits WHERE until <= ?", (now,))
+                db.execute(
+                    "DELETE FROM cache_values WHERE key IN "
+                    "(SELECT key FROM cache_values WHERE expires_at <= ? LIMIT ?)",
+                    (now, _PURGE_BATCH),
+                )
+                db.execute(
+                    "DELETE FROM cache_hits WHERE id IN (SELECT id FROM cache_hits WHERE until <= ? LIMIT ?)",
+                    (now, _PURGE_BATCH),
+                )
                 db.execute("DELETE FROM cache_messages WHERE at <= ?", (now - _MESSAGES_KEPT_SECONDS,))
+        except sqlite3.Error as exc:
+            log.warning("cache.purge_failed", error=str(exc))
 
     @staticmethod
     def _live(db: sqlite3.Connection, key: str, now: float) -> bytes | None:
