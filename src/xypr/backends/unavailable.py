@@ -21,6 +21,7 @@ CONNECTION_FAILURES: tuple[type[Exception], ...] = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.DBAPIError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+    sqlite3.OperationalError,  # SQLite busy or locked past the busy timeout, read directly (as through the ORM)
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,

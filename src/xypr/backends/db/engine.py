@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from xypr.backends.db.hot import HotPool, Sql, hot_sql
+from xypr.backends.db.hot import HotPool, Sql, SqliteHot, hot_sql
 
 __all__ = ["Database", "create_database", "migrate"]
 
@@ -20,9 +20,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class Database:
-    """An async engine and its session factory; on PostgreSQL, the hot path's own pool (`hot`)."""
+    """An async engine and its session factory, and the hot path's own connections (`hot`): an asyncpg pool
+    on PostgreSQL, a connection of its own on SQLite."""
 
-    def __init__(self, engine: AsyncEngine, hot: HotPool | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, hot: HotPool | SqliteHot) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.hot = hot
@@ -46,24 +47,22 @@ class Database:
     def sql(self, *, transaction: bool = False) -> AbstractAsyncContextManager[Sql]:
         """SQL text for the hot path (`xypr.backends.db.hot`), `async with database.sql() as sql:`; without
         `transaction`, on PostgreSQL, each statement commits by itself (no BEGIN/COMMIT round trips)."""
-        return hot_sql(self.engine, self.hot, transaction=transaction)
+        return hot_sql(self.hot, transaction=transaction)
 
     async def ping(self) -> bool:
         """True when the database answers (for `/ready`)."""
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            if self.hot is not None:  # the hot path's own connections too: every message needs them
-                async with self.sql() as sql:
-                    await sql.fetchrow("SELECT 1")
+            async with self.sql() as sql:  # the hot path's own connections too: every message needs them
+                await sql.fetchrow("SELECT 1")
         except Exception:
             return False
         return True
 
     async def close(self) -> None:
         """Dispose of pooled connections."""
-        if self.hot is not None:
-            await self.hot.close()
+        await self.hot.close()
         await self.engine.dispose()
 
 
@@ -85,10 +84,11 @@ def create_database(url: str, *, pool_size: int = 20) -> Database:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split(":///", 1)[1]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return Database(engine)
+        return Database(engine, SqliteHot(path))
     orm = max(1, pool_size // 4)
     # No pre-ping: it costs a round trip per checkout. A connection that died (server restart) fails its
     # statement, the pool discards it, and the stage retries.

@@ -9,7 +9,13 @@ placeholders (`$1`), and run
   each statement commits by itself. Borrowing the asyncpg connection under SQLAlchemy's pool instead
   cost ~250 µs of CPU per borrow (the pool's events, the greenlet bridge, the adapted connection), a
   sixth of the inbound transformer's CPU in the profile; asyncpg's own pool costs a few µs;
-- on SQLite as driver SQL (`?1` placeholders) inside a SQLAlchemy transaction.
+- on SQLite by the standard library's `sqlite3`, on one connection of their own per process and file
+  (`SqliteHot`), on a thread of its own. Through SQLAlchemy each block took a pooled aiosqlite connection,
+  and the pool's connections competed for the file's one write lock: a deferred transaction that had to
+  wait slept in SQLite's busy handler (1, 2, 5 … 100 ms), and one that upgraded a read lock could not wait
+  at all. Here the blocks of a process queue for the one connection in order (an asyncio lock), a
+  transaction begins with `BEGIN IMMEDIATE`, and a statement outside a block's transaction commits by
+  itself (one hop to the thread per statement).
 
 Values are adapted to what each side stores, so rows written here read back the same through the ORM:
 dicts as JSON text, datetimes as SQLAlchemy's SQLite text format on SQLite.
@@ -20,18 +26,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from xypr.backends.db.base import as_utc
 
-__all__ = ["HotPool", "Sql", "as_datetime", "as_json", "hot_sql"]
+__all__ = ["HotPool", "Sql", "SqliteHot", "as_datetime", "as_json", "hot_sql"]
+
+T = TypeVar("T")
 
 _BROKEN = (
     asyncpg.PostgresConnectionError,
@@ -80,27 +89,6 @@ class _Postgres:
 
     async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
         await self._connection.executemany(query, [tuple(map(_postgres_value, row)) for row in rows])
-
-
-class _Sqlite:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
-        result = await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
-        row = result.first()
-        return None if row is None else tuple(row)
-
-    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
-        result = await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
-        return [tuple(row) for row in result.all()]
-
-    async def execute(self, query: str, *args: object) -> None:
-        await self._connection.exec_driver_sql(_qmark(query), tuple(map(_sqlite_value, args)))
-
-    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
-        # Inside the block's transaction (SQLite's hot SQL always runs in one): all or none.
-        await self._connection.exec_driver_sql(_qmark(query), [tuple(map(_sqlite_value, row)) for row in rows])
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -221,21 +209,174 @@ class _HotSql:
         await self._borrowed.__aexit__(kind, exc, tb)
 
 
-def hot_sql(
-    engine: AsyncEngine, pool: HotPool | None, *, transaction: bool = False
-) -> AbstractAsyncContextManager[Sql]:
-    """A connection for SQL text; with `transaction`, everything commits together or (on error) not at all.
-    On PostgreSQL `pool` is where connections come from."""
-    if pool is None:
-        return _sqlite_sql(engine)
+def hot_sql(pool: HotPool | SqliteHot, *, transaction: bool = False) -> AbstractAsyncContextManager[Sql]:
+    """A connection for SQL text; with `transaction`, everything commits together or (on error) not at all."""
+    if isinstance(pool, SqliteHot):
+        return _SqliteBlock(pool, transaction=transaction)
     return _HotSql(pool, transaction=transaction)
 
 
-@asynccontextmanager
-async def _sqlite_sql(engine: AsyncEngine) -> AsyncIterator[Sql]:
-    # Always a transaction: SQLAlchemy's connection begins one anyway.
-    async with engine.begin() as conn:
-        yield _Sqlite(conn)
+class SqliteHot:
+    """The hot path's connection to a SQLite file: one per process and file, its statements run in order on
+    a thread of its own (the standard library's `sqlite3`, WAL, `synchronous=NORMAL` like the ORM's).
+
+    A block (`hot_sql`) holds the connection from its first statement to its end, so statements of other
+    blocks never run inside its transaction; a block's transaction starts with `BEGIN IMMEDIATE` (the write
+    lock at once, waiting up to `busy_timeout` for another connection's, never a failing lock upgrade).
+    Opened at first use, in the thread."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._connection: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def lock(self) -> asyncio.Lock:
+        """The lock a block holds, of the running event loop (a lock serves one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` on the connection's thread, after everything submitted before it."""
+        if self._closed:
+            raise sqlite3.ProgrammingError("the hot-path SQLite connection is closed")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xypr-sqlite")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connection
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._connection = connection
+        return work(connection)
+
+    async def close(self) -> None:
+        """Close the connection after what was submitted before; runs nothing afterwards."""
+        if self._closed:
+            return
+        executor = self._executor
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
+            executor.shutdown(wait=False)
+        self._closed = True
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+def _fresh(connection: sqlite3.Connection) -> None:
+    # A transaction nobody owns any more (its block's rollback was cancelled before it ran): undo it.
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+def _commit(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+class _SqliteBlock:
+    """`hot_sql` on SQLite: `Sql` on the process's connection to the file, held for the block."""
+
+    __slots__ = ("_begun", "_hot", "_lock", "_transaction")
+
+    def __init__(self, hot: SqliteHot, *, transaction: bool) -> None:
+        self._hot = hot
+        self._transaction = transaction
+        self._begun = False
+        self._lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> Sql:
+        lock = self._lock = self._hot.lock()
+        await lock.acquire()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        assert self._lock is not None
+        try:
+            if self._begun:
+                # Shielded: a cancelled block still ends its transaction (and `_fresh` covers one that never ran).
+                await asyncio.shield(self._hot.run(_commit if exc is None else _rollback))
+        finally:
+            self._lock.release()
+
+    def _statement(self, work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        """`work` inside the block's transaction (begun with the first statement) or committing by itself."""
+        if not self._transaction:
+
+            def alone(connection: sqlite3.Connection) -> T:
+                _fresh(connection)
+                return work(connection)
+
+            return alone
+        if self._begun:
+            return work
+        self._begun = True
+
+        def first(connection: sqlite3.Connection) -> T:
+            _fresh(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            return work(connection)
+
+        return first
+
+    async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
+        sql, values = _qmark(query), tuple(map(_sqlite_value, args))
+        row: Sequence[Any] | None = await self._hot.run(
+            self._statement(lambda connection: connection.execute(sql, values).fetchone())
+        )
+        return row
+
+    async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
+        sql, values = _qmark(query), tuple(map(_sqlite_value, args))
+        rows: list[Sequence[Any]] = await self._hot.run(
+            self._statement(lambda connection: connection.execute(sql, values).fetchall())
+        )
+        return rows
+
+    async def execute(self, query: str, *args: object) -> None:
+        sql, values = _qmark(query), tuple(map(_sqlite_value, args))
+        await self._hot.run(self._statement(lambda connection: connection.execute(sql, values).close()))
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        sql, values = _qmark(query), [tuple(map(_sqlite_value, row)) for row in rows]
+        if self._transaction:
+            await self._hot.run(self._statement(lambda connection: connection.executemany(sql, values).close()))
+            return
+
+        def all_or_none(connection: sqlite3.Connection) -> None:
+            _fresh(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(sql, values).close()
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            _commit(connection)
+
+        await self._hot.run(all_or_none)
 
 
 def as_json(value: Any) -> dict[str, Any] | None:
