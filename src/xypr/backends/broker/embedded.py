@@ -6,8 +6,15 @@ holds no live lease, so a key has at most one delivery in flight across all proc
 file, and its messages leave in publish order. Triggers keep the heads right on every insert and
 delete, so publishing and acknowledging are single statements.
 
-- publish: one committed transaction (WAL, `synchronous=FULL`) before returning; publishes made while one
-  is being written go together in the next transaction (and acks in the next statement): one fsync for many.
+- every operation (a publish, a claim, a batch of acks) is one call on the broker's own thread, on its one
+  connection: a transaction's statements are never interleaved with another's, and the event loop hands
+  over once per operation, not once per statement;
+- publish: one committed transaction (WAL, `synchronous=FULL`: synced to disk) before returning; publishes
+  made while one is being written go together in the next transaction (and acks in the next statement): one
+  fsync for many. Claims, acks, renewals and releases commit with `synchronous=NORMAL` (no fsync; a
+  process that dies loses nothing, as the file's pages are the system's): one of them lost to a power cut
+  means a message delivered once more, which consumers dedupe anyway, while the write lock the other
+  processes wait for is held for microseconds instead of a disk sync;
   A publisher cancelled while its batch is written does not take its message out of it (it may be committed
   though the caller saw a cancellation, as a publish whose confirm was lost: consumers dedupe);
 - claim: one `BEGIN IMMEDIATE` transaction leases up to `prefetch` heads at once (oldest first),
@@ -33,12 +40,11 @@ import sqlite3
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
-
-import aiosqlite
+from typing import Final, TypeVar
 
 from xypr.backends.broker.base import (
     DELIVERY_LIMIT,
@@ -59,6 +65,8 @@ __all__ = ["SqliteQueueBroker"]
 _log = get_logger(__name__)
 
 _BUSY_TIMEOUT_SECONDS: Final = 5.0
+
+T = TypeVar("T")
 
 # A row of broker_messages as published: queue, key, body, headers (JSON), published_at.
 _Row = tuple[str, str, bytes, str, float]
@@ -150,8 +158,8 @@ class SqliteQueueBroker(Broker):
         self.idle_poll_interval = max(poll_interval, idle_poll_interval)
         self.lease_seconds = lease_seconds
         self.delivery_limit = delivery_limit
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._consumers: set[_SqliteConsumer] = set()
         # Publishes and acks made while one is being written go together in the next transaction: one
         # commit (one fsync) for many, and the write lock, which other processes wait for, taken once.
@@ -170,56 +178,60 @@ class SqliteQueueBroker(Broker):
         """Open the file (WAL) and create the tables; the folder must exist."""
         if not self.path.parent.is_dir():
             raise BrokerUnavailable(f"queue file {self.path} unavailable (no folder {self.path.parent})")
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xypr-queue")
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS)
+            self._db = await asyncio.get_running_loop().run_in_executor(thread, self._open)
         except (sqlite3.Error, OSError) as exc:
+            thread.shutdown(wait=False)
             raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
+        self._thread = thread
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS, check_same_thread=False)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a published message survives a power cut once publish() has returned.
-            await db.execute("PRAGMA synchronous=FULL")
-            await db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            await db.close()
-            raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
-        self._db = db
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL for everything but publishes (FULL around them, see the module's docstring).
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def close(self) -> None:
         """Stop every consumer, then close the file."""
         for consumer in list(self._consumers):
             await consumer.stop()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            # After whatever was submitted before: the thread runs its calls in order.
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.get_running_loop().run_in_executor(thread, self._close_file)
+            thread.shutdown(wait=False)
+
+    def _close_file(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            async with self._lock:
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await db.close()
+            db.close()
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
-        # One connection per broker: statements of concurrent coroutines must not interleave
-        # inside each other's transactions.
-        async with self._lock:
-            db = self._db
-            if db is None:
-                raise BrokerUnavailable("queue file is not open")
-            try:
-                yield db
-            except (sqlite3.Error, OSError) as exc:
-                raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` on the broker's thread, after every call submitted before it; a failure of the file
+        raises `BrokerUnavailable`."""
+        thread = self._thread
+        if thread is None:
+            raise BrokerUnavailable("queue file is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, self._call, work)
+        except (sqlite3.Error, OSError) as exc:
+            raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._connection() as db:
-            if db.in_transaction:  # left open by a cancelled coroutine
-                await db.execute("ROLLBACK")
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        if db is None:
+            raise sqlite3.ProgrammingError("queue file is closed")
+        if db.in_transaction:  # never expected: every call ends its transaction
+            db.execute("ROLLBACK")
+        return work(db)
 
     def _wake(self, queue: str) -> None:
         loop = asyncio.get_running_loop()
@@ -241,11 +253,16 @@ class SqliteQueueBroker(Broker):
 
     async def _publish_together(self, publishes: list[tuple[str, list[_Row]]]) -> list[None]:
         """One transaction for the publishes of several callers, their rows in call order (ids ascend with it)."""
-        async with self._transaction() as db:
-            await db.executemany(
-                "INSERT INTO broker_messages (queue, key, body, headers, published_at) VALUES (?, ?, ?, ?, ?)",
-                [row for _, rows in publishes for row in rows],
+        rows = [row for _, rows in publishes for row in rows]
+        await self._run(
+            functools.partial(
+                _durably,
+                lambda db: db.executemany(
+                    "INSERT INTO broker_messages (queue, key, body, headers, published_at) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                ),
             )
+        )
         for queue in {queue for queue, _ in publishes}:
             self._wake(queue)
         return [None] * len(publishes)
@@ -257,7 +274,7 @@ class SqliteQueueBroker(Broker):
         _check(queue)
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
-        if self._db is None:
+        if self._thread is None:
             raise BrokerUnavailable("queue file is not open")
         consumer = _SqliteConsumer(self, queue, handler, prefetch)
         self._consumers.add(consumer)
@@ -266,64 +283,71 @@ class SqliteQueueBroker(Broker):
 
     async def _claim(self, queue: str, owner: str, limit: int) -> list[_SqliteDelivery]:
         """Lease up to `limit` heads without a live lease, oldest first."""
-        async with self._connection() as db:
-            # Read-only first: an idle consumer polls without taking the write lock.
-            ready = await db.execute_fetchall(
-                "SELECT 1 FROM broker_heads WHERE queue = ? AND lease_until < ? LIMIT 1", (queue, time.time())
-            )
-        if not ready:
-            return []
-        deliveries: list[_SqliteDelivery] = []
-        poisoned = 0
-        async with self._transaction() as db:
-            now = time.time()
-            heads = await db.execute_fetchall(
-                "UPDATE broker_heads SET lease_owner = ?, lease_until = ? "
-                "WHERE (queue, key) IN ("
-                "  SELECT queue, key FROM broker_heads WHERE queue = ? AND lease_until < ? "
-                "  ORDER BY message_id LIMIT ?"
-                ") RETURNING message_id",
-                (owner, now + self.lease_seconds, queue, now, limit),
-            )
-            ids = [int(row[0]) for row in heads]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            rows = await db.execute_fetchall(
-                f"UPDATE broker_messages SET deliveries = deliveries + 1 WHERE id IN ({marks}) "  # noqa: S608
-                "RETURNING id, key, body, headers, deliveries",
-                ids,
-            )
-            for message_id, key, body, headers, delivered in sorted(rows):
-                # Same rule as RabbitMQ's x-delivery-limit: more than `limit` earlier deliveries.
-                if delivered - 1 > self.delivery_limit:
-                    # Claimed again and again but never settled: its consumers keep dying on it.
-                    await self._move_to_dead_letters(db, message_id, "delivery limit exceeded")
-                    poisoned += 1
-                    continue
-                deliveries.append(
-                    _SqliteDelivery(
-                        broker=self,
-                        owner=owner,
-                        message_id=message_id,
-                        queue=queue,
-                        key=key,
-                        body=bytes(body),
-                        headers=json.loads(headers),
-                        delivery_count=delivered - 1,
-                    )
-                )
+        rows, poisoned = await self._run(functools.partial(self._claim_in, queue, owner, limit))
         if poisoned:
             self._wake(queue)  # the next messages of those keys are ready now
-        return deliveries
+        return [
+            _SqliteDelivery(
+                broker=self,
+                owner=owner,
+                message_id=message_id,
+                queue=queue,
+                key=key,
+                body=bytes(body),
+                headers=json.loads(headers),
+                delivery_count=delivered - 1,
+            )
+            for message_id, key, body, headers, delivered in rows
+        ]
 
-    async def _move_to_dead_letters(self, db: aiosqlite.Connection, message_id: int, error: str) -> None:
-        await db.execute(
-            "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
-            "SELECT ?, queue, key, body, headers, ?, ? FROM broker_messages WHERE id = ?",
-            (uuid.uuid4().hex, error, time.time(), message_id),
-        )
-        await db.execute("DELETE FROM broker_messages WHERE id = ?", (message_id,))
+    def _claim_in(
+        self, queue: str, owner: str, limit: int, db: sqlite3.Connection
+    ) -> tuple[list[tuple[int, str, bytes, str, int]], int]:
+        """The claim on the thread: the leased messages (oldest first) and how many were dead-lettered instead."""
+        # Read-only first: an idle consumer polls without taking the write lock.
+        if (
+            db.execute(
+                "SELECT 1 FROM broker_heads WHERE queue = ? AND lease_until < ? LIMIT 1", (queue, time.time())
+            ).fetchone()
+            is None
+        ):
+            return [], 0
+        claimed: list[tuple[int, str, bytes, str, int]] = []
+        poisoned = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            ids = [
+                int(row[0])
+                for row in db.execute(
+                    "UPDATE broker_heads SET lease_owner = ?, lease_until = ? "
+                    "WHERE (queue, key) IN ("
+                    "  SELECT queue, key FROM broker_heads WHERE queue = ? AND lease_until < ? "
+                    "  ORDER BY message_id LIMIT ?"
+                    ") RETURNING message_id",
+                    (owner, now + self.lease_seconds, queue, now, limit),
+                ).fetchall()
+            ]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                rows = db.execute(
+                    f"UPDATE broker_messages SET deliveries = deliveries + 1 WHERE id IN ({marks}) "  # noqa: S608
+                    "RETURNING id, key, body, headers, deliveries",
+                    ids,
+                ).fetchall()
+                for message_id, key, body, headers, delivered in sorted(rows):
+                    # Same rule as RabbitMQ's x-delivery-limit: more than `limit` earlier deliveries.
+                    if delivered - 1 > self.delivery_limit:
+                        # Claimed again and again but never settled: its consumers keep dying on it.
+                        _move_to_dead_letters(db, message_id, "delivery limit exceeded")
+                        poisoned += 1
+                        continue
+                    claimed.append((message_id, key, body, headers, delivered))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return claimed, poisoned
 
     async def _ack(self, delivery: _SqliteDelivery) -> None:
         await self._acks((delivery.queue, delivery.message_id))
@@ -332,40 +356,43 @@ class SqliteQueueBroker(Broker):
         """Settle several deliveries in one statement (deleting a settled message again is a no-op)."""
         ids = [message_id for _, message_id in acks]
         marks = ",".join("?" * len(ids))
-        async with self._connection() as db:
-            # The trigger moves each head (and its lease) to its key's next message.
-            await db.execute(f"DELETE FROM broker_messages WHERE id IN ({marks})", ids)  # noqa: S608 (placeholders)
+        # The trigger moves each head (and its lease) to its key's next message.
+        await self._run(lambda db: db.execute(f"DELETE FROM broker_messages WHERE id IN ({marks})", ids).close())  # noqa: S608 (placeholders)
         for queue in {queue for queue, _ in acks}:
             self._wake(queue)
         return [None] * len(acks)
 
     async def _dead_letter(self, delivery: _SqliteDelivery, error: str) -> None:
-        async with self._transaction() as db:
-            await self._move_to_dead_letters(db, delivery.message_id, error)
+        await self._run(
+            functools.partial(_in_transaction, lambda db: _move_to_dead_letters(db, delivery.message_id, error))
+        )
         self._wake(delivery.queue)
 
     async def _release(self, delivery: _SqliteDelivery) -> None:
-        async with self._connection() as db:
-            await db.execute(
+        await self._run(
+            lambda db: db.execute(
                 "UPDATE broker_heads SET lease_owner = NULL, lease_until = 0 "
                 "WHERE queue = ? AND key = ? AND message_id = ? AND lease_owner = ?",
                 (delivery.queue, delivery.key, delivery.message_id, delivery.owner),
-            )
+            ).close()
+        )
         self._wake(delivery.queue)
 
     async def _renew(self, queue: str, owner: str) -> None:
-        async with self._connection() as db:
-            await db.execute(
-                "UPDATE broker_heads SET lease_until = ? WHERE queue = ? AND lease_owner = ?",
-                (time.time() + self.lease_seconds, queue, owner),
-            )
+        until = time.time() + self.lease_seconds
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE broker_heads SET lease_until = ? WHERE queue = ? AND lease_owner = ?", (until, queue, owner)
+            ).close()
+        )
 
     async def _release_all(self, queue: str, owner: str) -> None:
-        async with self._connection() as db:
-            await db.execute(
+        await self._run(
+            lambda db: db.execute(
                 "UPDATE broker_heads SET lease_owner = NULL, lease_until = 0 WHERE queue = ? AND lease_owner = ?",
                 (queue, owner),
-            )
+            ).close()
+        )
         self._wake(queue)
 
     # Dead letters ----------------------------------------------------------------------------
@@ -375,20 +402,26 @@ class SqliteQueueBroker(Broker):
     ) -> None:
         """Store a message that is no longer a delivery (a parked event) as a dead letter, committed."""
         _check(queue, headers)
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (uuid.uuid4().hex, queue, key, body, json.dumps(dict(headers)), error, time.time()),
+        row = (uuid.uuid4().hex, queue, key, body, json.dumps(dict(headers)), error, time.time())
+        await self._run(
+            functools.partial(
+                _durably,
+                lambda db: db.execute(
+                    "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                ),
             )
+        )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """The dead-lettered messages, oldest first."""
-        async with self._connection() as db:
-            rows = await db.execute_fetchall(
+        rows = await self._run(
+            lambda db: db.execute(
                 "SELECT id, queue, key, body, headers, error, dead_at FROM broker_dead_letters ORDER BY seq LIMIT ?",
                 (limit,),
-            )
+            ).fetchall()
+        )
         return [
             DeadLetter(
                 id=dead_letter_id,
@@ -404,62 +437,93 @@ class SqliteQueueBroker(Broker):
 
     async def replay(self, dead_letter_id: str) -> bool:
         """Publish a dead letter again to its original queue and remove it; False if unknown."""
-        async with self._transaction() as db:
-            rows = list(
-                await db.execute_fetchall("SELECT queue FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
-            )
-            if not rows:
-                return False
-            queue = rows[0][0]
+
+        def replay_in(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT queue FROM broker_dead_letters WHERE id = ?", (dead_letter_id,)).fetchone()
+            if row is None:
+                return None
             # A new row: it queues behind whatever its key has waiting now.
-            await db.execute(
+            db.execute(
                 "INSERT INTO broker_messages (queue, key, body, headers, published_at) "
                 "SELECT queue, key, body, headers, ? FROM broker_dead_letters WHERE id = ?",
                 (time.time(), dead_letter_id),
             )
-            await db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
+            db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
+            return str(row[0])
+
+        queue = await self._run(functools.partial(_durably, replay_in))
+        if queue is None:
+            return False
         self._wake(queue)
         return True
 
     async def discard(self, dead_letter_id: str) -> bool:
         """Remove a dead letter for good; False if unknown."""
-        async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
-            return bool(cursor.rowcount)
+        return await self._run(
+            lambda db: db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,)).rowcount > 0
+        )
 
     # Health ----------------------------------------------------------------------------------
 
     async def oldest_age(self, queue: str) -> float | None:
         """Seconds since the oldest message still in `queue` was published (0 when the queue is empty)."""
         _check(queue)
-        async with self._connection() as db:
-            rows = list(
-                await db.execute_fetchall("SELECT MIN(published_at) FROM broker_messages WHERE queue = ?", (queue,))
-            )
-        oldest = rows[0][0] if rows else None
+        row = await self._run(
+            lambda db: db.execute("SELECT MIN(published_at) FROM broker_messages WHERE queue = ?", (queue,)).fetchone()
+        )
+        oldest = row[0] if row else None
         return max(0.0, time.time() - float(oldest)) if oldest is not None else 0.0
 
     async def depth(self, queue: str) -> int:
         """Messages waiting in `queue` (not counting those being processed)."""
         _check(queue)
-        async with self._connection() as db:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT (SELECT COUNT(*) FROM broker_messages WHERE queue = ?)"
-                    " - (SELECT COUNT(*) FROM broker_heads WHERE queue = ? AND lease_until >= ?)",
-                    (queue, queue, time.time()),
-                )
-            )
-        return int(rows[0][0])
+        now = time.time()
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT (SELECT COUNT(*) FROM broker_messages WHERE queue = ?)"
+                " - (SELECT COUNT(*) FROM broker_heads WHERE queue = ? AND lease_until >= ?)",
+                (queue, queue, now),
+            ).fetchone()
+        )
+        return int(row[0])
 
     async def ping(self) -> bool:
         """True when the file answers a query."""
         try:
-            async with self._connection() as db:
-                await db.execute_fetchall("SELECT 1")
+            await self._run(lambda db: db.execute("SELECT 1").fetchone())
         except BrokerUnavailable:
             return False
         return True
+
+
+def _in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """`work` in one `BEGIN IMMEDIATE` transaction (the write lock at once), rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+def _durably(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """`work` in one transaction synced to disk before this returns (`synchronous=FULL`): a publish."""
+    db.execute("PRAGMA synchronous=FULL")
+    try:
+        return _in_transaction(work, db)
+    finally:
+        db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _move_to_dead_letters(db: sqlite3.Connection, message_id: int, error: str) -> None:
+    db.execute(
+        "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
+        "SELECT ?, queue, key, body, headers, ?, ? FROM broker_messages WHERE id = ?",
+        (uuid.uuid4().hex, error, time.time(), message_id),
+    )
+    db.execute("DELETE FROM broker_messages WHERE id = ?", (message_id,))
 
 
 class _SqliteDelivery(Delivery):
