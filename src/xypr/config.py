@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Embedded queue: how long a claimed message stays owned without renewal (a dead process's
     # messages come back after this), and the longest sleep between polls for other processes'
-    # publishes when idle (publishes of the same process wake its consumers at once).
+    # publishes when idle (publishes of the same process wake its consumers at once, and on Linux those of
+    # another process ring its doorbell: the poll is the fallback for a lost ring).
     queue_lease_seconds: float = Field(default=60.0, ge=1.0)
     queue_idle_poll_seconds: float = Field(default=0.5, gt=0, le=10.0)
     max_webhook_body_bytes: int = Field(default=3 * 1024 * 1024, ge=1024)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import random
+import sqlite3
 import sys
 import time
 import uuid
@@ -576,6 +577,111 @@ async def test_embedded_publishes_and_acks_made_together_share_a_transaction_and
             by_key[delivery.key].append(int(delivery.body))
         assert by_key == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
         await eventually(lambda: _depth_is(broker, QUEUE, 0))
+    finally:
+        await backend.cleanup()
+
+
+_RINGING_CONSUMER = """
+import asyncio, sys, time
+from pathlib import Path
+from xypr.backends.broker.embedded import SqliteQueueBroker
+
+async def main(target: str, queue: str) -> None:
+    # Polls only every 10 s: a delivery sooner than that was rung for.
+    broker = SqliteQueueBroker(Path(target), poll_interval=10.0, idle_poll_interval=10.0)
+    await broker.connect()
+
+    async def handle(delivery):
+        print("received", delivery.body.decode(), time.time(), flush=True)
+        await delivery.ack()
+
+    await broker.consume(queue, handle, prefetch=8)
+    print("listening", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="doorbells are abstract sockets, Linux only")
+async def test_embedded_publish_wakes_a_consumer_of_another_process_at_once(tmp_path: Path) -> None:
+    backend = Backend("embedded", tmp_path)
+    process = None
+    try:
+        publisher = await backend.new()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _RINGING_CONSUMER, str(backend.path), QUEUE, stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        assert (await asyncio.wait_for(process.stdout.readline(), timeout=TIMEOUT)).split() == [b"listening"]
+        await asyncio.sleep(0.3)  # its first claim found nothing: from now on it waits 10 s between polls
+
+        latencies: list[float] = []
+        for n in range(10):
+            sent = time.time()
+            await publisher.publish(QUEUE, [message(f"k{n}", str(n))])
+            line = (await asyncio.wait_for(process.stdout.readline(), timeout=5.0)).split()
+            assert line[:2] == [b"received", str(n).encode()]
+            latencies.append(float(line[2]) - sent)
+            await asyncio.sleep(0.05)
+
+        assert max(latencies) < 1.0, f"not woken by the publish: {latencies}"
+    finally:
+        if process is not None:
+            process.kill()
+            await process.wait()
+        await backend.cleanup()
+
+
+async def test_embedded_doorbells_of_gone_processes_are_dropped(tmp_path: Path) -> None:
+    backend = Backend("embedded", tmp_path)
+    try:
+        broker = await backend.new()
+        assert isinstance(broker, SqliteQueueBroker)
+        gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+        await gone.wait()
+        await broker._run(
+            lambda db: db.execute(
+                "INSERT INTO broker_doorbells (name, pid) VALUES ('xypr-queue-gone', ?)", (gone.pid,)
+            ).close()
+        )
+
+        await broker.publish(QUEUE, [message("k", "x")])  # reads the doorbells: the gone one is removed
+
+        rows = await broker._run(lambda db: db.execute("SELECT name FROM broker_doorbells").fetchall())
+        assert ("xypr-queue-gone",) not in rows
+    finally:
+        await backend.cleanup()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names the synced file through /proc")
+async def test_embedded_publish_is_synced_to_disk_after_the_write_lock_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = Backend("embedded", tmp_path)
+    try:
+        broker = await backend.new()
+        synced: list[str] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            # Another writer gets the lock at once (no busy wait): the commit has released it.
+            other = sqlite3.connect(backend.path, timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        await broker.publish(QUEUE, [message("k", "durable")])
+        monkeypatch.setattr(os, "fsync", real_fsync)
+
+        assert synced, "publish returned without syncing anything"
+        assert synced[0] == f"{backend.path.resolve()}-wal"
+        assert await broker.depth(QUEUE) == 1
     finally:
         await backend.cleanup()
 

@@ -9,12 +9,13 @@ delete, so publishing and acknowledging are single statements.
 - every operation (a publish, a claim, a batch of acks) is one call on the broker's own thread, on its one
   connection: a transaction's statements are never interleaved with another's, and the event loop hands
   over once per operation, not once per statement;
-- publish: one committed transaction (WAL, `synchronous=FULL`: synced to disk) before returning; publishes
-  made while one is being written go together in the next transaction (and acks in the next statement): one
-  fsync for many. Claims, acks, renewals and releases commit with `synchronous=NORMAL` (no fsync; a
-  process that dies loses nothing, as the file's pages are the system's): one of them lost to a power cut
-  means a message delivered once more, which consumers dedupe anyway, while the write lock the other
-  processes wait for is held for microseconds instead of a disk sync;
+- publish: one committed transaction, synced to disk, before returning (the write-ahead log is synced right
+  after the commit, outside the file's write lock: `_durably`); publishes made while one is being written go
+  together in the next transaction (and acks in the next statement): one sync for many. Claims, acks,
+  renewals and releases are not synced (`synchronous=NORMAL`; a process that dies loses nothing, as the
+  file's pages are the system's): one of them lost to a power cut means a message delivered once more,
+  which consumers dedupe anyway, while the write lock the other processes wait for is held for microseconds
+  instead of a disk sync;
   A publisher cancelled while its batch is written does not take its message out of it (it may be committed
   though the caller saw a cancellation, as a publish whose confirm was lost: consumers dedupe);
 - claim: one `BEGIN IMMEDIATE` transaction leases up to `prefetch` heads at once (oldest first),
@@ -25,9 +26,11 @@ delete, so publishing and acknowledging are single statements.
 - a message already delivered `delivery_limit` + 1 times without being settled (its consumers keep
   dying on it) is dead-lettered instead, like RabbitMQ's `x-delivery-limit`; a handler that raises
   instead of settling gets its delivery dead-lettered with the exception as error;
-- publishers wake consumers of the same process at once; publishes of other processes are found
-  by polling, every `poll_interval` seconds while busy, backing off to `idle_poll_interval` while
-  idle (an idle process costs next to no CPU; another process's message waits at most that long).
+- publishers wake consumers of the same process at once, and ring the doorbell of every other process
+  consuming from the file (`_Doorbell`: a datagram to its socket, on Linux): a message published by one
+  process is claimed by another in well under a millisecond. Polling stays as the fallback, every
+  `poll_interval` seconds while busy, backing off to `idle_poll_interval` while idle (an idle process costs
+  next to no CPU; a message whose ring was lost waits at most that long).
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
+import os
+import socket
 import sqlite3
+import sys
 import time
 import uuid
 import weakref
@@ -113,6 +120,12 @@ BEGIN
     WHERE queue = OLD.queue AND key = OLD.key AND message_id = OLD.id;
 END;
 
+-- The doorbells of the processes consuming from this file (abstract socket names, `_Doorbell`).
+CREATE TABLE IF NOT EXISTS broker_doorbells (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS broker_dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -160,6 +173,8 @@ class SqliteQueueBroker(Broker):
         self.delivery_limit = delivery_limit
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._doorbell = _Doorbell(self)
+        self._synced_log = -1  # the inode of the write-ahead log whose folder entry was synced
         self._consumers: set[_SqliteConsumer] = set()
         # Publishes and acks made while one is being written go together in the next transaction: one
         # commit (one fsync) for many, and the write lock, which other processes wait for, taken once.
@@ -185,12 +200,13 @@ class SqliteQueueBroker(Broker):
             thread.shutdown(wait=False)
             raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
         self._thread = thread
+        self._doorbell = _Doorbell(self)
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL for everything but publishes (FULL around them, see the module's docstring).
+            # No sync at a commit: a publish syncs the log itself, after its commit (`_durably`).
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
         except BaseException:
@@ -202,6 +218,7 @@ class SqliteQueueBroker(Broker):
         """Stop every consumer, then close the file."""
         for consumer in list(self._consumers):
             await consumer.stop()
+        await self._doorbell.close()
         thread, self._thread = self._thread, None
         if thread is not None:
             # After whatever was submitted before: the thread runs its calls in order.
@@ -225,6 +242,39 @@ class SqliteQueueBroker(Broker):
         except (sqlite3.Error, OSError) as exc:
             raise BrokerUnavailable(f"queue file {self.path} unavailable ({exc})") from exc
 
+    def _durably(self, work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+        """`work` in one transaction that is on disk when this returns: a publish.
+
+        What `synchronous=FULL` does — sync the write-ahead log after the commit — done after the commit has
+        released the file's write lock instead of under it: a disk sync takes milliseconds, and a process
+        publishing continuously held the lock nearly all the time, so another process's claims and acks
+        waited in SQLite's busy handler. The transaction is in the log when the sync starts (or, when a
+        checkpoint has moved it into the database file meanwhile, that checkpoint synced the file before the
+        log could be reused)."""
+        result = _in_transaction(work, db)
+        self._sync_log()
+        return result
+
+    def _sync_log(self) -> None:
+        log = f"{self.path}-wal"
+        try:
+            fd = os.open(log, os.O_RDONLY)
+        except FileNotFoundError:  # never while this connection is open; the database file then
+            fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            identity = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if identity != self._synced_log:
+            # A new log file: its name in the folder must be on disk too (SQLite would sync the folder).
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+            self._synced_log = identity
+
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
         if db is None:
@@ -234,6 +284,11 @@ class SqliteQueueBroker(Broker):
         return work(db)
 
     def _wake(self, queue: str) -> None:
+        """Something of `queue` may be ready: wake its consumers here and in the other processes."""
+        self._wake_here(queue)
+        self._doorbell.ring(queue)
+
+    def _wake_here(self, queue: str) -> None:
         loop = asyncio.get_running_loop()
         for (file, listened, _), consumer in list(_LISTENERS.items()):
             if file == self._file and listened == queue and consumer.loop is loop:
@@ -256,13 +311,14 @@ class SqliteQueueBroker(Broker):
         rows = [row for _, rows in publishes for row in rows]
         await self._run(
             functools.partial(
-                _durably,
+                self._durably,
                 lambda db: db.executemany(
                     "INSERT INTO broker_messages (queue, key, body, headers, published_at) VALUES (?, ?, ?, ?, ?)",
                     rows,
                 ),
             )
         )
+        await self._doorbell.fresh()
         for queue in {queue for queue, _ in publishes}:
             self._wake(queue)
         return [None] * len(publishes)
@@ -276,6 +332,7 @@ class SqliteQueueBroker(Broker):
             raise ValueError("prefetch must be at least 1")
         if self._thread is None:
             raise BrokerUnavailable("queue file is not open")
+        await self._doorbell.listen()
         consumer = _SqliteConsumer(self, queue, handler, prefetch)
         self._consumers.add(consumer)
         consumer.start()
@@ -405,7 +462,7 @@ class SqliteQueueBroker(Broker):
         row = (uuid.uuid4().hex, queue, key, body, json.dumps(dict(headers)), error, time.time())
         await self._run(
             functools.partial(
-                _durably,
+                self._durably,
                 lambda db: db.execute(
                     "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -451,7 +508,7 @@ class SqliteQueueBroker(Broker):
             db.execute("DELETE FROM broker_dead_letters WHERE id = ?", (dead_letter_id,))
             return str(row[0])
 
-        queue = await self._run(functools.partial(_durably, replay_in))
+        queue = await self._run(functools.partial(self._durably, replay_in))
         if queue is None:
             return False
         self._wake(queue)
@@ -508,15 +565,6 @@ def _in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connect
     return result
 
 
-def _durably(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
-    """`work` in one transaction synced to disk before this returns (`synchronous=FULL`): a publish."""
-    db.execute("PRAGMA synchronous=FULL")
-    try:
-        return _in_transaction(work, db)
-    finally:
-        db.execute("PRAGMA synchronous=NORMAL")
-
-
 def _move_to_dead_letters(db: sqlite3.Connection, message_id: int, error: str) -> None:
     db.execute(
         "INSERT INTO broker_dead_letters (id, queue, key, body, headers, error, dead_at) "
@@ -524,6 +572,150 @@ def _move_to_dead_letters(db: sqlite3.Connection, message_id: int, error: str) -
         (uuid.uuid4().hex, error, time.time(), message_id),
     )
     db.execute("DELETE FROM broker_messages WHERE id = ?", (message_id,))
+
+
+class _Doorbell:
+    """How one process tells the others sharing a queue file that a queue may have something ready.
+
+    A process that consumes binds a datagram socket in Linux's abstract namespace (no file to clean up, gone
+    with the process) and lists its name in `broker_doorbells`. A publishing process reads that list at most
+    once every `_PEERS_TTL` seconds (dropping the rows of processes no longer alive) and sends the queue's
+    name to each of the others, without waiting: a full socket buffer means that process has rings to read
+    already, a refused one that it is gone. Elsewhere than on Linux there are no doorbells: consumers poll."""
+
+    _PEERS_TTL: Final = 1.0
+
+    def __init__(self, broker: SqliteQueueBroker) -> None:
+        self._broker = broker
+        self._socket: socket.socket | None = None
+        self._name = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._peers: list[str] = []
+        self._peers_at = -self._PEERS_TTL
+        self._refreshing: asyncio.Task[None] | None = None
+        self._sender: socket.socket | None = None
+        self._closed = False
+
+    def _available(self) -> bool:
+        return sys.platform == "linux" and not self._closed
+
+    async def listen(self) -> None:
+        """Bind this process's doorbell (once) and list it, so other processes' publishes wake its consumers."""
+        if self._socket is not None or not self._available():
+            return
+        file = hashlib.sha256(self._broker._file.encode()).hexdigest()[:16]
+        name = f"xypr-queue-{file}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            bell.setblocking(False)
+            bell.bind("\0" + name)
+            await self._broker._run(
+                lambda db: db.execute(
+                    "INSERT OR REPLACE INTO broker_doorbells (name, pid) VALUES (?, ?)", (name, os.getpid())
+                ).close()
+            )
+        except (OSError, BrokerUnavailable) as exc:
+            bell.close()
+            _log.warning("broker_doorbell_unavailable", error=str(exc))  # consumers poll instead
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(bell.fileno(), self._answer)
+        self._socket, self._name = bell, name
+
+    def _answer(self) -> None:
+        """Rings arrived: wake this process's consumers of the queues they name."""
+        assert self._socket is not None
+        queues: set[str] = set()
+        while True:
+            try:
+                queues.update(self._socket.recv(4096).decode("utf-8", "replace").split("\n"))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+        for queue in queues.intersection(QUEUES):
+            self._broker._wake_here(queue)
+
+    async def fresh(self) -> None:
+        """Read the list of doorbells if it is older than `_PEERS_TTL` (a publish does before it rings, so
+        that its first ring after a process started consuming already reaches that process)."""
+        if self._available() and time.monotonic() - self._peers_at >= self._PEERS_TTL:
+            self._start_refresh()
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+
+    def _start_refresh(self) -> None:
+        if self._refreshing is None:
+            self._peers_at = time.monotonic()
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    def ring(self, queue: str) -> None:
+        """Tell every other listed process that `queue` may have something ready (never waits, never raises)."""
+        if not self._available():
+            return
+        if time.monotonic() - self._peers_at >= self._PEERS_TTL:
+            self._start_refresh()  # for the next rings
+        if not self._peers:
+            return
+        if self._sender is None:
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)
+        payload = queue.encode()
+        for peer in list(self._peers):
+            try:
+                self._sender.sendto(payload, "\0" + peer)
+            except BlockingIOError:
+                pass  # its buffer is full of rings it has not read yet: it will look
+            except OSError:
+                self._peers.remove(peer)  # gone (refused): until the next refresh
+
+    async def _refresh(self) -> None:
+        def read(db: sqlite3.Connection) -> list[str]:
+            alive: list[str] = []
+            for name, pid in db.execute("SELECT name, pid FROM broker_doorbells").fetchall():
+                if _alive(int(pid)):
+                    alive.append(str(name))
+                else:
+                    db.execute("DELETE FROM broker_doorbells WHERE name = ?", (name,))
+            return alive
+
+        try:
+            self._peers = [name for name in await self._broker._run(read) if name != self._name]
+        except Exception as exc:  # rings resume at the next refresh; consumers poll meanwhile
+            _log.warning("broker_doorbells_unreadable", error=str(exc))
+        finally:
+            self._refreshing = None
+
+    async def close(self) -> None:
+        """Unlist and close the doorbell (consumers of other processes stop ringing it at their next refresh)."""
+        self._closed = True
+        if self._refreshing is not None:
+            with contextlib.suppress(BaseException):
+                await self._refreshing
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        bell, self._socket = self._socket, None
+        if bell is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(bell.fileno())
+        bell.close()
+        name = self._name
+        with contextlib.suppress(BrokerUnavailable):
+            await self._broker._run(
+                lambda db: db.execute("DELETE FROM broker_doorbells WHERE name = ?", (name,)).close()
+            )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 class _SqliteDelivery(Delivery):
