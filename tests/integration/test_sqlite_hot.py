@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from xypr.backends.db import Database, create_database
+from xypr.backends.db.hot import SqliteHot
 
 
 @pytest.fixture
@@ -144,3 +145,40 @@ async def test_a_closed_connection_runs_nothing(database: Database) -> None:
 
     with pytest.raises(sqlite3.ProgrammingError):
         await select()
+
+
+async def test_single_statements_do_not_wait_for_a_transaction_block(database: Database) -> None:
+    """A block awaiting between the statements of its transaction holds its own connection only: reads and
+    one-call work of other handlers go on meanwhile."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def block() -> None:
+        async with database.sql(transaction=True) as sql:
+            await sql.execute("INSERT INTO t (id, owner, n) VALUES ($1, $2, $3)", 1, "block", 0)
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(block())
+    await asyncio.wait_for(holding.wait(), timeout=5)
+    try:
+        async with asyncio.timeout(2):
+            assert await _rows(database) == []  # not committed yet, and no waiting for the block
+    finally:
+        release.set()
+        await task
+    assert await _rows(database) == [(1, "block", 0)]
+
+
+async def test_transact_runs_its_work_in_one_transaction(database: Database) -> None:
+    hot = database.hot
+    assert isinstance(hot, SqliteHot)
+
+    def two(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (id, owner, n) VALUES (1, 'x', 1)")
+        connection.execute("INSERT INTO t (id, owner, n) VALUES (1, 'x', 2)")  # taken: both roll back
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await hot.transact(two)
+    await hot.transact(lambda connection: connection.execute("INSERT INTO t (id, owner, n) VALUES (2, 'y', 1)"))
+
+    assert await _rows(database) == [(2, "y", 1)]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xypr.backends.db.base import as_utc, new_id, utcnow
 from xypr.backends.db.engine import Database
-from xypr.backends.db.hot import as_datetime, as_json
+from xypr.backends.db.hot import SqliteHot, as_datetime, as_json, sqlite_statement
 from xypr.core.coalesce import Coalescer
 from xypr.state.details import MessageDetails, stored_details
 from xypr.state.models import Conversation, Message
@@ -376,28 +379,25 @@ async def track_customer_message(
         if row is None or row[4] is None:
             return None
         return TrackedCustomerMessage(message_id, row[0], row[1], row[2], row[3])
-    # SQLite has no data-modifying WITH: the same in a transaction (in process, no round trips to save).
+    # SQLite has no data-modifying WITH: the same two statements in one transaction, in one call.
+    hot = database.hot
+    assert isinstance(hot, SqliteHot)
+    upsert = sqlite_statement(
+        _UPSERT_CONVERSATION, new_id(), tenant_id, wa_id, bsuid, customer_name, customer_wrote_at, now
+    )
+    stored = stored_details(details)
+
+    def track(connection: sqlite3.Connection) -> Sequence[Any]:
+        conversation: Sequence[Any] = connection.execute(*upsert).fetchone()  # an upsert returns its row
+        insert = sqlite_statement(
+            _INSERT_MESSAGE, message_id, tenant_id, conversation[0], "inbound", wamid, None, kind, text, stored, now
+        )
+        if connection.execute(*insert).fetchone() is None:
+            raise _AlreadyTracked  # leave the conversation as it was
+        return conversation
+
     try:
-        async with database.sql(transaction=True) as sql:
-            conversation = await sql.fetchrow(
-                _UPSERT_CONVERSATION, new_id(), tenant_id, wa_id, bsuid, customer_name, customer_wrote_at, now
-            )
-            assert conversation is not None  # an upsert returns its row
-            inserted = await sql.fetchrow(
-                _INSERT_MESSAGE,
-                message_id,
-                tenant_id,
-                conversation[0],
-                "inbound",
-                wamid,
-                None,
-                kind,
-                text,
-                stored_details(details),
-                now,
-            )
-            if inserted is None:
-                raise _AlreadyTracked  # leave the conversation as it was
+        conversation = await hot.transact(track)
     except _AlreadyTracked:
         return None
     return TrackedCustomerMessage(message_id, conversation[0], conversation[1], conversation[2], conversation[3])

@@ -38,7 +38,7 @@ import orjson
 
 from xypr.backends.db.base import as_utc
 
-__all__ = ["HotPool", "Sql", "SqliteHot", "as_datetime", "as_json", "hot_sql"]
+__all__ = ["HotPool", "Sql", "SqliteHot", "as_datetime", "as_json", "hot_sql", "sqlite_statement"]
 
 T = TypeVar("T")
 
@@ -216,44 +216,30 @@ def hot_sql(pool: HotPool | SqliteHot, *, transaction: bool = False) -> Abstract
     return _HotSql(pool, transaction=transaction)
 
 
-class SqliteHot:
-    """The hot path's connection to a SQLite file: one per process and file, its statements run in order on
-    a thread of its own (the standard library's `sqlite3`, WAL, `synchronous=NORMAL` like the ORM's).
-
-    A block (`hot_sql`) holds the connection from its first statement to its end, so statements of other
-    blocks never run inside its transaction; a block's transaction starts with `BEGIN IMMEDIATE` (the write
-    lock at once, waiting up to `busy_timeout` for another connection's, never a failing lock upgrade).
+class _Lane:
+    """One connection to a SQLite file and the one thread its calls run on, in the order they were submitted.
     Opened at first use, in the thread."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
-        self.path = path
+    def __init__(self, path: str, busy_timeout: float, name: str) -> None:
+        self._path = path
         self._busy_timeout = busy_timeout
+        self._name = name
         self._connection: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
-    def lock(self) -> asyncio.Lock:
-        """The lock a block holds, of the running event loop (a lock serves one loop)."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
-
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work(connection)` on the connection's thread, after everything submitted before it."""
         if self._closed:
             raise sqlite3.ProgrammingError("the hot-path SQLite connection is closed")
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xypr-sqlite")
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection
         if connection is None:
             connection = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -262,7 +248,6 @@ class SqliteHot:
         return work(connection)
 
     async def close(self) -> None:
-        """Close the connection after what was submitted before; runs nothing afterwards."""
         if self._closed:
             return
         executor = self._executor
@@ -277,10 +262,75 @@ class SqliteHot:
             connection.close()
 
 
+class SqliteHot:
+    """The hot path's connections to a SQLite file, per process (the standard library's `sqlite3`, WAL,
+    `synchronous=NORMAL` like the ORM's), each on a thread of its own.
+
+    - Single statements and transactions made in one call (`transact`) run on the first, in the order they
+      were submitted, with nothing held between calls: under load a lock handed from one coroutine to the
+      next costs an event-loop turn per statement, which bounded the statements of a process to a few
+      hundred a second while its threads and cores idled.
+    - A block that awaits between the statements of its transaction (`hot_sql(transaction=True)`: the
+      parking paths) holds the second from its first statement to its end, so no other block's statement
+      lands in its transaction. Its transaction begins with `BEGIN IMMEDIATE` (the write lock at once,
+      waiting up to `busy_timeout` for another connection's, never a failing lock upgrade)."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
+        self.path = path
+        self._calls = _Lane(path, busy_timeout, "xypr-sqlite")
+        self._blocks = _Lane(path, busy_timeout, "xypr-sqlite-tx")
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def lock(self) -> asyncio.Lock:
+        """The lock a transaction block holds, of the running event loop (a lock serves one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` in one call, after the calls submitted before it; what it writes outside a
+        transaction commits statement by statement."""
+        return await self._calls.run(_fresh_then(work))
+
+    async def transact(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` in one call and one `BEGIN IMMEDIATE` transaction, rolled back if it raises."""
+        return await self._calls.run(_fresh_then(functools.partial(_in_transaction, work)))
+
+    async def run_in_block(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` on the connection of transaction blocks (the caller holds `lock()`)."""
+        return await self._blocks.run(work)
+
+    async def close(self) -> None:
+        """Close the connections after what was submitted before; runs nothing afterwards."""
+        await self._calls.close()
+        await self._blocks.close()
+
+
 def _fresh(connection: sqlite3.Connection) -> None:
     # A transaction nobody owns any more (its block's rollback was cancelled before it ran): undo it.
     if connection.in_transaction:
         connection.execute("ROLLBACK")
+
+
+def _fresh_then(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    def fresh(connection: sqlite3.Connection) -> T:
+        _fresh(connection)
+        return work(connection)
+
+    return fresh
+
+
+def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    _commit(connection)
+    return result
 
 
 def _commit(connection: sqlite3.Connection) -> None:
@@ -298,7 +348,8 @@ def _rollback(connection: sqlite3.Connection) -> None:
 
 
 class _SqliteBlock:
-    """`hot_sql` on SQLite: `Sql` on the process's connection to the file, held for the block."""
+    """`hot_sql` on SQLite: `Sql` on the process's connections to the file; with `transaction`, the block
+    holds the connection of transaction blocks."""
 
     __slots__ = ("_begun", "_hot", "_lock", "_transaction")
 
@@ -309,30 +360,27 @@ class _SqliteBlock:
         self._lock: asyncio.Lock | None = None
 
     async def __aenter__(self) -> Sql:
-        lock = self._lock = self._hot.lock()
-        await lock.acquire()
+        if self._transaction:
+            lock = self._lock = self._hot.lock()
+            await lock.acquire()
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        assert self._lock is not None
+        if self._lock is None:
+            return
         try:
             if self._begun:
                 # Shielded: a cancelled block still ends its transaction (and `_fresh` covers one that never ran).
-                await asyncio.shield(self._hot.run(_commit if exc is None else _rollback))
+                await asyncio.shield(self._hot.run_in_block(_commit if exc is None else _rollback))
         finally:
             self._lock.release()
 
-    def _statement(self, work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` inside the block's transaction (begun with the first statement) or committing by itself."""
         if not self._transaction:
-
-            def alone(connection: sqlite3.Connection) -> T:
-                _fresh(connection)
-                return work(connection)
-
-            return alone
+            return await self._hot.run(work)
         if self._begun:
-            return work
+            return await self._hot.run_in_block(work)
         self._begun = True
 
         def first(connection: sqlite3.Connection) -> T:
@@ -340,43 +388,28 @@ class _SqliteBlock:
             connection.execute("BEGIN IMMEDIATE")
             return work(connection)
 
-        return first
+        return await self._hot.run_in_block(first)
 
     async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
         sql, values = _qmark(query), tuple(map(_sqlite_value, args))
-        row: Sequence[Any] | None = await self._hot.run(
-            self._statement(lambda connection: connection.execute(sql, values).fetchone())
-        )
+        row: Sequence[Any] | None = await self._run(lambda connection: connection.execute(sql, values).fetchone())
         return row
 
     async def fetch(self, query: str, *args: object) -> list[Sequence[Any]]:
         sql, values = _qmark(query), tuple(map(_sqlite_value, args))
-        rows: list[Sequence[Any]] = await self._hot.run(
-            self._statement(lambda connection: connection.execute(sql, values).fetchall())
-        )
+        rows: list[Sequence[Any]] = await self._run(lambda connection: connection.execute(sql, values).fetchall())
         return rows
 
     async def execute(self, query: str, *args: object) -> None:
         sql, values = _qmark(query), tuple(map(_sqlite_value, args))
-        await self._hot.run(self._statement(lambda connection: connection.execute(sql, values).close()))
+        await self._run(lambda connection: connection.execute(sql, values).close())
 
     async def execute_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
         sql, values = _qmark(query), [tuple(map(_sqlite_value, row)) for row in rows]
         if self._transaction:
-            await self._hot.run(self._statement(lambda connection: connection.executemany(sql, values).close()))
-            return
-
-        def all_or_none(connection: sqlite3.Connection) -> None:
-            _fresh(connection)
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(sql, values).close()
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            _commit(connection)
-
-        await self._hot.run(all_or_none)
+            await self._run(lambda connection: connection.executemany(sql, values).close())
+        else:  # all or none all the same
+            await self._hot.transact(lambda connection: connection.executemany(sql, values).close())
 
 
 def as_json(value: Any) -> dict[str, Any] | None:
@@ -394,6 +427,12 @@ def as_datetime(value: Any) -> datetime | None:
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     assert isinstance(moment, datetime)
     return as_utc(moment)
+
+
+def sqlite_statement(query: str, *args: object) -> tuple[str, tuple[object, ...]]:
+    """A hot-path statement (`$n` placeholders) and its arguments as `sqlite3` takes them, for work done in
+    one call (`SqliteHot.transact`)."""
+    return _qmark(query), tuple(map(_sqlite_value, args))
 
 
 @functools.lru_cache(maxsize=256)  # the hot path's statements are a few constant texts
