@@ -152,10 +152,13 @@ async def test_expired_access_token_is_401_and_a_refresh_gives_a_working_one(tmp
 
 
 async def test_access_token_really_expires_after_its_lifetime(tmp_path: Path) -> None:
-    async with running_bridge(embedded_settings(tmp_path, access_token_ttl_seconds=1), workers=False) as bridge:
+    # 5 s: a loaded machine took more than 1 s between the login and the first request.
+    async with running_bridge(embedded_settings(tmp_path, access_token_ttl_seconds=5), workers=False) as bridge:
+        before_login = time.time()
         headers = await login_as(bridge, "agent")
         assert (await bridge.client.get("/auth/info", headers=headers)).status_code == 200
-        time.sleep(2.1)  # noqa: ASYNC251 (nothing else needs the loop; the token's lifetime is wall-clock seconds)
+        # Until the lifetime has passed for certain, counted from before the token was issued (wall-clock seconds).
+        time.sleep(max(0.0, before_login + 5 + 1.1 - time.time()))  # noqa: ASYNC251 (nothing else needs the loop)
         assert (await bridge.client.get("/auth/info", headers=headers)).status_code == 401
 
 

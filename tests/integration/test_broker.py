@@ -633,6 +633,23 @@ async def test_embedded_publish_wakes_a_consumer_of_another_process_at_once(tmp_
         await backend.cleanup()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="doorbells are abstract sockets, Linux only")
+async def test_embedded_consumers_started_together_share_one_doorbell(tmp_path: Path) -> None:
+    backend = Backend("embedded", tmp_path)
+    try:
+        broker = await backend.new()
+        assert isinstance(broker, SqliteQueueBroker)
+        consumers = await asyncio.gather(*(broker.consume(queue, Inbox(_ack), prefetch=1) for queue in QUEUES))
+
+        rows = await broker._run(lambda db: db.execute("SELECT name FROM broker_doorbells").fetchall())
+        assert len(rows) == 1, rows
+        for consumer in consumers:
+            await consumer.stop()
+    finally:
+        await backend.cleanup()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="doorbells are abstract sockets, Linux only")
 async def test_embedded_doorbells_of_gone_processes_are_dropped(tmp_path: Path) -> None:
     backend = Backend("embedded", tmp_path)
     try:

@@ -256,11 +256,11 @@ class SqliteQueueBroker(Broker):
         return result
 
     def _sync_log(self) -> None:
-        log = f"{self.path}-wal"
+        log = f"{self._file}-wal"
         try:
             fd = os.open(log, os.O_RDONLY)
         except FileNotFoundError:  # never while this connection is open; the database file then
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self._file, os.O_RDONLY)
         try:
             os.fsync(fd)
             identity = os.fstat(fd).st_ino
@@ -268,7 +268,7 @@ class SqliteQueueBroker(Broker):
             os.close(fd)
         if identity != self._synced_log:
             # A new log file: its name in the folder must be on disk too (SQLite would sync the folder).
-            folder = os.open(self.path.parent, os.O_RDONLY)
+            folder = os.open(os.path.dirname(self._file), os.O_RDONLY)
             try:
                 os.fsync(folder)
             finally:
@@ -401,7 +401,8 @@ class SqliteQueueBroker(Broker):
                         continue
                     claimed.append((message_id, key, body, headers, delivered))
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return claimed, poisoned
@@ -559,7 +560,8 @@ def _in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connect
     try:
         result = work(db)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error): keep the real error
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return result
@@ -595,14 +597,22 @@ class _Doorbell:
         self._refreshing: asyncio.Task[None] | None = None
         self._sender: socket.socket | None = None
         self._closed = False
+        self._binding = False
 
     def _available(self) -> bool:
         return sys.platform == "linux" and not self._closed
 
     async def listen(self) -> None:
         """Bind this process's doorbell (once) and list it, so other processes' publishes wake its consumers."""
-        if self._socket is not None or not self._available():
-            return
+        if self._socket is not None or self._binding or not self._available():
+            return  # bound, or being bound by a concurrent consume()
+        self._binding = True
+        try:
+            await self._bind()
+        finally:
+            self._binding = False
+
+    async def _bind(self) -> None:
         file = hashlib.sha256(self._broker._file.encode()).hexdigest()[:16]
         name = f"xypr-queue-{file}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -618,17 +628,19 @@ class _Doorbell:
             bell.close()
             _log.warning("broker_doorbell_unavailable", error=str(exc))  # consumers poll instead
             return
+        except BaseException:
+            bell.close()
+            raise
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(bell.fileno(), self._answer)
+        self._loop.add_reader(bell.fileno(), self._answer, bell)
         self._socket, self._name = bell, name
 
-    def _answer(self) -> None:
+    def _answer(self, bell: socket.socket) -> None:
         """Rings arrived: wake this process's consumers of the queues they name."""
-        assert self._socket is not None
         queues: set[str] = set()
         while True:
             try:
-                queues.update(self._socket.recv(4096).decode("utf-8", "replace").split("\n"))
+                queues.update(bell.recv(4096).decode("utf-8", "replace").split("\n"))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -670,7 +682,11 @@ class _Doorbell:
                 self._peers.remove(peer)  # gone (refused): until the next refresh
 
     async def _refresh(self) -> None:
+        own = self._name
+
         def read(db: sqlite3.Connection) -> list[str]:
+            if own:  # listed again: another PID namespace sharing the folder may have taken it for gone
+                db.execute("INSERT OR REPLACE INTO broker_doorbells (name, pid) VALUES (?, ?)", (own, os.getpid()))
             alive: list[str] = []
             for name, pid in db.execute("SELECT name, pid FROM broker_doorbells").fetchall():
                 if _alive(int(pid)):
@@ -690,7 +706,7 @@ class _Doorbell:
         """Unlist and close the doorbell (consumers of other processes stop ringing it at their next refresh)."""
         self._closed = True
         if self._refreshing is not None:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 await self._refreshing
         if self._sender is not None:
             self._sender.close()

@@ -238,6 +238,8 @@ class _Lane:
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection
         if connection is None:
+            if self._closed:  # never open it again once closing began
+                raise sqlite3.ProgrammingError("the hot-path SQLite connection is closed")
             connection = sqlite3.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -250,11 +252,11 @@ class _Lane:
     async def close(self) -> None:
         if self._closed:
             return
+        self._closed = True  # first: a call submitted meanwhile must not open the connection again
         executor = self._executor
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
             executor.shutdown(wait=False)
-        self._closed = True
 
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -327,18 +329,19 @@ def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3
     try:
         result = work(connection)
     except BaseException:
-        connection.execute("ROLLBACK")
+        _rollback(connection)  # SQLite may have rolled back already (disk full, I/O error): keep the real error
         raise
     _commit(connection)
     return result
 
 
 def _commit(connection: sqlite3.Connection) -> None:
+    if not connection.in_transaction:  # a block whose statements never began one (cancelled, lock refused)
+        return
     try:
         connection.execute("COMMIT")
     except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        _rollback(connection)
         raise
 
 
@@ -376,19 +379,23 @@ class _SqliteBlock:
             self._lock.release()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` inside the block's transaction (begun with the first statement) or committing by itself."""
+        """`work` inside the block's transaction (begun by its first statement that runs) or committing by
+        itself."""
         if not self._transaction:
             return await self._hot.run(work)
-        if self._begun:
-            return await self._hot.run_in_block(work)
+        first = not self._begun
         self._begun = True
 
-        def first(connection: sqlite3.Connection) -> T:
-            _fresh(connection)
-            connection.execute("BEGIN IMMEDIATE")
+        def inside(connection: sqlite3.Connection) -> T:
+            if first:
+                _fresh(connection)
+            # Decided on the thread: a first statement cancelled before it ran, or whose BEGIN found the file
+            # locked, began nothing, and the next one begins the transaction instead.
+            if not connection.in_transaction:
+                connection.execute("BEGIN IMMEDIATE")
             return work(connection)
 
-        return await self._hot.run_in_block(first)
+        return await self._hot.run_in_block(inside)
 
     async def fetchrow(self, query: str, *args: object) -> Sequence[Any] | None:
         sql, values = _qmark(query), tuple(map(_sqlite_value, args))
