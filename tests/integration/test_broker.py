@@ -528,6 +528,67 @@ async def test_rabbitmq_publish_fails_fast_while_disconnected_and_recovers(tmp_p
         await backend.cleanup()
 
 
+@pytest.mark.services
+async def test_rabbitmq_publishes_made_together_are_each_confirmed_and_acks_are_not_undone(tmp_path: Path) -> None:
+    """Publishes and acks are queued for the socket without waiting for each write: none may get lost."""
+    backend = Backend("rabbitmq", tmp_path)
+    try:
+        broker = await backend.new()
+        keys, per_key = 25, 8
+        # One publish per message, all at once (webhooks arriving together), and batches beside them.
+        singles = [
+            broker.publish(QUEUE, [message(f"key-{k}", str(seq))]) for seq in range(per_key) for k in range(0, keys, 2)
+        ]
+        await asyncio.gather(*singles)
+        for seq in range(per_key):
+            await broker.publish(QUEUE, [message(f"key-{k}", str(seq)) for k in range(1, keys, 2)])
+        total = keys * per_key
+        assert await broker.depth(QUEUE) == total
+
+        inbox = Inbox(_ack)
+        consumer = await broker.consume(QUEUE, inbox, prefetch=32)
+        deliveries = await inbox.wait_for(total)
+        await consumer.stop()
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for delivery in deliveries:
+            by_key[delivery.key].append(int(delivery.body))
+        assert by_key == {f"key-{k}": list(range(per_key)) for k in range(keys)}
+
+        # Every ack reached RabbitMQ before the channels closed: a new consumer gets nothing again.
+        again = Inbox(_ack)
+        consumer = await broker.consume(QUEUE, again, prefetch=32)
+        await asyncio.sleep(0.5)
+        await consumer.stop()
+        assert again.deliveries == []
+        assert await broker.depth(QUEUE) == 0
+    finally:
+        await backend.cleanup()
+
+
+@pytest.mark.services
+async def test_rabbitmq_publish_the_broker_refuses_fails_instead_of_returning(tmp_path: Path) -> None:
+    """A publish returns only once RabbitMQ confirmed it: an exchange gone under it is an error, not a send."""
+    backend = Backend("rabbitmq", tmp_path)
+    try:
+        broker = await backend.new()
+        connection = await aio_pika.connect(AMQP_URL)
+        try:
+            channel = await connection.channel()
+            await channel.exchange_delete(f"{backend.namespace}.{QUEUE}")
+        finally:
+            await connection.close()
+        # Five publishes made together (queued for the socket at once): every one of them fails.
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(broker.publish(QUEUE, [message(f"k{i}", "refused")]) for i in range(5)), return_exceptions=True
+            ),
+            timeout=TIMEOUT,
+        )
+        assert [type(outcome) for outcome in outcomes] == [BrokerUnavailable] * 5
+    finally:
+        await backend.cleanup()
+
+
 async def test_embedded_lease_is_renewed_while_a_slow_handler_runs(tmp_path: Path) -> None:
     backend = Backend("embedded", tmp_path)
     try:

@@ -40,9 +40,10 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -78,6 +79,7 @@ _DEAD_LETTERS = "dead-letters"
 # AMQP routing keys are short strings; longer keys are routed by their digest (the header keeps them).
 _MAX_ROUTING_KEY = 255
 _MAX_ERROR = 4000
+_PERSISTENT = 2  # AMQP delivery mode: written to disk
 
 
 def _routing_key(key: str) -> str:
@@ -243,25 +245,50 @@ class RabbitBroker(Broker):
 
     # Publishing ------------------------------------------------------------------------------
 
-    def _message(self, key: str, body: bytes, headers: Mapping[str, str]) -> aio_pika.Message:
-        return aio_pika.Message(
-            body,
+    @staticmethod
+    def _properties(key: str, headers: Mapping[str, str]) -> aiormq.spec.Basic.Properties:
+        """A persistent message's properties, built directly (what `aio_pika.Message` would make, less work)."""
+        return aiormq.spec.Basic.Properties(
             headers={**headers, _KEY: key},
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=_PERSISTENT,
             message_id=uuid.uuid4().hex,
             timestamp=datetime.now(UTC),
         )
 
-    async def _confirmed(self, exchange: AbstractExchange, messages: Sequence[tuple[aio_pika.Message, str]]) -> None:
-        """Publish all at once and wait for every confirm; anything short of that is unavailability."""
+    async def _confirmed(
+        self, exchange: str, messages: Sequence[tuple[bytes, aiormq.spec.Basic.Properties, str]]
+    ) -> None:
+        """Publish all at once and wait for every confirm; anything short of that is unavailability.
+
+        Straight on the publishing channel's AMQP channel, each publish queued for the socket without waiting
+        for it to be written (`wait=False`): publishes made together then go out together, where waiting held
+        the channel's lock, and every other publish with it, for an event-loop turn per message. An unroutable
+        message (`mandatory`) or a nack still fails its publish.
+        """
         self._ready_connection()
         channel = self._channel
         if channel is None or channel.is_closed:
             raise BrokerUnavailable("RabbitMQ publishing channel is closed")
         try:
-            async with asyncio.timeout(self.confirm_timeout), asyncio.TaskGroup() as group:
-                for message, routing_key in messages:
-                    group.create_task(exchange.publish(message, routing_key=routing_key))
+            async with asyncio.timeout(self.confirm_timeout):
+                underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+                publishes = [
+                    underlay.basic_publish(
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                        wait=False,
+                    )
+                    for body, properties, routing_key in messages
+                ]
+                if len(publishes) == 1:
+                    await publishes[0]
+                else:
+                    async with asyncio.TaskGroup() as group:
+                        for publish in publishes:
+                            group.create_task(publish)
         except Exception as exc:
             raise BrokerUnavailable(f"RabbitMQ did not confirm ({type(exc).__name__}: {exc})") from exc
 
@@ -277,8 +304,7 @@ class RabbitBroker(Broker):
         if exchange is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         await self._confirmed(
-            exchange,
-            [(self._message(m.key, m.body, m.headers), _routing_key(m.key)) for m in messages],
+            exchange.name, [(m.body, self._properties(m.key, m.headers), _routing_key(m.key)) for m in messages]
         )
 
     async def _publish_dead_letter(self, delivery: _RabbitDelivery, error: str) -> None:
@@ -296,8 +322,7 @@ class RabbitBroker(Broker):
         exchange = self._dead_letter_exchange
         if exchange is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
-        message = aio_pika.Message(
-            body,
+        properties = aiormq.spec.Basic.Properties(
             headers={
                 **headers,
                 _KEY: key,
@@ -306,10 +331,10 @@ class RabbitBroker(Broker):
                 _DEAD_AT: datetime.now(UTC).isoformat(),
                 _DEAD_LETTER_ID: uuid.uuid4().hex,
             },
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=_PERSISTENT,
             message_id=uuid.uuid4().hex,
         )
-        await self._confirmed(exchange, [(message, "")])
+        await self._confirmed(exchange.name, [(body, properties, "")])
 
     # Consuming -------------------------------------------------------------------------------
 
@@ -397,7 +422,7 @@ class RabbitBroker(Broker):
                 if exchange is None:
                     raise ValueError(f"dead letter {dead.id} comes from unknown queue {dead.queue!r}")
                 await self._confirmed(
-                    exchange, [(self._message(dead.key, dead.body, dead.headers), _routing_key(dead.key))]
+                    exchange.name, [(dead.body, self._properties(dead.key, dead.headers), _routing_key(dead.key))]
                 )
                 # Acked before the channel closes (frames are ordered): only this one is removed.
                 await message.ack()
@@ -542,7 +567,12 @@ class _RabbitDelivery(Delivery):
         """Done: remove the message for good."""
         if self._settle():
             try:
-                await self._message.ack()
+                # Queued for the socket without waiting for it to be written (aio-pika's `ack()` waits, an
+                # event-loop turn per message); frames keep their order, so a later close still follows it.
+                channel, tag = cast(aiormq.Channel, self._message.channel), self._message.delivery_tag
+                if tag is None:  # basic.deliver always carries one
+                    raise RuntimeError("a consumed message without a delivery tag")
+                await channel.basic_ack(tag, wait=False)
             except Exception as exc:
                 # Its channel is gone: RabbitMQ delivers it again (at-least-once).
                 _log.warning("broker_ack_lost", queue=self.queue, key=self.key, error=str(exc))
