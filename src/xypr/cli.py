@@ -209,7 +209,7 @@ def run(
     sandbox: Annotated[bool, typer.Option(help="Start the Meta and Genesys emulators and a demo tenant")] = False,
 ) -> None:
     """Run every service behind the gateway (migrates the database first); the queue workers run in a process
-    of their own on a machine with two cores or more (XYPR_RUN_WORKER_PROCESSES)."""
+    of their own where two cores or more are usable (XYPR_RUN_WORKER_PROCESSES)."""
     settings = _settings(host=host, port=port)
     host, port = settings.host, settings.port
     if "public_url" not in settings.model_fields_set:

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # that also answers HTTP (`xypr run`), where more handlers on the same event loop delay webhook answers.
     worker_concurrency: int | None = Field(default=None, ge=1, le=4096)
     # `xypr run`: processes running the queue workers beside the one answering HTTP (0: one process does
-    # everything). None: 1 on a machine with two cores or more, else 0.
+    # everything). None: 1 where two cores or more are usable (CPU quota and pinning count), else 0.
     run_worker_processes: int | None = Field(default=None, ge=0, le=16)
     # Tries of an event failing with an unexpected error (a bug); transient failures (upstream
     # outages, 429, backends restarting) are retried until the horizon instead.

@@ -24,12 +24,13 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Final
 
 from xypr.config import Settings
 from xypr.core.logging import get_logger
 
-__all__ = ["WorkerProcesses", "default_worker_processes", "watch_parent"]
+__all__ = ["WorkerProcesses", "default_worker_processes", "usable_cpus", "watch_parent"]
 
 log = get_logger(__name__)
 
@@ -49,11 +50,36 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def default_worker_processes(settings: Settings) -> int:
-    """`XYPR_RUN_WORKER_PROCESSES`, else one worker process on a machine with two cores or more."""
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """The cores this process may use: the ones it may run on, capped by a container's CPU quota.
+
+    `os.cpu_count()` counts the machine's cores; a container limited to one core (cgroup v2 `cpu.max`,
+    or v1 `cpu.cfs_quota_us` over `cpu.cfs_period_us`) or pinned to some cores gets fewer.
+    """
+    cores = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    quota: str | None = None
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            quota = None
+    if quota is None or quota in ("max", "-1"):
+        return cores
+    try:
+        limit = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return cores
+    return min(cores, limit) if limit > 0 else cores
+
+
+def default_worker_processes(settings: Settings, cpus: float | None = None) -> int:
+    """`XYPR_RUN_WORKER_PROCESSES`, else one worker process where two cores or more are usable."""
     if settings.run_worker_processes is not None:
         return settings.run_worker_processes
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    return 1 if (usable_cpus() if cpus is None else cpus) >= 2 else 0
 
 
 class WorkerProcesses:
