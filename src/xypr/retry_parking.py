@@ -254,6 +254,19 @@ class ParkingStore:
             )
         return True
 
+    async def renew(self, queue: str, key: str, owner: str, *, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease on `key` while it is still being tried; False when the lease is no longer its."""
+        async with self.database.sql() as sql:
+            row = await sql.fetchrow(
+                "UPDATE retry_parked_keys SET lease_until = $4 WHERE queue = $1 AND key = $2 AND lease_owner = $3 "
+                "RETURNING 1",
+                queue,
+                key,
+                owner,
+                time.time() + lease_seconds,
+            )
+        return row is not None
+
     async def retry_later(
         self, event: ParkedEvent, owner: str, *, first_try_at: float, attempts: int, next_attempt_at: float, error: str
     ) -> None:

@@ -382,8 +382,14 @@ class _Drainer:
         task.add_done_callback(done)
 
     async def _drain(self, key: str) -> None:
-        """Try the key's events in order until one fails again (rescheduled) or none is left."""
+        """Try the key's events in order until one fails again (rescheduled) or none is left.
+
+        The key's lease is renewed every third of its length meanwhile: a try slower than the lease (a large
+        media download, an upstream answering at its timeout) must not let another drainer take the key and
+        send its head a second time, or its next event before it.
+        """
         store = self.parking.store
+        keeping = asyncio.create_task(self._keep_lease(key))
         try:
             while not self._stopping:
                 parked = await store.head(self.stage.queue, key)
@@ -397,6 +403,22 @@ class _Drainer:
         except Exception as exc:
             # The database or the broker went away: the lease runs out and the key is tried again.
             log.warning("parking.drain_failed", stage=self.stage.name, key=key, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+
+    async def _keep_lease(self, key: str) -> None:
+        """Renew this drainer's lease on `key` every third of the lease until cancelled (the drain is over)."""
+        store, lease = self.parking.store, self.parking.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await store.renew(self.stage.queue, key, self.owner, lease_seconds=lease):
+                    log.warning("parking.lease_lost", stage=self.stage.name, key=key)
+                    return
+            except Exception as exc:  # the database is away: the next renewal may still come in time
+                log.warning("parking.lease_renewal_failed", stage=self.stage.name, key=key, error=str(exc))
 
     async def _try(self, parked: ParkedEvent) -> bool:
         """One try of a parked event; True when it is settled (done, failed for good, dead-lettered)."""

@@ -261,3 +261,75 @@ async def test_lookups_made_together_answer_each_key_for_itself(runtime: Runtime
 
     assert answers == [False, True, False, True, False, True, False]
     assert await store.is_parked("other.queue", "k2")
+
+
+class SlowUpstream(Upstream):
+    """Once Genesys is back, each try takes `slow` seconds; records tries that overlapped on one key."""
+
+    def __init__(self, slow: float) -> None:
+        super().__init__()
+        self.slow = slow
+        self.tries: list[tuple[str, int]] = []
+        self.overlaps: list[tuple[str, int]] = []
+        self._trying: set[str] = set()
+
+    async def handle(self, event: Note) -> str:
+        if event.key in self.down:
+            raise TransientError("Genesys HTTP 503")
+        if event.key in self._trying:
+            self.overlaps.append((event.key, event.n))
+        self._trying.add(event.key)
+        self.tries.append((event.key, event.n))
+        try:
+            await asyncio.sleep(self.slow)
+        finally:
+            self._trying.discard(event.key)
+        self.handled.append((event.key, event.n))
+        return "processed"
+
+
+async def test_a_try_slower_than_the_lease_keeps_its_key_from_the_other_drainers(runtime: Runtime) -> None:
+    """Two processes' drainers; each try outlasts the lease three times: the lease is renewed, nothing runs twice."""
+    stage = SlowUpstream(slow=1.2)
+    stage.down.add("tenant-a:1")
+    policy = RetryPolicy(base=0.05, cap=0.2, horizon=60)
+
+    def parking() -> Parking:
+        return Parking(ParkingStore(runtime.database), after=0.3, lease_seconds=0.4, poll_interval=0.05)
+
+    consumers = [
+        await run_stage(stage, broker=runtime.broker, policy=policy, prefetch=2, parking=parking()) for _ in range(2)
+    ]
+    store = ParkingStore(runtime.database)
+    try:
+        await runtime.broker.publish(QUEUE, [_note("tenant-a:1", n) for n in range(2)])
+
+        async def parked() -> bool:
+            return (await store.counts()).get(QUEUE) == 2
+
+        await eventually(parked, within=10)
+        stage.down.clear()
+
+        async def delivered() -> bool:
+            return len(stage.handled) >= 2
+
+        await eventually(delivered, within=15)
+        await asyncio.sleep(1.5)  # a second drainer that took a key over would have started its try by now
+        assert stage.overlaps == []
+        assert stage.tries == stage.handled == [("tenant-a:1", 0), ("tenant-a:1", 1)]
+        await _nothing_parked(store)
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+
+
+async def test_a_lease_is_renewed_only_by_its_owner(runtime: Runtime) -> None:
+    store = ParkingStore(runtime.database)
+    body = Note(key="k", n=0).model_dump_json().encode()
+    await store.park(QUEUE, "k", body, {}, first_try_at=time.time(), attempts=1, next_attempt_at=0, error="e")
+    assert await store.claim(QUEUE, "one", limit=10, lease_seconds=0.2) == ["k"]
+    assert await store.renew(QUEUE, "k", "one", lease_seconds=60)
+    assert not await store.renew(QUEUE, "k", "two", lease_seconds=60)
+    await asyncio.sleep(0.3)
+    assert await store.claim(QUEUE, "two", limit=10, lease_seconds=60) == []  # renewed: still one's
+    assert not await store.renew(QUEUE, "gone", "one", lease_seconds=60)
