@@ -10,7 +10,10 @@ disturbs far less than wall time; PostgreSQL's own CPU is read from `/proc` for 
   one hot-path statement on an asyncpg connection borrowed through SQLAlchemy's pool (as before)
   and from the hot path's own asyncpg pool (`HotPool`, as now);
 - HTTP: one JSON POST through httpx and through aiohttp (`xypr.core.http`), 16 at a time, against
-  a minimal uvicorn server in a child process.
+  a minimal uvicorn server in a child process;
+- AMQP: one confirmed publish of a webhook-sized message, 64 in flight, through aio-pika's
+  `Exchange.publish` in a task of its own (as before) and through `RabbitBroker.publish` (straight on
+  the AMQP channel, no task, as now), on RabbitMQ at 127.0.0.1:5672 in a throw-away namespace.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import httpx
 import orjson
@@ -32,6 +36,8 @@ from sqlalchemy import select
 
 from bench.processes import free_port
 from bench.run import _tenant_file
+from xypr.backends.broker.base import OutgoingMessage
+from xypr.backends.broker.rabbitmq import RabbitBroker
 from xypr.backends.db import create_database, migrate
 from xypr.backends.db.engine import Database
 from xypr.core.http import AiohttpPoster, create_http_client
@@ -46,8 +52,10 @@ from xypr.state.service import (
     upsert_conversation,
 )
 from xypr.tenants.service import create_tenant, parse_tenant_file
+from xypr.topology import INBOUND_WHATSAPP, QUEUES
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 SERVER = """
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -234,13 +242,60 @@ async def http_figures(calls: int, port: int) -> dict[str, float]:
     return {"httpx": via_httpx, "aiohttp": via_aiohttp}
 
 
+async def amqp_figures(calls: int) -> dict[str, float]:
+    """One confirmed publish, 64 in flight: aio-pika's `Exchange.publish`, then `RabbitBroker.publish`."""
+    namespace = f"micro-{uuid.uuid4().hex[:8]}"
+    broker = RabbitBroker(AMQP, namespace=namespace, partitions=4)
+    await broker.connect()
+    body = b'{"object":"whatsapp_business_account","entry":[' + b"0" * 1200 + b"]}"
+    print("AMQP (one confirmed publish, 64 in flight; lower is better)")
+    try:
+        exchange = broker._exchanges[INBOUND_WHATSAPP]
+
+        async def with_aio_pika(i: int) -> None:
+            message = aio_pika.Message(
+                body,
+                headers={"tenant": "t", "x-xypr-key": f"k{i}"},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=uuid.uuid4().hex,
+                timestamp=time.time(),
+            )
+            # As `RabbitBroker.publish` did: each publish in a task of its own, under the confirm timeout.
+            async with asyncio.timeout(5.0), asyncio.TaskGroup() as group:
+                group.create_task(exchange.publish(message, routing_key=f"k{i}"))
+
+        async def with_broker(i: int) -> None:
+            await broker.publish(INBOUND_WHATSAPP, [OutgoingMessage(body=body, key=f"k{i}", headers={"tenant": "t"})])
+
+        via_aio_pika = await per_call(
+            "aio-pika Exchange.publish in a task (as before)", calls, with_aio_pika, parallel=64
+        )
+        via_broker = await per_call(
+            "RabbitBroker.publish, on the AMQP channel (as now)", calls, with_broker, parallel=64
+        )
+    finally:
+        await broker.close()
+        connection = await aio_pika.connect(AMQP)
+        async with connection:
+            channel = await connection.channel()
+            for queue in QUEUES:
+                for partition in range(4):
+                    await channel.queue_delete(f"{namespace}.{queue}.p{partition}")
+                await channel.exchange_delete(f"{namespace}.{queue}")
+            await channel.queue_delete(f"{namespace}.dead-letters")
+            await channel.exchange_delete(f"{namespace}.dead-letters")
+    return {"aio_pika_publish": via_aio_pika, "broker_publish": via_broker}
+
+
 async def measure(calls: int, port: int) -> None:
     """Every figure, then the ratios."""
-    figures = {**await database_figures(calls), **await http_figures(calls, port)}
+    figures = {**await database_figures(calls), **await http_figures(calls, port), **await amqp_figures(calls)}
     track, send = figures["orm_track"] / figures["sql_track"], figures["orm_send"] / figures["sql_send"]
     borrow, post = figures["borrow_sqlalchemy"] / figures["borrow_hot_pool"], figures["httpx"] / figures["aiohttp"]
+    publish = figures["aio_pika_publish"] / figures["broker_publish"]
     print(f"ratios (before / now): inbound state {track:.1f}x, send state {send:.1f}x, "
-          f"hot statement with its borrow {borrow:.1f}x, HTTP POST {post:.1f}x")  # fmt: skip
+          f"hot statement with its borrow {borrow:.1f}x, HTTP POST {post:.1f}x, "
+          f"AMQP publish {publish:.1f}x")  # fmt: skip
 
 
 def main() -> None:
