@@ -23,6 +23,8 @@ COLUMNS = {column.name for model in (Conversation, Message) for column in model.
 }
 # Assignments to attributes of that name on objects that are not rows.
 NOT_ROWS = {("services/agent_widget/history.py", "bubble.text")}
+# `setattr` with a computed name on objects that are not state rows (tenant settings).
+NOT_ROWS_SETATTR = {("tenants/service.py", "tenant"), ("tenants/lifecycle.py", "stored")}
 
 
 def _writes(relative: str, tree: ast.AST) -> Iterator[str]:
@@ -41,6 +43,13 @@ def _writes(relative: str, tree: ast.AST) -> Iterator[str]:
                     and (relative, ast.unparse(each)) not in NOT_ROWS
                 ):
                     yield f"{relative}:{node.lineno}: assigns {ast.unparse(each)}"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+            owner, attribute = (ast.unparse(node.args[0]), node.args[1]) if len(node.args) > 1 else ("", None)
+            if isinstance(attribute, ast.Constant):
+                if attribute.value in COLUMNS and owner != "self":
+                    yield f"{relative}:{node.lineno}: sets {owner}.{attribute.value}"
+            elif (relative, owner) not in NOT_ROWS_SETATTR:
+                yield f"{relative}:{node.lineno}: sets a computed attribute of {owner}"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             name = node.func.id
             if name in ROWS:
@@ -72,16 +81,23 @@ async def handler(session, row, conversation):
     conversation.wa_id += "1"
     session.add(Message(tenant_id="t"))
     await session.execute(update(Conversation).values(bsuid=None))
+    setattr(conversation, "bsuid", None)
+    for field in ("bsuid", "customer_name"):
+        setattr(conversation, field, None)
 """
 
     found = list(_writes("services/example.py", ast.parse(offending)))
 
-    assert found == [
-        "services/example.py:3: assigns row.status",
-        "services/example.py:4: assigns row.status",
-        "services/example.py:4: assigns row.error",
-        "services/example.py:5: assigns row.details",
-        "services/example.py:6: assigns conversation.wa_id",
-        "services/example.py:7: constructs a Message row",
-        "services/example.py:8: update(Conversation)",
-    ]
+    assert sorted(found) == sorted(
+        [
+            "services/example.py:3: assigns row.status",
+            "services/example.py:4: assigns row.status",
+            "services/example.py:4: assigns row.error",
+            "services/example.py:5: assigns row.details",
+            "services/example.py:6: assigns conversation.wa_id",
+            "services/example.py:7: constructs a Message row",
+            "services/example.py:8: update(Conversation)",
+            "services/example.py:9: sets conversation.bsuid",
+            "services/example.py:11: sets a computed attribute of conversation",
+        ]
+    )

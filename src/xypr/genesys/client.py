@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from xypr.backends.cache.base import Cache
+from xypr.backends.db.base import as_utc
 from xypr.core.errors import PermanentError, TransientError
 from xypr.core.http import HttpxPoster, JsonAnswer, JsonPoster, UpstreamUnreachable
 from xypr.core.metrics import GENESYS_TOKENS, UPSTREAM_LATENCY
@@ -282,6 +283,4 @@ def _retry_after(response: httpx.Response | JsonAnswer) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return max(0.0, (as_utc(moment) - datetime.now(UTC)).total_seconds())

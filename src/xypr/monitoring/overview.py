@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from xypr.auth.principal import Principal
-from xypr.backends.db.base import utcnow
+from xypr.backends.db.base import as_utc, utcnow
 from xypr.monitoring.processes import BEAT_SECONDS, ProcessRecord, running_processes
 from xypr.retry_parking import ParkingStore
 from xypr.runtime import Runtime
@@ -229,12 +229,8 @@ async def _failures(runtime: Runtime, tenant_id: str | None) -> tuple[list[tuple
     async with runtime.database.session() as session:
         rows = (await session.execute(query.limit(10_000))).all()
     reasons = Counter(failure_reason(error) for error, _ in rows)
-    last_hour = sum(1 for _, at in rows if at is not None and _timestamp(at) >= since_hour)
+    last_hour = sum(1 for _, at in rows if at is not None and as_utc(at).timestamp() >= since_hour)
     return reasons.most_common(10), last_hour
-
-
-def _timestamp(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 async def _dead_letter_count(runtime: Runtime, tenant_id: str | None) -> int | None:

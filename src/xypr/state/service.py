@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xypr.backends.db.base import as_utc, new_id, utcnow
@@ -99,6 +99,38 @@ async def find_conversation(session: AsyncSession, *, tenant_id: str, wa_id: str
     return await session.scalar(
         select(Conversation).where(Conversation.tenant_id == tenant_id, Conversation.wa_id == wa_id)
     )
+
+
+async def find_customer(session: AsyncSession, *, tenant_id: str, customer: str) -> Conversation | None:
+    """The conversation of a customer named by WhatsApp id or BSUID; an exact `wa_id` match before a BSUID one."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.tenant_id == tenant_id, or_(Conversation.wa_id == customer, Conversation.bsuid == customer))
+        .order_by(Conversation.wa_id != customer)
+        .limit(1)
+    )
+    return rows.first()
+
+
+# The fields of a conversation an admin may set by hand (the state manager's `PUT /mapping`).
+MAPPED_FIELDS = ("bsuid", "customer_name", "genesys_conversation_id")
+
+
+async def map_customer(
+    session: AsyncSession, *, tenant_id: str, customer: str, fields: dict[str, str | None]
+) -> tuple[Conversation, bool]:
+    """Map a customer (WhatsApp id or BSUID) to a conversation, created when none has it, with `fields`
+    (a subset of `MAPPED_FIELDS`) set; returns the conversation, refreshed, and whether it is new."""
+    unknown = set(fields) - set(MAPPED_FIELDS)
+    if unknown:
+        raise ValueError(f"not a mapped field: {', '.join(sorted(unknown))}")
+    existing = await find_customer(session, tenant_id=tenant_id, customer=customer)
+    conversation = existing or await upsert_conversation(session, tenant_id=tenant_id, wa_id=customer)
+    for field, value in fields.items():
+        setattr(conversation, field, value)
+    await session.flush()
+    await session.refresh(conversation)
+    return conversation, existing is None
 
 
 async def find_conversation_of_genesys_customer(

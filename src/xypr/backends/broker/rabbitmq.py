@@ -62,6 +62,7 @@ from xypr.backends.broker.base import (
     Handler,
     OutgoingMessage,
 )
+from xypr.backends.db.base import as_utc
 from xypr.core.logging import get_logger
 from xypr.topology import QUEUES
 
@@ -102,10 +103,6 @@ def _text(value: object) -> str:
 
 def _user_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return {name: _text(value) for name, value in headers.items() if not name.lower().startswith("x-")}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class RabbitBroker(Broker):
@@ -363,7 +360,7 @@ class RabbitBroker(Broker):
             queue = _text(headers[_QUEUE])
             error = _text(headers.get(_ERROR, ""))
             try:
-                dead_at = _aware(datetime.fromisoformat(_text(headers.get(_DEAD_AT, ""))))
+                dead_at = as_utc(datetime.fromisoformat(_text(headers.get(_DEAD_AT, ""))))
             except ValueError:
                 dead_at = datetime.now(UTC)
             dead_letter_id = _text(headers.get(_DEAD_LETTER_ID, message.message_id or ""))
@@ -375,7 +372,7 @@ class RabbitBroker(Broker):
             reason = _text(death.get("reason", headers.get("x-first-death-reason", "rejected")))
             error = "delivery limit exceeded" if reason == "delivery_limit" else f"dead-lettered: {reason}"
             moment = death.get("time")
-            dead_at = _aware(moment) if isinstance(moment, datetime) else datetime.now(UTC)
+            dead_at = as_utc(moment) if isinstance(moment, datetime) else datetime.now(UTC)
             dead_letter_id = message.message_id or hashlib.sha256(message.body).hexdigest()
         return DeadLetter(
             id=dead_letter_id,

@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from xypr.auth.cookies import CSRF_COOKIE
 from xypr.auth.principal import Principal, Role
+from xypr.backends.db.base import as_utc
 from xypr.core.errors import Forbidden, Unauthorized, XyprError
 
 __all__ = ["DASHBOARD_ROLES", "PageRoute", "login_redirect", "render", "templates", "viewer"]
@@ -29,9 +30,7 @@ def _moment(value: datetime | float | None) -> str:
         return "—"
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value, UTC)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _iso(value: datetime | float | None) -> str:
@@ -39,9 +38,7 @@ def _iso(value: datetime | float | None) -> str:
         return ""
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value, UTC)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return as_utc(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _duration(seconds: float | None) -> str:

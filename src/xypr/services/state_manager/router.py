@@ -47,7 +47,10 @@ from xypr.state.messages import update_tracked
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import (
     CUSTOMER_SERVICE_WINDOW,
+    MAPPED_FIELDS,
     find_conversation,
+    find_customer,
+    map_customer,
     record_inbound,
     record_outbound,
     upsert_conversation,
@@ -136,21 +139,6 @@ def _mapping(conversation: Conversation) -> MappingView:
     )
 
 
-def _message(message: Message) -> MessageView:
-    return MessageView.model_validate(message, from_attributes=True)
-
-
-async def _by_customer(session: AsyncSession, tenant_id: str, wa_id: str) -> Conversation | None:
-    """The conversation of a customer by WhatsApp id or BSUID, within the tenant."""
-    rows = await session.scalars(
-        select(Conversation)
-        .where(Conversation.tenant_id == tenant_id, or_(Conversation.wa_id == wa_id, Conversation.bsuid == wa_id))
-        .order_by(Conversation.wa_id != wa_id)  # an exact wa_id match before a BSUID match
-        .limit(1)
-    )
-    return rows.first()
-
-
 async def _by_conversation(session: AsyncSession, tenant_id: str, conversation_id: str) -> Conversation | None:
     """A conversation by our id or by the Genesys conversation id, within the tenant."""
     rows = await session.scalars(
@@ -185,18 +173,13 @@ async def write_mapping(
             raise NotFound(f"no WhatsApp number {body.phone_number_id} in this tenant", field="phoneNumberId")
     given = body.model_fields_set | ({"customer_name"} if "contact_name" in body.model_fields_set else set())
     async with runtime.database.session() as session:
-        existing = await _by_customer(session, tenant_id, body.wa_id)
-        conversation = existing or await upsert_conversation(session, tenant_id=tenant_id, wa_id=body.wa_id)
-        for field in ("bsuid", "customer_name", "genesys_conversation_id"):
-            if field in given:
-                setattr(conversation, field, getattr(body, field))
-        await session.flush()
-        await session.refresh(conversation)
+        fields = {field: getattr(body, field) for field in MAPPED_FIELDS if field in given}
+        conversation, created = await map_customer(session, tenant_id=tenant_id, customer=body.wa_id, fields=fields)
         view = _mapping(conversation)
     await forget_context(
         runtime, tenant_id=tenant_id, conversation_ids=[view.conversation_id, view.genesys_conversation_id]
     )
-    if existing is not None:
+    if not created:
         response.status_code = status.HTTP_200_OK
     return view
 
@@ -214,7 +197,7 @@ async def read_mapping(
 ) -> MappingView:
     """The conversation of a customer of the tenant."""
     async with runtime.database.session() as session:
-        conversation = await _by_customer(session, _tenant(scope), wa_id)
+        conversation = await find_customer(session, tenant_id=_tenant(scope), customer=wa_id)
     if conversation is None:
         raise NotFound(f"no conversation with customer {wa_id}")
     return _mapping(conversation)
@@ -351,7 +334,7 @@ async def track_message(
             )
             await session.flush()
             await session.refresh(message)
-            view = _message(message)
+            view = MessageView.model_validate(message, from_attributes=True)
     except IntegrityError as exc:
         raise Conflict("another tracked message already has this wamid or genesysMessageId") from exc
     if not created:
@@ -387,7 +370,7 @@ async def list_messages(
     async with runtime.database.session() as session:
         conversations = [
             await _by_conversation(session, tenant_id, conversation_id) if conversation_id is not None else None,
-            await _by_customer(session, tenant_id, wa_id) if wa_id is not None else None,
+            await find_customer(session, tenant_id=tenant_id, customer=wa_id) if wa_id is not None else None,
         ]
         for wanted, found in zip((conversation_id, wa_id), conversations, strict=True):
             if wanted is not None and found is None:
@@ -402,7 +385,7 @@ async def list_messages(
         rows = await session.scalars(
             query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit).offset(offset)
         )
-        items = [_message(row) for row in rows]
+        items = [MessageView.model_validate(row, from_attributes=True) for row in rows]
     return MessagePage(items=items, total=total, limit=limit, offset=offset)
 
 
