@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.contracts import contract
 from xypr.services.inbound_transformer.statuses import part_progress, receipt_for
-from xypr.state.status import StatusStep, advance
+from xypr.state.status import StatusStep, advance, rank, reported_order
 from xypr.whatsapp.models import WaStatus
 
 GENESYS_ID = "4f0c4a4e7e5f4e2b9d1d1c0b5a6f7e8d"
@@ -58,6 +58,14 @@ def _receipt(step: StatusStep, status: WaStatus) -> dict[str, Any] | None:
 )
 def test_status_moves_only_forward_and_sends_delivered_once(current: str, observed: str, expected: StatusStep) -> None:
     assert advance(current, observed) == expected
+
+
+def test_statuses_are_reported_in_the_order_of_their_ranks_then_played_then_failed() -> None:
+    ranked = ["received", "sent", "delivered", "read"]
+    happening = [*ranked, "played", "failed", "something new"]
+
+    assert sorted(reversed(happening), key=reported_order) == happening
+    assert sorted(reversed(ranked), key=rank) == sorted(ranked, key=reported_order)
 
 
 def test_status_delivered_becomes_delivered_receipt_for_the_agent_message() -> None:

@@ -5,15 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["StatusStep", "advance", "furthest", "least_advanced", "rank"]
+__all__ = ["StatusStep", "advance", "furthest", "least_advanced", "rank", "reported_order"]
 
 _RANK: Final = {"received": 0, "sent": 1, "delivered": 2, "read": 3}
+# The order a message's statuses happen in, as Meta reports them: the ranked ones, then `played` (a voice
+# note heard, after `read`; tracked as read) and `failed` (final).
+_REPORTED: Final = (*_RANK, "played", "failed")
 
 
 def rank(status: str | None) -> int:
     """received < sent < delivered < read; an unknown status counts as received. `failed` is not ranked:
     it is final, and `advance` decides what it does."""
     return _RANK.get(status or "received", 0)
+
+
+def reported_order(status: str) -> int:
+    """Where `status` comes among a message's statuses (received first, failed last); an unknown one after all."""
+    return _REPORTED.index(status) if status in _REPORTED else len(_REPORTED)
 
 
 @dataclass(frozen=True, slots=True)

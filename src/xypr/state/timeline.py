@@ -21,13 +21,15 @@ from xypr.auth.principal import Principal
 from xypr.backends.db.base import as_utc
 from xypr.state.backends import StateBackends
 from xypr.state.models import Conversation, Message, MessageStatus
+from xypr.state.status import reported_order
 
 __all__ = ["MessageSummary", "TimelineEvent", "TimelineSearch", "search_messages"]
 
 _CONVERSATION_LIMIT = 50
 _AUDIT_SCAN = 500
-# Meta statuses, in the order they happen (for equal times).
-_STATUS_ORDER = {"sent": 2, "delivered": 3, "read": 4, "played": 5, "failed": 6}
+# Events at equal times keep this order: received (0), transformed (1), then the statuses in the order they
+# happen (from 1 + `reported_order`, so sent is 2 and failed 6), dead-lettered (8), retried or discarded (9).
+_FIRST_STATUS = 1
 _STATUS_LABEL = {
     "sent": "Sent",
     "delivered": "Delivered",
@@ -123,14 +125,30 @@ async def _events(backends: StateBackends, message: Message) -> list[TimelineEve
                     status.status,
                     _STATUS_LABEL.get(status.status, status.status.title()),
                     detail,
-                    _STATUS_ORDER.get(status.status, 7),
+                    _FIRST_STATUS + reported_order(status.status),
                 )
             )
     updated = as_utc(message.updated_at)
     if message.status in ("sent", "delivered", "read") and "sent" not in seen_statuses:
-        events.append(TimelineEvent(updated, "sent", f"Sent to {target}", "accepted by the upstream API", 2))
+        events.append(
+            TimelineEvent(
+                updated,
+                "sent",
+                f"Sent to {target}",
+                "accepted by the upstream API",
+                _FIRST_STATUS + reported_order("sent"),
+            )
+        )
     if message.status == "failed" and "failed" not in seen_statuses:
-        events.append(TimelineEvent(updated, "failed", "Failed", message.error or "no reason recorded", 6))
+        events.append(
+            TimelineEvent(
+                updated,
+                "failed",
+                "Failed",
+                message.error or "no reason recorded",
+                _FIRST_STATUS + reported_order("failed"),
+            )
+        )
     ids = {each for each in (*wamids, message.genesys_message_id, message.id) if each}
     handled = await _dead_letter_actions(backends, message.tenant_id, ids)
     waiting = await _dead_letters_of(backends, message, wamids)

@@ -14,7 +14,6 @@ from xypr.transform.inbound import maps_link
 
 __all__ = ["Bubble", "Location", "MediaView", "bubbles", "failure_reason"]
 
-# Ticks only move forward; `failed` is final (the same ranks as the state API).
 _MEDIA_KINDS: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 # The receipt reasons the pipeline writes in `messages.error` ("<Reason>: <Meta's text>"), in words.
 _REASONS: Final = {
