@@ -20,6 +20,7 @@ from xypr.sandbox.genesys.integrations import _caller
 from xypr.sandbox.genesys.login import SESSION_COOKIE, start_session
 from xypr.sandbox.genesys.state import GenesysSandbox
 from xypr.sandbox.genesys.webhooks import genesys_time, outbound_message
+from xypr.whatsapp.models import customer_id_type
 
 __all__ = ["ClientApp", "control_router", "router"]
 
@@ -186,7 +187,7 @@ async def send_agentless(request: Request, sandbox: SandboxDep) -> dict[str, Any
         integration_id=integration.integration_id,
         nickname=integration.name,
         to_id=to,
-        to_id_type="Opaque" if "." in to else "Phone",
+        to_id_type=customer_id_type(to),
         message_type="Structured" if content else "Text",
         text=text if isinstance(text, str) else None,
         content=content,
