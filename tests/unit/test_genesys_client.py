@@ -45,7 +45,8 @@ def tenant(tenant_id: str = "tenant-1") -> GenesysCredentials:
 class FakeGenesys:
     """Login + Open Messaging over `httpx.MockTransport`: counts tokens, scripts answers of the API."""
 
-    token_delay: float = 0.0
+    # Event-loop turns a login takes: the other requests run meanwhile (a slow login, without a clock).
+    login_turns: int = 0
     answers: list[httpx.Response] = field(default_factory=list)
     tokens_issued: list[str] = field(default_factory=list)
     live_tokens: set[str] = field(default_factory=set)
@@ -57,7 +58,8 @@ class FakeGenesys:
             credentials = base64.b64decode(request.headers["authorization"].removeprefix("Basic ")).decode()
             assert credentials == "client-id:client-secret"
             assert parse_qs(request.content.decode()) == {"grant_type": ["client_credentials"]}
-            await asyncio.sleep(self.token_delay)
+            for _ in range(self.login_turns):
+                await asyncio.sleep(0)
             token = f"token-{len(self.tokens_issued) + 1}"
             self.tokens_issued.append(token)
             self.live_tokens.add(token)
@@ -146,7 +148,7 @@ async def test_receipts_events_and_structured_answers_go_to_their_endpoint_witho
 
 
 async def test_many_requests_of_two_processes_share_one_token(fake: FakeGenesys, cache: Cache) -> None:
-    fake.token_delay = 0.1  # a slow login makes the race real
+    fake.login_turns = 200  # a slow login makes the race real
     first, second = client_for(fake, cache), client_for(fake, cache)
 
     await asyncio.gather(*(each.send(tenant(), "message", MESSAGE) for each in [first, second] * 20))
@@ -277,7 +279,7 @@ async def test_expiry_seen_by_many_requests_of_two_processes_fetches_one_new_tok
     first, second = client_for(fake, cache), client_for(fake, cache)
     await first.send(tenant(), "message", MESSAGE)
     fake.expire_tokens()
-    fake.token_delay = 0.05
+    fake.login_turns = 200
 
     await asyncio.gather(*(each.send(tenant(), "message", MESSAGE) for each in [first, second] * 10))
 
