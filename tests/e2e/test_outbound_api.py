@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from tests.support.auth import login_as
 from tests.support.bridge import Bridge, eventually, running_bridge, tenant_spec
 from tests.support.contracts import contract
 from xypr.auth.principal import Role
+from xypr.backends.broker.base import BrokerUnavailable, OutgoingMessage
 from xypr.state.models import Conversation, Message
 
 CUSTOMER = "16505551234"
@@ -186,3 +187,28 @@ async def test_a_bad_template_request_is_a_400_naming_the_field(
 
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["field"].startswith(field)
+
+
+async def test_a_template_the_broker_cannot_take_is_a_503_and_its_message_is_failed_not_left_queued(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation = await _conversation(bridge)
+    agent = await login_as(bridge, Role.AGENT)
+
+    async def refuse(queue: str, messages: Sequence[OutgoingMessage]) -> None:
+        raise BrokerUnavailable("the broker is down")
+
+    monkeypatch.setattr(bridge.runtime.broker, "publish", refuse)
+    answer = await bridge.client.post(
+        "/transform/outbound/send/template",
+        json={"conversationId": conversation.id, "templateName": "order_update", "language": "en"},
+        headers=agent,
+    )
+
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["message"] == "cannot queue the template right now; retry later"
+    assert answer.headers["retry-after"] == "5"
+    async with bridge.runtime.database.session() as session:
+        (row,) = (await session.scalars(select(Message).where(Message.kind == "template"))).all()
+    assert (row.status, row.error) == ("failed", "ServerError: the broker was unavailable; nothing was sent")
+    assert await bridge.whatsapp_sent() == []

@@ -49,9 +49,10 @@ from xypr.services.agent_widget.page import (
     page_policy,
     script_json,
 )
-from xypr.services.agent_widget.sends import queue_whatsapp, send_through_genesys, store_attachment
+from xypr.services.agent_widget.sends import send_through_genesys, store_attachment
 from xypr.services.deps import RuntimeDep, correlation_id
 from xypr.services.openapi import ErrorBody, error_responses, json_error_responses, model_schema
+from xypr.services.whatsapp_sends import queue_whatsapp
 from xypr.state.details import MessageDetails, Reaction, WidgetAttachment
 from xypr.state.models import Conversation, Media, Message
 from xypr.state.service import CUSTOMER_SERVICE_WINDOW, window_open

@@ -4,33 +4,26 @@
   reply buttons, lists and templates. Genesys records them in its transcript and posts them to our
   outbound webhook, where the ordinary outbound path turns them into WhatsApp messages (a
   `Notification` into a template) — one path, the same tracking, ticks and failure receipts.
-- **Straight to WhatsApp** (like `/transform/outbound/send/template`): reactions, replies quoting a
-  customer message and uploaded media, which Open Messaging cannot carry.
+- **Straight to WhatsApp** (`xypr.services.whatsapp_sends.queue_whatsapp`, as
+  `/transform/outbound/send/template` does): reactions, replies quoting a customer message and uploaded
+  media, which Open Messaging cannot carry.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, Final
 
 import httpx
 
-from xypr.backends.broker.base import BrokerUnavailable
 from xypr.core.errors import BadRequest, Conflict, ServiceUnavailable
 from xypr.core.logging import get_logger
-from xypr.events import MediaUpload, WhatsAppRequest
 from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
-from xypr.state.details import MessageDetails
-from xypr.state.messages import mark_failed, record_agent_send
 from xypr.state.models import Conversation
 from xypr.tenants.service import TenantRuntime
-from xypr.topology import SEND_WHATSAPP
-from xypr.transform.outbound import recipient
-from xypr.whatsapp.models import customer_id_type
 
-__all__ = ["AGENTLESS_PATH", "queue_whatsapp", "send_through_genesys", "store_attachment"]
+__all__ = ["AGENTLESS_PATH", "send_through_genesys", "store_attachment"]
 
 log = get_logger(__name__)
 
@@ -92,49 +85,3 @@ async def store_attachment(runtime: Runtime, tenant: TenantRuntime, *, data: byt
     key = f"tenant/{tenant.id}/outbound/widget/{uuid.uuid4().hex}/{safe}"
     await runtime.store.put(key, data, content_type=mime_type)
     return key
-
-
-async def queue_whatsapp(
-    runtime: Runtime,
-    tenant: TenantRuntime,
-    conversation: Conversation,
-    *,
-    kind: str,
-    text: str | None,
-    payload: dict[str, Any],
-    details: MessageDetails,
-    correlation_id: str,
-    media: list[MediaUpload] | None = None,
-) -> str:
-    """Track an agent message and queue its Graph send (`payload`: the type's part of the body); our id."""
-    if not tenant.active:
-        raise Conflict(f"tenant {tenant.id} is {tenant.status}: nothing is sent for it")
-    send = {"messaging_product": "whatsapp", "recipient_type": "individual", **recipient(conversation.wa_id, None)}
-    send.update(payload)
-    message_id = await record_agent_send(
-        runtime.database, tenant_id=tenant.id, conversation_id=conversation.id, kind=kind, text=text, details=details
-    )
-    event = WhatsAppRequest(
-        tenant_id=tenant.id,
-        kind="message",
-        bodies=[send],
-        message_id=message_id,
-        customer_id=conversation.genesys_customer_id,
-        customer_id_type=customer_id_type(conversation.genesys_customer_id),
-        accepted_at=time.time(),
-        correlation_id=correlation_id,
-        media=media or [],
-    )
-    try:
-        # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
-        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
-    except BrokerUnavailable as exc:
-        await mark_failed(
-            runtime.database,
-            tenant_id=tenant.id,
-            message_id=message_id,
-            error="ServerError: the broker was unavailable; nothing was sent",
-        )
-        raise ServiceUnavailable("cannot queue the message right now; retry later") from exc
-    log.info("widget.queued", tenant_id=tenant.id, message_id=message_id, kind=kind)
-    return message_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -20,19 +19,16 @@ from pydantic import (
 from sqlalchemy import or_, select
 
 from xypr.auth.principal import CurrentPrincipal, Principal
-from xypr.backends.broker.base import BrokerUnavailable
 from xypr.core.apimodel import ApiModel, integral, variants
-from xypr.core.errors import BackendUnavailable, Conflict, Forbidden, NotFound
+from xypr.core.errors import Conflict, Forbidden, NotFound
 from xypr.core.logging import get_logger
-from xypr.events import WhatsAppRequest
 from xypr.genesys.content import TemplateParameter
 from xypr.genesys.models import GenesysOutbound
 from xypr.services.deps import RuntimeDep, correlation_id
 from xypr.services.openapi import error_responses
+from xypr.services.whatsapp_sends import queue_whatsapp
 from xypr.state.details import MessageDetails
-from xypr.state.messages import mark_failed, record_agent_send
 from xypr.state.models import Conversation
-from xypr.topology import SEND_WHATSAPP
 from xypr.transform.outbound import (
     TemplateButtonParameter,
     TemplateHeaderMedia,
@@ -43,7 +39,6 @@ from xypr.transform.outbound import (
     template_send,
     typing_indicator,
 )
-from xypr.whatsapp.models import customer_id_type
 
 __all__ = [
     "TEMPLATE_LANGUAGE_SETTING",
@@ -397,35 +392,16 @@ async def send_template(
     language = body.language or _default_language(tenant.settings)
     send = _template_body(body, conversation.wa_id, language)
     cid = correlation_id(request)
-    message_id = await record_agent_send(
-        runtime.database,
-        tenant_id=tenant.id,
-        conversation_id=conversation.id,
+    message_id = await queue_whatsapp(
+        runtime,
+        tenant,
+        conversation,
         kind="template",
         text=f"template {send['template']['name']} ({send['template']['language']['code']})",
+        payload=send,
         details=MessageDetails(requested_by=principal.user_id),
-    )
-    event = WhatsAppRequest(
-        tenant_id=tenant.id,
-        kind="message",
-        bodies=[send],
-        message_id=message_id,
-        customer_id=conversation.genesys_customer_id,
-        customer_id_type=customer_id_type(conversation.genesys_customer_id),
-        accepted_at=time.time(),
         correlation_id=cid,
     )
-    try:
-        # The key the outbound path uses for this customer (`to.id`): one order with the agent's messages.
-        await runtime.broker.publish(SEND_WHATSAPP, [event.to_outgoing(customer=conversation.genesys_customer_id)])
-    except BrokerUnavailable as exc:
-        await mark_failed(
-            runtime.database,
-            tenant_id=tenant.id,
-            message_id=message_id,
-            error="ServerError: the broker was unavailable; nothing was sent",
-        )
-        raise BackendUnavailable("cannot queue the template right now; retry later") from exc
     log.info("template.queued", tenant_id=tenant.id, message_id=message_id, template=send["template"]["name"])
     queued = TemplateQueued(message_id=message_id, conversation_id=conversation.id, status="queued", message=send)
     return JSONResponse(queued.model_dump(mode="json"), status_code=202, headers={"X-Request-Id": cid})
