@@ -22,9 +22,12 @@ COLUMNS = {column.name for model in (Conversation, Message) for column in model.
     "updated_at",
 }
 # Assignments to attributes of that name on objects that are not rows.
-NOT_ROWS = {("services/agent_widget/history.py", "bubble.text")}
+NOT_ROWS = {
+    ("services/agent_widget/history.py", "bubble.text"),
+    ("services/admin_dashboard/people.py", "user.status"),  # a user account (auth's table)
+}
 # `setattr` with a computed name on objects that are not state rows (tenant settings).
-NOT_ROWS_SETATTR = {("tenants/service.py", "tenant"), ("tenants/lifecycle.py", "stored")}
+NOT_ROWS_SETATTR = {("tenants/service.py", "tenant"), ("services/tenant/lifecycle.py", "stored")}
 
 
 def _writes(relative: str, tree: ast.AST) -> Iterator[str]:

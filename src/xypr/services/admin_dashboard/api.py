@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from xypr.audit.service import list_audit
-from xypr.auth.people import add_admin, list_people, live_sessions, reset_admin_password, set_person_status
 from xypr.auth.principal import Principal, Role, require_roles
 from xypr.deadletters.service import (
     DeadLetterFilter,
@@ -25,6 +24,13 @@ from xypr.deadletters.service import (
     replay_dead_letters,
 )
 from xypr.monitoring.overview import THRESHOLDS, build_overview
+from xypr.services.admin_dashboard.people import (
+    add_admin,
+    list_people,
+    live_sessions,
+    reset_admin_password,
+    set_person_status,
+)
 from xypr.services.admin_dashboard.schemas import (
     AuditEntryView,
     AuditPage,

@@ -18,7 +18,6 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from xypr.audit.service import list_audit
 from xypr.auth.cookies import REFRESH_COOKIE, clear_session_cookies
-from xypr.auth.people import add_admin, list_people, live_sessions, reset_admin_password, set_person_status
 from xypr.auth.principal import Principal, Role
 from xypr.auth.roles import RoleMapping, RoleRule
 from xypr.auth.service import revoke_session
@@ -32,20 +31,27 @@ from xypr.deadletters.service import (
     replay_dead_letters,
 )
 from xypr.monitoring.overview import THRESHOLDS, Overview, build_overview
+from xypr.services.admin_dashboard.drafts import my_drafts
+from xypr.services.admin_dashboard.people import (
+    add_admin,
+    list_people,
+    live_sessions,
+    reset_admin_password,
+    set_person_status,
+)
 from xypr.services.admin_dashboard.rendering import PageRoute, render, viewer
 from xypr.services.admin_dashboard.wizard import router as wizard_router
 from xypr.services.deps import RuntimeDep
-from xypr.state.timeline import search_messages
-from xypr.tenants.drafts import my_drafts
-from xypr.tenants.lifecycle import check_tenant, delete_tenant, reactivate_tenant, suspend_tenant, update_tenant
-from xypr.tenants.models import TENANT_STATUSES
-from xypr.tenants.operations import (
+from xypr.services.tenant.lifecycle import check_tenant, delete_tenant, reactivate_tenant, suspend_tenant, update_tenant
+from xypr.services.tenant.operations import (
     check_webhook_verification,
     genesys_token_status,
     refresh_genesys_token,
     webhook_help,
     whatsapp_number_status,
 )
+from xypr.state.timeline import search_messages
+from xypr.tenants.models import TENANT_STATUSES
 from xypr.tenants.parking import parked_counts
 from xypr.tenants.schemas import TenantUpdate
 from xypr.tenants.service import get_tenant, list_tenants, tenant_view

@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from xypr.audit.service import AuditRecord
-from xypr.auth.people import LiveSession, Person
 from xypr.deadletters.service import DeadLetterView
 from xypr.genesys.client import TokenStatus
 from xypr.monitoring.overview import Overview
+from xypr.services.admin_dashboard.people import LiveSession, Person
+from xypr.services.tenant.operations import NumberStatus, VerificationResult, WebhookHelp
 from xypr.state.timeline import MessageSummary, TimelineSearch
-from xypr.tenants.operations import NumberStatus, VerificationResult, WebhookHelp
 
 __all__ = [
     "AuditPage",

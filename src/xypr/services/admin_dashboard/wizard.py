@@ -21,10 +21,10 @@ from sqlalchemy import select
 from xypr.auth.principal import Principal
 from xypr.core.errors import NotFound
 from xypr.runtime import Runtime
+from xypr.services.admin_dashboard.drafts import Draft, delete_draft, load_draft, new_draft, save_draft
 from xypr.services.admin_dashboard.rendering import PageRoute, render, viewer
 from xypr.services.deps import RuntimeDep
-from xypr.tenants.drafts import Draft, delete_draft, load_draft, new_draft, save_draft
-from xypr.tenants.lifecycle import OnboardingFailed, onboard_tenant
+from xypr.services.tenant.lifecycle import OnboardingFailed, onboard_tenant
 from xypr.tenants.models import Tenant
 from xypr.tenants.onboarding import (
     ACCESS_TOKEN,

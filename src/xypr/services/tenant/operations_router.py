@@ -19,7 +19,7 @@ from xypr.services.admin_dashboard.schemas import (
 )
 from xypr.services.deps import RuntimeDep
 from xypr.services.openapi import error_responses
-from xypr.tenants.operations import (
+from xypr.services.tenant.operations import (
     check_webhook_verification,
     genesys_token_status,
     refresh_genesys_token,

@@ -24,7 +24,7 @@ from xypr.auth.roles import RoleMapping
 from xypr.core.errors import BadRequest, NotFound
 from xypr.services.deps import MAX_OFFSET, RuntimeDep
 from xypr.services.openapi import error_responses
-from xypr.tenants.lifecycle import (
+from xypr.services.tenant.lifecycle import (
     check_tenant,
     delete_tenant,
     onboard_tenant,
