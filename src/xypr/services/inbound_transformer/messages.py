@@ -1,14 +1,12 @@
-"""Customer messages: track once, look up what the transform needs (quotes, quick replies, media), publish."""
+"""Customer messages, in the order they are handled: read the item, track it once (`state.inbound`), copy its
+media, turn it into Open Messaging (`transform.inbound`, pure), keep what that found out, hand it on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from xypr.core.errors import PermanentError
 from xypr.core.logging import get_logger
@@ -18,23 +16,19 @@ from xypr.runtime import Runtime
 from xypr.services.inbound_transformer.media import MediaCopier
 from xypr.stage import Handoff
 from xypr.state.details import MessageDetails
-from xypr.state.identity import follow_identity, keep_told_as
-from xypr.state.messages import merge_details, rewrite_text
-from xypr.state.models import Conversation, Message
-from xypr.state.service import (
-    SETTLED,
-    TrackedCustomerMessage,
-    find_conversation,
-    record_inbound,
-    track_customer_message,
-    upsert_conversation,
+from xypr.state.inbound import (
+    CustomerMessage,
+    IdentityNotice,
+    TrackedInbound,
+    customer_of_bsuid,
+    note_learned,
+    track_identity_change,
+    track_inbound,
 )
 from xypr.tenants.service import TenantRuntime
 from xypr.transform.inbound import (
     GenesysInbound,
     InboundFacts,
-    QuickReply,
-    ReferencedMessage,
     StoredMedia,
     message_facts,
     message_summary,
@@ -42,9 +36,9 @@ from xypr.transform.inbound import (
     to_genesys_inbound,
 )
 from xypr.whatsapp.media import MediaUnavailable
-from xypr.whatsapp.models import WaContact, WaInboundMessage, WaSystem, customer_of, is_bsuid
+from xypr.whatsapp.models import WaContact, WaInboundMessage, customer_of
 
-__all__ = ["handle_message", "parse_message", "quick_replies_of"]
+__all__ = ["handle_message", "parse_message"]
 
 log = get_logger(__name__)
 
@@ -60,250 +54,26 @@ async def handle_message(
     contact = _contact(event)
     _count_unknown_fields(tenant, message)
     if message.system is not None and message.system.is_identity_change:
-        changed = await _track_identity_change(runtime, tenant, message)
-        if changed is None:
-            return "duplicate"
-        customer_name, conversation_id, row_id, told_as = changed
-        facts = InboundFacts(customer_name=customer_name, customer_id=told_as)
-        return await _send(send, tenant, event, to_genesys_inbound(message, contact, facts), row_id, conversation_id)
+        return await _handle_identity_change(runtime, tenant, event, message, contact, send)
 
-    customer = message.customer_key
-    if customer is None:
-        raise PermanentError("WhatsApp message without `from` or `from_user_id`")
-    # Without `from`, the BSUID may belong to a customer known by phone (or whose BSUID changed since).
-    known_as = await _known_by_bsuid(runtime, tenant, message.from_user_id) if message.from_ is None else None
-    customer = known_as or customer
-
-    known = await _track(runtime, tenant, message, contact, customer)
-    if known is None:
+    tracked = await track_inbound(
+        runtime.database, tenant_id=tenant.id, message=await _customer_message(runtime, tenant, message, contact)
+    )
+    if tracked is None:
         return "duplicate"
-    referenced, customer_name, told_as, row_id = known.referenced, known.customer_name, known.told_as, known.row_id
-
-    facts = InboundFacts(referenced=referenced, customer_name=customer_name, customer_id=told_as)
-    media_id: str | None = None
-    if message.media is not None:
-        media_id = message.media.id
-        stored, problem = await _copy_media(runtime, tenant, message)
-        facts = InboundFacts(
-            referenced=referenced,
-            media=stored,
-            media_problem=problem,
-            customer_name=customer_name,
-            customer_id=told_as,
-        )
+    stored, problem = await _copy_media(runtime, tenant, message)
+    facts = InboundFacts(
+        referenced=tracked.referenced,
+        media=stored,
+        media_problem=problem,
+        customer_name=tracked.customer_name,
+        customer_id=tracked.told_as,
+    )
     inbound = to_genesys_inbound(message, contact, facts)
-
-    if media_id is not None or inbound.kind == "structured" or message.type == "edit":
-        learned = MessageDetails(
-            media_id=media_id,
-            media_copied=(facts.media is not None) if media_id is not None else None,
-            structured=True if inbound.kind == "structured" else None,
-        )
-        async with runtime.database.session() as session:
-            await merge_details(session, tenant_id=tenant.id, message_id=row_id, update=learned)
-            if message.type == "edit" and message.edit and message.edit.original_message_id:
-                # Later quotes of the edited message show what it says now.
-                await rewrite_text(
-                    session, tenant_id=tenant.id, wamid=message.edit.original_message_id, text=message_summary(message)
-                )
-
+    await _note_learned(runtime, tenant, message, inbound, tracked, media_copied=stored is not None)
     # Tracked a moment ago, the row needs no read-back before the send; after a media copy (up to 100 MB) it
     # does: meanwhile the conversation's partition may have moved to another process, which sent it.
-    new = known.new if media_id is None else None
-    return await _send(send, tenant, event, inbound, row_id, known.conversation_id, new=new)
-
-
-async def _send(
-    send: Handoff[GenesysRequest],
-    tenant: TenantRuntime,
-    event: InboundWhatsAppEvent,
-    inbound: GenesysInbound,
-    row_id: str,
-    conversation_id: str,
-    *,
-    new: TrackedCustomerMessage | None = None,
-) -> str:
-    """Hand on the Open Messaging request of one tracked customer message (`new`: tracked just now)."""
-    request = GenesysRequest(
-        tenant_id=tenant.id,
-        kind=inbound.kind,
-        body=inbound.body,
-        message_id=row_id,
-        conversation_id=conversation_id,
-        accepted_at=event.accepted_at,
-        correlation_id=event.correlation_id,
-        just_tracked=new is not None,
-        genesys_conversation_id=new.genesys_conversation_id if new is not None else None,
-    )
-    # The key the webhook used, so a queued request keeps the conversation's order downstream.
-    await send(request, customer=customer_of(event.item) or "_unknown")
-    return "processed"
-
-
-@dataclass(frozen=True, slots=True)
-class _Tracked:
-    """A customer message tracked (or found tracked but not yet in Genesys), with what its transform needs."""
-
-    customer_name: str | None
-    conversation_id: str
-    row_id: str
-    referenced: ReferencedMessage | None
-    # The id Genesys knows the customer by.
-    told_as: str
-    # Set when the row was created just now (not a redelivery): what the sender would otherwise read back.
-    new: TrackedCustomerMessage | None = None
-
-
-async def _track(
-    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage, contact: WaContact | None, customer: str
-) -> _Tracked | None:
-    """Track the message once; None when it already reached Genesys."""
-    wrote_at = _wrote_at(message)
-    name = contact.profile.name if contact and contact.profile else None
-    summary = message_summary(message)
-    facts = MessageDetails.load(message_facts(message))
-    wamid_referenced = referenced_wamid(message)
-    tracked = None
-    if message.type != "system":
-        # The common case in one transaction of two statements; a redelivery falls through to the general path.
-        tracked = await track_customer_message(
-            runtime.database,
-            tenant_id=tenant.id,
-            wa_id=customer,
-            bsuid=message.from_user_id,
-            customer_name=name,
-            customer_wrote_at=wrote_at,
-            wamid=message.id,
-            kind=message.type[:32],
-            text=summary,
-            details=facts,
-        )
-    referenced: ReferencedMessage | None = None
-    if tracked is not None:  # new: the quoted message (if any) is a read of its own
-        if wamid_referenced:
-            async with runtime.database.session() as session:
-                referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return _Tracked(
-            tracked.customer_name,
-            tracked.conversation_id,
-            tracked.message_id,
-            referenced,
-            tracked.genesys_customer_id,
-            new=tracked,
-        )
-    async with runtime.database.session() as session:
-        existing = await _inbound_row(session, tenant.id, message.id)
-        if existing is not None and existing.status in SETTLED:
-            return None
-        conversation: Conversation | None = None
-        row = existing
-        if existing is not None and existing.conversation_id:
-            # A redelivery of a message half-processed before: keep its conversation (it may have moved number).
-            conversation = await session.get(Conversation, existing.conversation_id)
-        if conversation is None or row is None:
-            conversation = await upsert_conversation(
-                session,
-                tenant_id=tenant.id,
-                wa_id=customer,
-                bsuid=message.from_user_id,
-                customer_name=name,
-                customer_wrote_at=wrote_at,
-            )
-            row = (
-                await record_inbound(
-                    session,
-                    conversation=conversation,
-                    wamid=message.id,
-                    kind=message.type[:32],
-                    text=summary,
-                    details=facts,
-                )
-            ).message
-        referenced = await _referenced(session, tenant.id, wamid_referenced)
-        return _Tracked(
-            conversation.customer_name, conversation.id, row.id, referenced, conversation.genesys_customer_id
-        )
-
-
-async def _track_identity_change(
-    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage
-) -> tuple[str | None, str, str, str] | None:
-    """Track a phone number or BSUID change once, in the customer's existing conversation, and move that
-    conversation to the new ids: (customer name, conversation id, message row id, the id Genesys knows
-    the customer by), or None when it already reached Genesys."""
-    before, after = message.previous_ids, message.new_ids
-    if not before and not after:
-        kind = message.system.type if message.system else "system"
-        raise PermanentError(f"WhatsApp {kind} notice names no customer (no from, previous_user_id, wa_id, user_id)")
-    async with runtime.database.session() as session:
-        row = await _inbound_row(session, tenant.id, message.id)
-        if row is not None and row.status in SETTLED:
-            return None
-        conversation = None
-        if row is not None and row.conversation_id:
-            # A redelivery: the conversation it was tracked in has moved to the new ids already.
-            conversation = await session.get(Conversation, row.conversation_id)
-        conversation = (
-            conversation
-            or await _conversation_of(session, tenant.id, before)
-            or await _conversation_of(session, tenant.id, after)  # the move happened, the notice came again
-            or await upsert_conversation(  # never seen: their conversation starts under the new id
-                session, tenant_id=tenant.id, wa_id=(after or before)[0], bsuid=_new_bsuid(message)
-            )
-        )
-        if row is None:
-            row = (
-                await record_inbound(
-                    session, conversation=conversation, wamid=message.id, kind="system", text=message_summary(message)
-                )
-            ).message
-        # Told to Genesys under the id it knows the customer by (it threads on it).
-        told_as = keep_told_as(row, conversation)
-        if message.system is not None:
-            await follow_identity(
-                session,
-                conversation,
-                new_key=_new_key(conversation, message.system, message),
-                new_bsuid=message.system.user_id,
-                change=message.system.type,
-            )
-        return conversation.customer_name, conversation.id, row.id, told_as
-
-
-async def _conversation_of(session: AsyncSession, tenant_id: str, ids: tuple[str, ...]) -> Conversation | None:
-    """The conversation one of `ids` names: as its key first, else as its BSUID."""
-    for each in ids:
-        found = await find_conversation(session, tenant_id=tenant_id, wa_id=each)
-        if found is not None:
-            return found
-    if not ids:
-        return None
-    return await session.scalar(
-        select(Conversation)
-        .where(Conversation.tenant_id == tenant_id, Conversation.bsuid.in_(ids))
-        .order_by(Conversation.updated_at.desc())
-        .limit(1)
-    )
-
-
-async def _known_by_bsuid(runtime: Runtime, tenant: TenantRuntime, bsuid: str | None) -> str | None:
-    """The key of the conversation whose customer has this BSUID, when it is not the BSUID itself."""
-    if not bsuid:
-        return None
-    async with runtime.database.session() as session:
-        if await find_conversation(session, tenant_id=tenant.id, wa_id=bsuid) is not None:
-            return None
-        key = await session.scalar(
-            select(Conversation.wa_id)
-            .where(Conversation.tenant_id == tenant.id, Conversation.bsuid == bsuid)
-            .order_by(Conversation.updated_at.desc())
-            .limit(1)
-        )
-    return str(key) if key else None
-
-
-def _new_bsuid(message: WaInboundMessage) -> str | None:
-    return message.system.user_id if message.system else None
+    return await _send(send, tenant, event, inbound, tracked, just_tracked=message.media is None)
 
 
 def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:
@@ -330,15 +100,11 @@ def parse_message(event: InboundWhatsAppEvent) -> WaInboundMessage:
         raise PermanentError(f"malformed WhatsApp message: {exc.errors()[0]['msg']}") from exc
 
 
-def quick_replies_of(details: MessageDetails | None) -> tuple[QuickReply, ...]:
-    """The choices an outbound message offered (`details.quick_replies`)."""
-    choices: list[QuickReply] = []
-    for entry in (details.quick_replies if details is not None else None) or ():
-        title = entry.title or entry.payload or entry.id
-        payload = entry.payload if entry.payload is not None else title
-        kind: Literal["QuickReply", "Button"] = "Button" if entry.type == "Button" else "QuickReply"
-        choices.append(QuickReply(id=entry.id, title=title, payload=payload, type=kind))
-    return tuple(choices)
+def _is_unix_time(value: Any) -> bool:
+    try:
+        return float(value) >= 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _contact(event: InboundWhatsAppEvent) -> WaContact | None:
@@ -350,20 +116,6 @@ def _contact(event: InboundWhatsAppEvent) -> WaContact | None:
         return None  # a name is nice to have, never a reason to lose the message
 
 
-def _is_unix_time(value: Any) -> bool:
-    try:
-        return float(value) >= 0
-    except (TypeError, ValueError):
-        return False
-
-
-def _wrote_at(message: WaInboundMessage) -> datetime | None:
-    # A system notice is WhatsApp speaking, not the customer: it opens no customer-service window.
-    if message.type == "system":
-        return None
-    return datetime.fromtimestamp(float(message.timestamp), tz=UTC)
-
-
 def _count_unknown_fields(tenant: TenantRuntime, message: WaInboundMessage) -> None:
     unknown = sorted(set(message.model_extra or {}) - _KNOWN_KEYS - {message.type})
     if unknown:
@@ -371,46 +123,65 @@ def _count_unknown_fields(tenant: TenantRuntime, message: WaInboundMessage) -> N
         log.info("inbound.unknown_fields", tenant_id=tenant.id, wamid=message.id, fields=unknown[:20])
 
 
-async def _inbound_row(session: AsyncSession, tenant_id: str, wamid: str) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.tenant_id == tenant_id, Message.direction == "inbound", Message.wamid == wamid)
+async def _handle_identity_change(
+    runtime: Runtime,
+    tenant: TenantRuntime,
+    event: InboundWhatsAppEvent,
+    message: WaInboundMessage,
+    contact: WaContact | None,
+    send: Handoff[GenesysRequest],
+) -> str:
+    """A phone number or BSUID change: tracked once in the customer's conversation, which moves to the new
+    ids; Genesys is told under the id it knows the customer by."""
+    assert message.system is not None
+    if not message.previous_ids and not message.new_ids:
+        raise PermanentError(
+            f"WhatsApp {message.system.type} notice names no customer (no from, previous_user_id, wa_id, user_id)"
+        )
+    notice = IdentityNotice(
+        wamid=message.id,
+        text=message_summary(message),
+        system=message.system,
+        before=message.previous_ids,
+        after=message.new_ids,
     )
+    tracked = await track_identity_change(runtime.database, tenant_id=tenant.id, notice=notice)
+    if tracked is None:
+        return "duplicate"
+    facts = InboundFacts(customer_name=tracked.customer_name, customer_id=tracked.told_as)
+    return await _send(send, tenant, event, to_genesys_inbound(message, contact, facts), tracked)
 
 
-async def _referenced(session: AsyncSession, tenant_id: str, wamid: str | None) -> ReferencedMessage | None:
-    """The tracked message (either direction) a reply, reaction, edit or revoke points at."""
-    if not wamid:
-        return None
-    row = await session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid).limit(1))
-    if row is None:
-        return None
-    return ReferencedMessage(
-        text=row.text,
-        genesys_message_id=row.genesys_message_id,
-        quick_replies=quick_replies_of(row.details) if row.direction == "outbound" else (),
+async def _customer_message(
+    runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage, contact: WaContact | None
+) -> CustomerMessage:
+    """What to track of a message: its facts, and the conversation it belongs to."""
+    customer = message.customer_key
+    if customer is None:
+        raise PermanentError("WhatsApp message without `from` or `from_user_id`")
+    if message.from_ is None:
+        # Without `from`, the BSUID may belong to a customer known by phone (or whose BSUID changed since).
+        customer = (
+            await customer_of_bsuid(runtime.database, tenant_id=tenant.id, bsuid=message.from_user_id) or customer
+        )
+    return CustomerMessage(
+        wamid=message.id,
+        kind=message.type,
+        text=message_summary(message),
+        details=MessageDetails.load(message_facts(message)),
+        customer=customer,
+        bsuid=message.from_user_id,
+        customer_name=contact.profile.name if contact and contact.profile else None,
+        # A system notice is WhatsApp speaking, not the customer: it opens no customer-service window.
+        wrote_at=None if message.type == "system" else datetime.fromtimestamp(float(message.timestamp), tz=UTC),
+        referenced_wamid=referenced_wamid(message),
     )
-
-
-def _new_key(conversation: Conversation, system: WaSystem, message: WaInboundMessage) -> str | None:
-    """The key the conversation moves to: the new phone number (`user_changed_number`), or the new BSUID
-    (`user_changed_user_id`; the key itself only for a customer known by BSUID alone)."""
-    if system.type == "user_changed_number":
-        return system.wa_id or system.user_id
-    if system.user_id and _is_bsuid_key(conversation, message):
-        return system.user_id
-    return None
-
-
-def _is_bsuid_key(conversation: Conversation, message: WaInboundMessage) -> bool:
-    """Whether the conversation is keyed by the customer's (old) BSUID rather than a phone number."""
-    previous = message.system.previous_user_id if message.system else None
-    return is_bsuid(conversation.wa_id) or conversation.wa_id == previous
 
 
 async def _copy_media(
     runtime: Runtime, tenant: TenantRuntime, message: WaInboundMessage
 ) -> tuple[StoredMedia | None, str | None]:
-    """The stored media, or why WhatsApp could not give it (the message goes on with a note)."""
+    """The stored media, or why WhatsApp could not give it (the message goes on with a note); none without."""
     media = message.media
     if media is None:
         return None, None
@@ -419,3 +190,56 @@ async def _copy_media(
     except MediaUnavailable as exc:
         return None, exc.agent_note
     return stored, None
+
+
+async def _note_learned(
+    runtime: Runtime,
+    tenant: TenantRuntime,
+    message: WaInboundMessage,
+    inbound: GenesysInbound,
+    tracked: TrackedInbound,
+    *,
+    media_copied: bool,
+) -> None:
+    """Keep on the row what handling it found out: its media copied or not, sent as structured; an edit
+    rewrites the text of the message it edits. Nothing to write for a plain text."""
+    media_id = message.media.id if message.media is not None else None
+    if media_id is None and inbound.kind != "structured" and message.type != "edit":
+        return
+    learned = MessageDetails(
+        media_id=media_id,
+        media_copied=media_copied if media_id is not None else None,
+        structured=True if inbound.kind == "structured" else None,
+    )
+    edited = None
+    if message.type == "edit" and message.edit and message.edit.original_message_id:
+        edited = (message.edit.original_message_id, message_summary(message))
+    await note_learned(runtime.database, tenant_id=tenant.id, row_id=tracked.row_id, learned=learned, edited=edited)
+
+
+async def _send(
+    send: Handoff[GenesysRequest],
+    tenant: TenantRuntime,
+    event: InboundWhatsAppEvent,
+    inbound: GenesysInbound,
+    tracked: TrackedInbound,
+    *,
+    just_tracked: bool = False,
+) -> str:
+    """Hand on the Open Messaging request of one tracked customer message (`just_tracked`: its row was
+    created a moment ago, so the sender need not read it back)."""
+    new = tracked.new if just_tracked else None
+    request = GenesysRequest(
+        tenant_id=tenant.id,
+        kind=inbound.kind,
+        body=inbound.body,
+        message_id=tracked.row_id,
+        conversation_id=tracked.conversation_id,
+        accepted_at=event.accepted_at,
+        correlation_id=event.correlation_id,
+        just_tracked=new is not None,
+        genesys_conversation_id=new.genesys_conversation_id if new is not None else None,
+    )
+    # The key the webhook used, so a queued request keeps the conversation's order downstream.
+    await send(request, customer=customer_of(event.item) or "_unknown")
+    return "processed"
