@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from xypr.genesys.models import GenesysIdType, GenesysMessageType, GenesysOutbound
-from xypr.whatsapp.models import WaInboundMessage, WaMessageType, WaStatus, WaStatusValue
+from xypr.genesys.content import (
+    Attachment,
+    CardAction,
+    CardActionType,
+    MediaType,
+    TemplateButton,
+    TemplateButtonType,
+    TemplateHeader,
+    TemplateHeaderType,
+)
+from xypr.genesys.models import (
+    GenesysChannelType,
+    GenesysDirection,
+    GenesysIdType,
+    GenesysMessageType,
+    GenesysOutbound,
+    GenesysReceiptStatus,
+)
+from xypr.whatsapp.models import (
+    WaInboundMessage,
+    WaInteractive,
+    WaInteractiveType,
+    WaMessageType,
+    WaStatus,
+    WaStatusValue,
+    WaSystem,
+    WaSystemType,
+)
 
 _GENESYS = {"id": "g1", "channel": {"id": "c", "to": {"id": "+1", "idType": "Phone"}}, "type": "Text"}
 
@@ -48,3 +74,41 @@ def test_a_wire_enum_is_documented_as_any_string_with_the_known_values_as_exampl
     assert schema["type"] == "string"
     assert "enum" not in schema  # an enum would promise a refusal that never comes
     assert schema["examples"] == ["Text", "Structured", "Receipt", "Event"]
+
+
+def test_the_other_fixed_sets_of_the_wire_are_members_and_new_values_are_kept() -> None:
+    outbound = GenesysOutbound.model_validate(
+        {
+            **_GENESYS,
+            "direction": "Outbound",
+            "status": "Delivered",
+            "channel": {**_GENESYS["channel"], "type": "Private"},
+        }
+    )
+    attachment = Attachment.model_validate({"mediaType": "Image"})
+    action, header, button = (
+        CardAction.model_validate({"type": "Postback"}),
+        TemplateHeader.model_validate({"type": "Media"}),
+        TemplateButton.model_validate({"type": "Url"}),
+    )
+    interactive = WaInteractive.model_validate({"type": "list_reply"})
+    system = WaSystem.model_validate({"type": "user_changed_number"})
+
+    assert (outbound.direction, outbound.status, outbound.channel.type) == (
+        GenesysDirection.OUTBOUND,
+        GenesysReceiptStatus.DELIVERED,
+        GenesysChannelType.PRIVATE,
+    )
+    assert (attachment.media_type, action.type, header.type, button.type) == (
+        MediaType.IMAGE,
+        CardActionType.POSTBACK,
+        TemplateHeaderType.MEDIA,
+        TemplateButtonType.URL,
+    )
+    assert (interactive.type, system.type) == (WaInteractiveType.LIST_REPLY, WaSystemType.USER_CHANGED_NUMBER)
+    assert system.is_identity_change
+    later = WaSystem.model_validate({"type": "user_left_whatsapp"})
+    assert (later.type, later.type.known, later.is_identity_change) == ("user_left_whatsapp", False, False)
+    new_media = Attachment.model_validate({"mediaType": "Hologram"}).media_type
+    assert new_media is not None
+    assert (new_media, new_media.known) == ("Hologram", False)

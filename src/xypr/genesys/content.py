@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xypr.core.wire import WireEnum
+
 __all__ = [
     "Attachment",
     "AvailableTime",
     "Card",
     "CardAction",
+    "CardActionType",
     "Carousel",
     "ContentItem",
     "DatePicker",
@@ -16,13 +19,16 @@ __all__ = [
     "ListPickerItem",
     "ListPickerSection",
     "Location",
+    "MediaType",
     "NotificationTemplate",
     "QuickReply",
     "QuickReplyV2",
     "ReplyMessage",
     "TemplateBody",
     "TemplateButton",
+    "TemplateButtonType",
     "TemplateHeader",
+    "TemplateHeaderType",
     "TemplateParameter",
 ]
 
@@ -32,11 +38,47 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
 
+class MediaType(WireEnum):
+    """An attachment's `mediaType`."""
+
+    IMAGE = "Image"
+    VIDEO = "Video"
+    AUDIO = "Audio"
+    FILE = "File"
+    LINK = "Link"
+    UNKNOWN = "unknown"
+
+
+class CardActionType(WireEnum):
+    """A card button's `type`."""
+
+    POSTBACK = "Postback"
+    LINK = "Link"
+    UNKNOWN = "unknown"
+
+
+class TemplateHeaderType(WireEnum):
+    """A template header's `type`."""
+
+    TEXT = "Text"
+    MEDIA = "Media"
+    UNKNOWN = "unknown"
+
+
+class TemplateButtonType(WireEnum):
+    """A template button's `type`."""
+
+    QUICK_REPLY = "QuickReply"
+    URL = "Url"
+    PHONE_NUMBER = "PhoneNumber"
+    UNKNOWN = "unknown"
+
+
 class Attachment(_Wire):
     """`attachment`: a file the agent sent (`mediaType` Image, Video, Audio, File or Link)."""
 
     id: str | None = None
-    media_type: str | None = Field(default=None, alias="mediaType")
+    media_type: MediaType | None = Field(default=None, alias="mediaType")
     url: str | None = None
     mime: str | None = None
     filename: str | None = None
@@ -64,7 +106,7 @@ class QuickReplyV2(_Wire):
 class CardAction(_Wire):
     """A card button: `Postback` (answers `payload`) or `Link` (opens `url`)."""
 
-    type: str | None = None
+    type: CardActionType | None = None
     text: str | None = None
     payload: str | None = None
     url: str | None = None
@@ -163,7 +205,7 @@ class TemplateParameter(_Wire):
 class TemplateHeader(_Wire):
     """A template header: `Text` (with parameters) or `Media` (an attachment)."""
 
-    type: str | None = None
+    type: TemplateHeaderType | None = None
     text: str | None = None
     media: Attachment | None = None
     parameters: list[TemplateParameter] = Field(default_factory=list)
@@ -179,7 +221,7 @@ class TemplateBody(_Wire):
 class TemplateButton(_Wire):
     """A template button: `QuickReply` (with a `payload`), `Url` (with parameters) or `PhoneNumber`."""
 
-    type: str | None = None
+    type: TemplateButtonType | None = None
     text: str | None = None
     index: int | None = None
     phone_number: str | None = Field(default=None, alias="phoneNumber")

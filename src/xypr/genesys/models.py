@@ -8,7 +8,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from xypr.core.wire import WireEnum
 
-__all__ = ["GenesysChannel", "GenesysIdType", "GenesysMessageType", "GenesysOutbound", "GenesysParty"]
+__all__ = [
+    "GenesysChannel",
+    "GenesysChannelType",
+    "GenesysDirection",
+    "GenesysIdType",
+    "GenesysMessageType",
+    "GenesysOutbound",
+    "GenesysParty",
+    "GenesysReceiptStatus",
+]
 
 
 class GenesysMessageType(WireEnum):
@@ -30,6 +39,34 @@ class GenesysIdType(WireEnum):
     UNKNOWN = "unknown"
 
 
+class GenesysDirection(WireEnum):
+    """Which way an Open Messaging message goes: `Outbound` is Genesys' (the agent's), `Inbound` ours."""
+
+    INBOUND = "Inbound"
+    OUTBOUND = "Outbound"
+    UNKNOWN = "unknown"
+
+
+class GenesysChannelType(WireEnum):
+    """An Open Messaging channel's `type`: `Private` for a one-to-one conversation."""
+
+    PRIVATE = "Private"
+    PUBLIC = "Public"
+    UNKNOWN = "unknown"
+
+
+class GenesysReceiptStatus(WireEnum):
+    """A receipt's `status`."""
+
+    SENT = "Sent"
+    DELIVERED = "Delivered"
+    READ = "Read"
+    FAILED = "Failed"
+    PUBLISHED = "Published"
+    REMOVED = "Removed"
+    UNKNOWN = "unknown"
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
@@ -44,7 +81,7 @@ class GenesysParty(_Wire):
 class GenesysChannel(_Wire):
     id: str
     platform: str | None = None
-    type: str | None = None
+    type: GenesysChannelType | None = None
     to: GenesysParty
     from_: GenesysParty | None = Field(default=None, alias="from")
     time: str | None = None
@@ -56,10 +93,10 @@ class GenesysOutbound(_Wire):
 
     id: str
     channel: GenesysChannel
-    direction: str | None = None
+    direction: GenesysDirection | None = None
     type: GenesysMessageType
     text: str | None = None
     content: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
-    status: str | None = None
+    status: GenesysReceiptStatus | None = None
     originating_entity: str | None = Field(default=None, alias="originatingEntity")

@@ -27,7 +27,7 @@ from xypr.state.service import (
     upsert_conversation,
 )
 from xypr.transform.inbound import QuickReply, ReferencedMessage
-from xypr.whatsapp.models import WaSystem, is_bsuid
+from xypr.whatsapp.models import WaSystem, WaSystemType, is_bsuid
 
 __all__ = [
     "CustomerMessage",
@@ -274,7 +274,7 @@ def _new_key(conversation: Conversation, notice: IdentityNotice) -> str | None:
     (`user_changed_user_id`; the key itself only for a customer known by BSUID alone: a conversation keyed
     by a BSUID, or by the one this notice says the customer had)."""
     system = notice.system
-    if system.type == "user_changed_number":
+    if system.type is WaSystemType.USER_CHANGED_NUMBER:
         return system.wa_id or system.user_id
     keyed_by_bsuid = is_bsuid(conversation.wa_id) or conversation.wa_id == system.previous_user_id
     if system.user_id and keyed_by_bsuid:

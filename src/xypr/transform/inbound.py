@@ -16,12 +16,14 @@ from xypr.whatsapp.models import (
     WaFlowReply,
     WaInboundMessage,
     WaInteractive,
+    WaInteractiveType,
     WaLocation,
     WaMessageContent,
     WaOrder,
     WaProfile,
     WaReaction,
     WaReferral,
+    WaSystemType,
     customer_id_type,
 )
 
@@ -429,10 +431,10 @@ def _contacts_lines(cards: list[WaContactCard]) -> list[str]:
 
 def _interactive_lines(interactive: WaInteractive) -> list[str]:
     choice = interactive.button_reply or interactive.list_reply
-    if interactive.type in ("button_reply", "list_reply") and choice is not None:
+    if interactive.type in (WaInteractiveType.BUTTON_REPLY, WaInteractiveType.LIST_REPLY) and choice is not None:
         title = choice.title or choice.id
         return [f"Selected: {title} — {choice.description}" if choice.description else f"Selected: {title}"]
-    if interactive.type == "nfm_reply" and interactive.nfm_reply is not None:
+    if interactive.type is WaInteractiveType.NFM_REPLY and interactive.nfm_reply is not None:
         return _flow_lines(interactive.nfm_reply)
     return [f"[The customer answered with an interactive {interactive.type} reply, which cannot be shown here.]"]
 
@@ -516,11 +518,11 @@ def _order_lines(order: WaOrder) -> list[str]:
 def _system_line(message: WaInboundMessage, facts: InboundFacts) -> str:
     system = message.system
     before = message.customer_key or facts.customer_id
-    if system and system.type == "user_changed_number" and (system.wa_id or system.user_id):
+    if system and system.type is WaSystemType.USER_CHANGED_NUMBER and (system.wa_id or system.user_id):
         new = system.wa_id or system.user_id
         old = f" from {before}" if before else ""
         return f"[The customer changed their WhatsApp number{old} to {new}. Their new messages come from {new}.]"
-    if system and system.type == "user_changed_user_id" and system.user_id:
+    if system and system.type is WaSystemType.USER_CHANGED_USER_ID and system.user_id:
         # No phone number in this notice: the customer's WhatsApp user id (BSUID) is all that changed.
         previous = system.previous_user_id or before
         changed = f"changed from {previous} to {system.user_id}" if previous else f"changed to {system.user_id}"

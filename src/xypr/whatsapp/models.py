@@ -25,6 +25,7 @@ __all__ = [
     "WaFlowReply",
     "WaInboundMessage",
     "WaInteractive",
+    "WaInteractiveType",
     "WaLocation",
     "WaMedia",
     "WaMessageContent",
@@ -41,6 +42,7 @@ __all__ = [
     "WaStatus",
     "WaStatusValue",
     "WaSystem",
+    "WaSystemType",
     "WaText",
     "WebhookChange",
     "WebhookEntry",
@@ -167,8 +169,17 @@ class WaFlowReply(_Wire):
     response_json: str | None = None
 
 
+class WaInteractiveType(WireEnum):
+    """What kind of answer an `interactive` message is."""
+
+    BUTTON_REPLY = "button_reply"
+    LIST_REPLY = "list_reply"
+    NFM_REPLY = "nfm_reply"
+    UNKNOWN = "unknown"
+
+
 class WaInteractive(_Wire):
-    type: str
+    type: WaInteractiveType
     button_reply: WaReplyChoice | None = None
     list_reply: WaReplyChoice | None = None
     nfm_reply: WaFlowReply | None = None
@@ -228,14 +239,22 @@ class WaContext(_Wire):
 
 # `system` notices that a customer's WhatsApp identity changed: a new phone number (which also gives a new
 # BSUID), or a new BSUID alone. Either may come without `from`: the customer is then named only inside.
-IDENTITY_CHANGES = frozenset({"user_changed_number", "user_changed_user_id"})
+class WaSystemType(WireEnum):
+    """A `system` notice's `type`: the customer changed phone number, or only their BSUID."""
+
+    USER_CHANGED_NUMBER = "user_changed_number"
+    USER_CHANGED_USER_ID = "user_changed_user_id"
+    UNKNOWN = "unknown"
+
+
+IDENTITY_CHANGES = frozenset({WaSystemType.USER_CHANGED_NUMBER, WaSystemType.USER_CHANGED_USER_ID})
 
 
 class WaSystem(_Wire):
     """`system`: `user_changed_number` (new `wa_id`) or `user_changed_user_id` (new BSUID only); both carry
     the new `user_id` / `parent_user_id` and the `previous_user_id` / `previous_parent_user_id`."""
 
-    type: str | None = None
+    type: WaSystemType | None = None
     body: str | None = None
     wa_id: str | None = None
     user_id: str | None = None
