@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from xypr.backends.broker.base import Broker, Consumer, Delivery
 from xypr.backends.unavailable import is_transient
@@ -35,7 +35,7 @@ __all__ = ["Handoff", "HandoffFailed", "KeyedLocks", "Parking", "Stage", "attemp
 
 log = get_logger(__name__)
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E", bound=QueuedEvent)
 R = TypeVar("R", bound=QueuedEvent)
 
 
@@ -160,13 +160,13 @@ def _cause(exc: Exception) -> Exception:
     return exc.cause if isinstance(exc, HandoffFailed) else exc
 
 
-async def _before_retry(stage: Stage[Any], event: BaseModel, exc: Exception) -> None:
+async def _before_retry(stage: Stage[Any], event: QueuedEvent, exc: Exception) -> None:
     # A failed handoff told its own stage already (`Handoff.__call__`).
     if isinstance(exc, TransientError):
         await stage.on_transient(event, exc)
 
 
-async def _exhausted(stage: Stage[Any], event: BaseModel, exc: Exception, attempt: int) -> bool:
+async def _exhausted(stage: Stage[Any], event: QueuedEvent, exc: Exception, attempt: int) -> bool:
     """Report an event whose retries ran out; True when a failed handoff's request was dead-lettered in its
     stead (then the event itself is done), False when the caller dead-letters the event."""
     if isinstance(exc, HandoffFailed):
@@ -219,7 +219,7 @@ async def _process(
         log.error("event.malformed", stage=stage.name, error=str(exc)[:500])
         await delivery.dead_letter(f"malformed event: {exc}"[:2000])
         return
-    bound = {"stage": stage.name, "key": delivery.key, "correlation_id": getattr(event, "correlation_id", None)}
+    bound = {"stage": stage.name, "key": delivery.key, "correlation_id": event.correlation_id}
     with structlog.contextvars.bound_contextvars(**bound):
         started = time.monotonic()
         first_try_at = time.time()
@@ -293,10 +293,8 @@ async def _process(
             return
 
 
-def _observe_latency(stage: Stage[Any], event: BaseModel) -> None:
-    accepted_at = getattr(event, "accepted_at", None)
-    if accepted_at is not None:
-        STAGE_LATENCY.labels(stage.name).observe(max(0.0, time.time() - accepted_at))
+def _observe_latency(stage: Stage[Any], event: QueuedEvent) -> None:
+    STAGE_LATENCY.labels(stage.name).observe(max(0.0, time.time() - event.accepted_at))
 
 
 async def _park(
@@ -433,7 +431,7 @@ class _Drainer:
         # A joined event was never tried: its horizon starts now.
         first_try_at = parked.first_try_at if parked.attempts else time.time()
         attempt = parked.attempts + 1
-        bound = {"stage": stage.name, "key": parked.key, "correlation_id": getattr(event, "correlation_id", None)}
+        bound = {"stage": stage.name, "key": parked.key, "correlation_id": event.correlation_id}
         with structlog.contextvars.bound_contextvars(**bound):
             try:
                 outcome = await stage.handle(event)

@@ -8,13 +8,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import BaseModel
 
 from tests.support.live import eventually
 from xypr.backends.broker.base import Consumer, OutgoingMessage
 from xypr.config import Settings
 from xypr.core.errors import TransientError
 from xypr.core.retry import RetryPolicy
+from xypr.events import QueuedEvent
 from xypr.retry_parking import ParkingStore
 from xypr.runtime import Runtime
 from xypr.stage import Parking, Stage, attempts_of, run_stage
@@ -23,7 +23,10 @@ from xypr.topology import SEND_GENESYS
 QUEUE = SEND_GENESYS
 
 
-class Note(BaseModel):
+class Note(QueuedEvent):
+    tenant_id: str = "tenant-a"
+    accepted_at: float = 0.0
+    correlation_id: str = "note"
     key: str
     n: int
 
