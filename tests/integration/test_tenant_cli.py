@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_tenant_file import GOOD
+from tests.unit.tenants.test_tenant_file import GOOD
 from xypr.core.secretbox import generate_master_key
 
 SECRETS = ("csecret", "0123456789abcdef", "EAAG", "appsecret", "verify")

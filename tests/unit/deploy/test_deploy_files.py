@@ -23,7 +23,7 @@ from xypr.cli import cli
 from xypr.layout import http_services
 from xypr.services.registry import SERVICES, WORKER_SERVICES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest version these manifests promise (pod-index label: 1.28+)
