@@ -95,6 +95,20 @@ class GenesysClient:
         self._locks: dict[str, asyncio.Lock] = {}
         self._memo: dict[GenesysCredentials, tuple[str, float]] = {}  # credentials → (token, monotonic until)
 
+    async def request(
+        self, tenant: GenesysCredentials, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """Any other Platform API call (`path` from `/api/v2/…`) with the tenant's token: a refused (401)
+        token is replaced once, as for `send`. Returns Genesys' response for the caller to read; a token
+        Genesys will not issue raises as for `send`, a network failure as `httpx.HTTPError`."""
+        url = f"{api_base(tenant.region, self._api_url)}{path}"
+        token = await self.token(tenant)
+        response = await self._http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        if response.status_code == 401:
+            token = await self.token(tenant, stale=token)
+            response = await self._http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        return response
+
     async def send(self, tenant: GenesysCredentials, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST one inbound request (`message`, `receipt`, `event`, `structured`); returns Genesys' answer."""
         url = (

@@ -58,6 +58,15 @@ class GraphClient:
             )
         )
 
+    async def read_number(self, number: WhatsAppCredentials, *, fields: str) -> httpx.Response:
+        """`GET /{phone_number_id}?fields=…` with the number's token: Meta's response, for the caller to read
+        (an operator's check of the token and the number); a network failure raises `httpx.HTTPError`."""
+        return await self._http.get(
+            f"{self._base}/{number.phone_number_id}",
+            params={"fields": fields},
+            headers={"Authorization": f"Bearer {number.access_token}"},
+        )
+
     async def upload_media(self, number: WhatsAppCredentials, *, data: bytes, mime_type: str, filename: str) -> str:
         """POST `/{phone_number_id}/media` (multipart `messaging_product`, `file`, `type`); returns the media id."""
         answer = await self._call(

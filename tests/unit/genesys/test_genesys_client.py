@@ -370,3 +370,33 @@ async def test_login_rate_limit_is_transient_with_retry_after(cache: Cache) -> N
     with pytest.raises(TransientError) as caught:
         await client.token(tenant())
     assert caught.value.retry_after == 3.0
+
+
+async def test_another_platform_call_replaces_a_refused_token_once_and_hands_back_the_answer(
+    fake: FakeGenesys, cache: Cache
+) -> None:
+    client = client_for(fake, cache)
+    first = await client.request(tenant(), "GET", "/api/v2/integrations?pageSize=100")
+    fake.expire_tokens()
+
+    second = await client.request(tenant(), "POST", "/api/v2/conversations/messages/agentless", {"textBody": "Hi"})
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert fake.tokens_issued == ["token-1", "token-2"]
+    assert [(call.method, call.url.path, call.headers["authorization"]) for call in fake.calls] == [
+        ("GET", "/api/v2/integrations", "Bearer token-1"),
+        ("POST", "/api/v2/conversations/messages/agentless", "Bearer token-1"),
+        ("POST", "/api/v2/conversations/messages/agentless", "Bearer token-2"),
+    ]
+    assert fake.calls[-1].content == b'{"textBody":"Hi"}'
+
+
+async def test_another_platform_call_refused_twice_hands_back_the_401(fake: FakeGenesys, cache: Cache) -> None:
+    client = client_for(fake, cache)
+    fake.answers = [httpx.Response(401, json={"code": "bad.credentials"})] * 2
+    fake.live_tokens.add("token-1")
+
+    answer = await client.request(tenant(), "GET", "/api/v2/integrations")
+
+    assert answer.status_code == 401
+    assert len(fake.calls) == 2

@@ -16,7 +16,6 @@ import httpx
 
 from xypr.core.errors import Conflict, PermanentError, ServiceUnavailable, TransientError
 from xypr.core.logging import get_logger
-from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
 from xypr.tenants.service import TenantRuntime
 
@@ -51,15 +50,12 @@ def widget_url(public_url: str) -> str:
 async def _call(
     runtime: Runtime, tenant: TenantRuntime, method: str, path: str, body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    url = f"{api_base(tenant.genesys_region, runtime.settings.genesys_api_url)}{path}"
     try:
-        token = await runtime.genesys.token(tenant.genesys_credentials)
+        response = await runtime.genesys.request(tenant.genesys_credentials, method, path, body)
     except PermanentError as exc:  # the stored credentials, not the request, are what Genesys refused
         raise Conflict(f"Genesys Cloud issued no token for this tenant: {exc.message}") from exc
     except TransientError as exc:
         raise ServiceUnavailable(f"Genesys Cloud did not answer the token request ({exc.message}); try again") from exc
-    try:
-        response = await runtime.http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
         raise ServiceUnavailable(f"Genesys Cloud unreachable ({type(exc).__name__}); try again") from exc
     if response.status_code in (400, 403, 404):

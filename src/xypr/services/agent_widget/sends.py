@@ -18,7 +18,6 @@ import httpx
 
 from xypr.core.errors import BadRequest, Conflict, ServiceUnavailable
 from xypr.core.logging import get_logger
-from xypr.genesys.client import api_base
 from xypr.runtime import Runtime
 from xypr.state.models import Conversation
 from xypr.tenants.service import TenantRuntime
@@ -51,17 +50,10 @@ async def send_through_genesys(
     }
     if content:
         body["content"] = content
-    url = f"{api_base(tenant.genesys_region, runtime.settings.genesys_api_url)}{AGENTLESS_PATH}"
-    token = await runtime.genesys.token(tenant.genesys_credentials)
-    for attempt in range(2):
-        try:
-            response = await runtime.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"Genesys Cloud unreachable ({type(exc).__name__}); try again") from exc
-        if response.status_code == 401 and attempt == 0:
-            token = await runtime.genesys.token(tenant.genesys_credentials, stale=token)
-            continue
-        break
+    try:
+        response = await runtime.genesys.request(tenant.genesys_credentials, "POST", AGENTLESS_PATH, body)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"Genesys Cloud unreachable ({type(exc).__name__}); try again") from exc
     if response.status_code in (400, 404, 422):
         message = _genesys_message(response)
         raise BadRequest(f"Genesys Cloud refused the message: {message}")

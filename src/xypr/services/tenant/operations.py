@@ -101,13 +101,10 @@ class NumberStatus:
 async def whatsapp_number_status(runtime: Runtime, principal: Principal, tenant_id: str) -> NumberStatus:
     """`GET /{phone_number_id}` with the tenant's token: is the token valid, the throughput tier, quality."""
     tenant = await tenant_in_scope(runtime, principal, tenant_id)
-    settings = runtime.settings
-    url = f"{settings.meta_graph_url.rstrip('/')}/{settings.meta_api_version}/{tenant.wa_phone_number_id}"
     try:
-        answer = await runtime.http.get(
-            url, params={"fields": "display_phone_number,verified_name,quality_rating,throughput"},
-            headers={"Authorization": f"Bearer {tenant.wa_access_token}"},
-        )  # fmt: skip
+        answer = await runtime.graph.read_number(
+            tenant.whatsapp_credentials, fields="display_phone_number,verified_name,quality_rating,throughput"
+        )
     except httpx.HTTPError as exc:
         return NumberStatus(False, f"Graph API unreachable ({type(exc).__name__})")
     try:
