@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from click.testing import Result
 from typer.testing import CliRunner
 
+from tests.support.models import load_all
 from xypr.auth.models import RefreshToken, User
 from xypr.auth.passwords import verify_password
 from xypr.backends.db import create_database, migrate
@@ -19,7 +20,6 @@ from xypr.backends.db.base import Base
 from xypr.cli import cli
 from xypr.config import Settings
 from xypr.core.secretbox import generate_master_key
-from xypr.models import load_all
 
 PASSWORD = "a sturdy admin password"
 

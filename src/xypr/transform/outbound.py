@@ -45,7 +45,6 @@ __all__ = [
     "recipient",
     "split_text",
     "template_send",
-    "to_whatsapp_sends",
     "typing_indicator",
 ]
 
@@ -666,8 +665,3 @@ def plan_outbound(message: GenesysOutbound, *, to: str, id_type: str | None) -> 
     if not text.strip():
         raise UnsupportedOutbound("a message with neither text nor content", "InvalidMessageStructure")
     return OutboundPlan(_texts(address, text))
-
-
-def to_whatsapp_sends(message: GenesysOutbound, *, to: str, id_type: str | None) -> list[dict[str, Any]]:
-    """The Graph `/messages` bodies for one Genesys outbound message, in sending order."""
-    return plan_outbound(message, to=to, id_type=id_type).sends

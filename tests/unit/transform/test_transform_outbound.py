@@ -16,7 +16,6 @@ from xypr.transform.outbound import (
     mark_read,
     plan_outbound,
     split_text,
-    to_whatsapp_sends,
     typing_indicator,
 )
 
@@ -56,7 +55,7 @@ def _quick_replies(*texts: str) -> list[dict[str, Any]]:
 def test_captured_outbound_text_becomes_the_documented_text_send() -> None:
     message = GenesysOutbound.model_validate(contract("genesys/captured-openmessaging-outbound-text.json"))
 
-    sends = to_whatsapp_sends(message, to=PHONE, id_type="Phone")
+    sends = plan_outbound(message, to=PHONE, id_type="Phone").sends
 
     assert sends == [_expected("meta/send-text-request.json", text={"body": "Hello World", "preview_url": False})]
 
@@ -71,7 +70,7 @@ def test_text_with_a_link_becomes_the_documented_preview_url_send() -> None:
 
 def test_bsuid_customer_is_addressed_with_recipient() -> None:
     message = GenesysOutbound.model_validate(contract("genesys/captured-openmessaging-outbound-text.json"))
-    (send,) = to_whatsapp_sends(message, to="US.13491208655302741918", id_type="Opaque")
+    (send,) = plan_outbound(message, to="US.13491208655302741918", id_type="Opaque").sends
     assert send["recipient"] == "US.13491208655302741918"
     assert "to" not in send
 

@@ -19,7 +19,7 @@ from xypr.services.agent_widget.router import TemplateSend, notification_content
 from xypr.state.details import MessageDetails
 from xypr.state.models import Message
 from xypr.transform.inbound import message_facts
-from xypr.transform.outbound import to_whatsapp_sends
+from xypr.transform.outbound import plan_outbound
 from xypr.whatsapp.models import WaInboundMessage
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -165,7 +165,7 @@ def test_a_filled_template_becomes_the_whatsapp_template_through_the_outbound_tr
                                  "from": {"id": "i"}, "time": "2026-03-01T10:00:00.000Z", "messageId": "g1"},
          "direction": "Outbound", "type": "Structured", "text": text, "content": [item]}
     )  # fmt: skip
-    [send] = to_whatsapp_sends(outbound, to="16505551234", id_type="Phone")
+    [send] = plan_outbound(outbound, to="16505551234", id_type="Phone").sends
     assert send["template"] == {
         "name": "order_update",
         "language": {"code": "en_US"},

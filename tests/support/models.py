@@ -1,4 +1,5 @@
-"""Imports every ORM model so `Base.metadata` is complete (migrations, tests)."""
+"""Every ORM model registered on `Base.metadata`, for tests that compare the models with the migrated schema
+(the application itself never needs them all at once: the migrations are the schema)."""
 
 __all__ = ["load_all"]
 
