@@ -107,6 +107,8 @@ class GenesysClient:
         if response.status_code == 401:
             token = await self.token(tenant, stale=token)
             response = await self._http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+            if response.status_code == 401:
+                await self._forget_token(tenant, token)  # refused although fresh: the next call starts clean
         return response
 
     async def send(self, tenant: GenesysCredentials, kind: str, body: dict[str, Any]) -> dict[str, Any]:
