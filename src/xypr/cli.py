@@ -261,8 +261,7 @@ def run(
         lines += [
             f"  API docs      {url}/docs",
             f"  health        {url}/health  {url}/ready",
-            f"  metrics       {url}/metrics"
-            + "".join(f"  (queue workers: http://127.0.0.1:{port}/metrics)" for port in children.ports),
+            f"  metrics       {url}/metrics" + ("   (this process and its queue workers)" if children.ports else ""),
             f"  webhooks      {url}/webhook/whatsapp  {url}/webhook/genesys",
             f"  data folder   {settings.data_dir.resolve()}",
             "Press Ctrl+C to stop.",

@@ -9,7 +9,8 @@ tokens) and the media folder.
 The children are this process's: they start once the database is migrated (a start-up hook), a child
 that dies is started again (after 1 s, doubling to 30 s while it keeps dying at once), and they are
 stopped with SIGTERM, then SIGKILL after the grace, when this process stops. Each serves its own `/health`,
-`/ready` and `/metrics` on 127.0.0.1 at a port chosen once (the banner of `xypr run` shows it). They run in a session of
+`/ready` and `/metrics` on 127.0.0.1 at a port chosen once (the banner of `xypr run` shows it; the parent's `/ready` and
+`/metrics` include them). They run in a session of
 their own, so a terminal's Ctrl+C reaches this process only and the stop stays in order; a child whose
 parent died without stopping it (SIGKILL) notices within a second and stops itself
 (`watch_parent`).

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.moto import free_port
 from xypr.sandbox.demo import DEMO_TENANT
@@ -90,6 +91,20 @@ def _delivered(url: str, text: str) -> Callable[[], bool]:
     return probe
 
 
+def _processed(url: str, process: str) -> float:
+    """Events the pipeline stages of `process` handled, by xypr run's /metrics."""
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text)
+    return sum(
+        sample.value
+        for family in families
+        if family.name == "xypr_events"
+        for sample in family.samples
+        if sample.name == "xypr_events_total"
+        and sample.labels.get("process") == process
+        and sample.labels.get("outcome") == "processed"
+    )
+
+
 def test_the_workers_run_in_a_child_that_is_restarted_when_it_dies_and_stopped_with_run(tmp_path: Path) -> None:
     with _run(tmp_path) as (process, url):
         _wait("a worker process runs", lambda: len(_children(process.pid)) == 1)
@@ -98,6 +113,12 @@ def test_the_workers_run_in_a_child_that_is_restarted_when_it_dies_and_stopped_w
         # /ready waited for the worker process too, and says so.
         assert httpx.get(f"{url}/ready", timeout=10).json()["checks"]["workers"] is True
         _wait("a customer message reaches Genesys through the worker process", _delivered(url, "before the kill"))
+        # One scrape answers for both processes, each sample labelled with its own.
+        _wait("the worker's events are in xypr run's /metrics", lambda: _processed(url, "worker-1") >= 1)
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert 'xypr_worker_process_up{process="worker-1"} 1.0' in metrics
+        assert _processed(url, "http") == 0  # the HTTP process runs no queue worker
+        assert 'process_cpu_seconds_total{process="worker-1"}' in metrics
 
         os.kill(first, signal.SIGKILL)
         _wait("a new worker process runs", lambda: [p for p in _children(process.pid) if p != first] != [])
